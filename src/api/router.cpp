@@ -1,0 +1,547 @@
+#include "api/router.hpp"
+
+#include "api/chat_parser.hpp"
+#include "api/http_error.hpp"
+#include "core/clock.hpp"
+#include "core/ids.hpp"
+#include "stream/events.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/url/parse.hpp>
+
+#include <charconv>
+
+namespace spool {
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+http::Response json_response(int status, std::string body) {
+  http::Response r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  const std::size_t n = std::max(a.size(), b.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff |= static_cast<unsigned char>(x ^ y);
+  }
+  return diff == 0;
+}
+
+bool is_json_content_type(const std::string* ct) {
+  if (!ct) return false;
+  std::string_view v = *ct;
+  v = v.substr(0, v.find(';'));
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  constexpr std::string_view want = "application/json";
+  if (v.size() != want.size()) return false;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(v[i])) != want[i]) return false;
+  }
+  return true;
+}
+
+std::uint64_t fnv1a(std::string_view a, std::string_view b) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (std::string_view s : {a, std::string_view("\0", 1), b}) {
+    for (unsigned char c : s) {
+      h ^= c;
+      h *= 1099511628211ULL;
+    }
+  }
+  return h;
+}
+
+// Parses a Last-Event-ID value: decimal digits only.
+std::optional<std::uint64_t> parse_event_id(std::string_view s) {
+  if (s.empty() || s.size() > 19) return std::nullopt;
+  std::uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+json::value time_or_null(const std::optional<SysTime>& t) { return t ? json::value(rfc3339(*t)) : json::value(nullptr); }
+
+std::string status_json(const StreamInfo& i) {
+  json::object usage{{"input_tokens", i.usage.input_tokens}, {"output_tokens", i.usage.output_tokens}};
+  json::object meta{{"message_count", i.message_count},
+                    {"thinking_enabled", i.thinking_enabled},
+                    {"model", i.model},
+                    {"events", i.events},
+                    {"observers", i.observers},
+                    {"usage", std::move(usage)},
+                    {"queue_position", i.queue_position ? json::value(*i.queue_position) : json::value(nullptr)}};
+  json::object o{{"message_id", i.id},
+                 {"status", to_string(i.status)},
+                 {"created_at", rfc3339(i.created_at)},
+                 {"updated_at", rfc3339(i.updated_at)},
+                 {"completed_at", time_or_null(i.completed_at)},
+                 {"error_message", i.error_message ? json::value(*i.error_message) : json::value(nullptr)},
+                 {"stream_type", "chat_completion"},
+                 {"metadata", std::move(meta)}};
+  return json::serialize(o);
+}
+
+// SSE of one stream for one observer: stored frames as they are, pings when idle.
+class SseSource final : public http::BodySource {
+ public:
+  SseSource(std::unique_ptr<Cursor> cursor, std::chrono::milliseconds ping, Metrics& metrics)
+      : cursor_(std::move(cursor)), ping_(ping), metrics_(metrics), last_sent_(Clock::now()) {}
+
+  ~SseSource() override {
+    if (on_done) on_done();
+  }
+
+  asio::awaitable<http::ResponseHead> head() override {
+    http::ResponseHead h;
+    h.content_type = "text/event-stream; charset=utf-8";
+    h.headers = {{"Cache-Control", "no-cache"}, {"X-Accel-Buffering", "no"}};
+    co_return h;
+  }
+
+  asio::awaitable<http::BodyChunk> next() override {
+    http::BodyChunk out;
+    if (aborted_) {
+      out.last = true;
+      co_return out;
+    }
+    const auto deadline = last_sent_ + ping_;
+    chunk_ = co_await cursor_->next(deadline);
+    if (chunk_.end) {
+      out.last = true;
+      co_return out;
+    }
+    last_sent_ = Clock::now();
+    if (chunk_.buffers.empty()) {
+      const std::string_view ping = events::ping_frame();
+      out.buffers.emplace_back(ping.data(), ping.size());
+      co_return out;
+    }
+    std::size_t bytes = 0;
+    for (const auto& b : chunk_.buffers) bytes += b.size();
+    metrics_.sent(chunk_.events, bytes);
+    out.buffers = chunk_.buffers;
+    co_return out;
+  }
+
+  void abort(http::AbortReason why) override {
+    aborted_ = true;
+    cursor_->abort();
+    if (why == http::AbortReason::client_gone && on_client_gone) on_client_gone();
+  }
+
+  std::function<void()> on_client_gone;  // the synchronous route cancels its job here
+  std::function<void()> on_done;         // the synchronous route deletes its stream here
+
+ private:
+  std::unique_ptr<Cursor> cursor_;
+  std::chrono::milliseconds ping_;
+  Metrics& metrics_;
+  Clock::time_point last_sent_;
+  ReadChunk chunk_;
+  bool aborted_ = false;
+};
+
+// A synchronous non-streaming reply: waits for the job, then answers the folded message.
+class FoldedReply final : public http::BodySource {
+ public:
+  FoldedReply(std::unique_ptr<Cursor> cursor, std::shared_ptr<Job> job, std::function<void()> on_done)
+      : cursor_(std::move(cursor)), job_(std::move(job)), on_done_(std::move(on_done)) {}
+  ~FoldedReply() override { on_done_(); }
+
+  asio::awaitable<http::ResponseHead> head() override {
+    for (;;) {
+      const auto far = Clock::now() + std::chrono::hours(24);
+      ReadChunk c = co_await cursor_->next(far);
+      if (c.end) break;
+    }
+    http::ResponseHead h;
+    h.content_type = "application/json";
+    if (auto err = job_->failure()) {
+      http::Response r = error_response(*err, job_->id());
+      h.status = r.status;
+      body_ = std::move(r.body);
+    } else {
+      body_ = json::serialize(job_->folded());
+    }
+    h.headers.emplace_back("Content-Length", std::to_string(body_.size()));
+    co_return h;
+  }
+
+  asio::awaitable<http::BodyChunk> next() override {
+    http::BodyChunk out;
+    out.buffers.emplace_back(body_.data(), body_.size());
+    out.last = true;
+    co_return out;
+  }
+
+  void abort(http::AbortReason why) override {
+    cursor_->abort();
+    job_->cancel();
+  }
+
+ private:
+  std::unique_ptr<Cursor> cursor_;
+  std::shared_ptr<Job> job_;
+  std::function<void()> on_done_;
+  std::string body_;
+};
+
+}  // namespace
+
+struct Router::Call {
+  http::Request req;
+  boost::urls::url_view url;
+  std::vector<std::string> segments;
+  std::string owner;
+  std::string route = "unknown";
+};
+
+Router::Router(ApiOptions opts, JobService& jobs, const ModelRegistry& models, Metrics& metrics)
+    : opts_(std::move(opts)), jobs_(jobs), models_(models), metrics_(metrics) {
+  std::string_view p = opts_.path_prefix;
+  while (!p.empty()) {
+    const auto slash = p.find('/');
+    const std::string_view seg = p.substr(0, slash);
+    if (!seg.empty()) prefix_.emplace_back(seg);
+    if (slash == std::string_view::npos) break;
+    p.remove_prefix(slash + 1);
+  }
+}
+
+http::Response Router::protocol_error(http::ProtocolError e) {
+  switch (e) {
+    case http::ProtocolError::body_too_large:
+      metrics_.request("too_large", 413);
+      return error_response(make_error(Errc::too_large, "Request body is larger than the configured limit"));
+    case http::ProtocolError::header_too_large: {
+      http::Response r = error_response(make_error(Errc::invalid_request, "Request headers are too large"));
+      r.status = 431;
+      return r;
+    }
+    case http::ProtocolError::bad_request:
+      break;
+  }
+  return error_response(make_error(Errc::invalid_request, "Malformed HTTP request"));
+}
+
+asio::awaitable<http::Response> Router::handle(http::Request req) {
+  Call call{std::move(req), {}, {}, {}, {}};
+  http::Response r = co_await dispatch(call);
+  metrics_.request(call.route, r.status);
+  co_return r;
+}
+
+asio::awaitable<Status> Router::visible(const Call& call, std::string id) {
+  if (!opts_.stream_scoping) co_return Ok{};
+  auto owner = co_await jobs_.broker().owner(id);
+  if (!owner) co_return owner.error();
+  if (*owner != call.owner) co_return make_error(Errc::not_found, "Stream with message_id " + id + " not found");
+  co_return Ok{};
+}
+
+asio::awaitable<http::Response> Router::dispatch(Call& call) {
+  auto parsed = boost::urls::parse_origin_form(call.req.target);
+  if (!parsed) co_return error_response(make_error(Errc::invalid_request, "Malformed request target"));
+  call.url = *parsed;
+  for (auto seg : call.url.segments()) call.segments.push_back(seg);
+  if (!call.segments.empty() && call.segments.back().empty()) call.segments.pop_back();  // trailing slash
+  if (!prefix_.empty() && call.segments.size() >= prefix_.size() &&
+      std::equal(prefix_.begin(), prefix_.end(), call.segments.begin())) {
+    call.segments.erase(call.segments.begin(), call.segments.begin() + static_cast<std::ptrdiff_t>(prefix_.size()));
+  }
+  const auto& s = call.segments;
+  const std::string& m = call.req.method;
+
+  if (s.size() == 1 && s[0] == "health") {
+    call.route = "health";
+    if (m != "GET") co_return error_response(make_error(Errc::method_not_allowed, ""));
+    co_return health();
+  }
+
+  if (!opts_.auth_secrets.empty()) {
+    const std::string* auth = call.req.header("authorization");
+    bool ok = false;
+    for (std::size_t i = 0; i < opts_.auth_secrets.size(); ++i) {
+      if (auth && constant_time_equal(*auth, opts_.auth_secrets[i])) {
+        ok = true;
+        call.owner = "secret-" + std::to_string(i);
+      }
+    }
+    if (!ok) {
+      call.route = "unauthorized";
+      co_return error_response(make_error(Errc::unauthorized, "Not authenticated"));
+    }
+  }
+
+  auto method_is = [&](std::string_view want) { return m == want; };
+  auto wrong_method = [&]() { return error_response(make_error(Errc::method_not_allowed, "")); };
+
+  if (s.size() == 1 && s[0] == "metrics") {
+    call.route = "metrics";
+    if (!method_is("GET")) co_return wrong_method();
+    co_return metrics();
+  }
+  if (s.size() >= 2 && s[0] == "v1") {
+    if (s.size() == 2 && s[1] == "models") {
+      call.route = "models";
+      if (!method_is("GET")) co_return wrong_method();
+      co_return models();
+    }
+    if (s.size() >= 2 && s[1] == "messages") {
+      if (s.size() == 2) {
+        call.route = "message";
+        if (!method_is("POST")) co_return wrong_method();
+        co_return co_await message(call);
+      }
+      if (s.size() == 3 && s[2] == "count_tokens") {
+        call.route = "count_tokens";
+        if (!method_is("POST")) co_return wrong_method();
+        co_return co_await count_tokens(call);
+      }
+      if (s.size() == 3 && s[2] == "validate") {
+        call.route = "validate";
+        if (!method_is("POST")) co_return wrong_method();
+        co_return co_await validate(call);
+      }
+      if (s[2] == "async") {
+        if (s.size() == 3) {
+          call.route = "start";
+          if (!method_is("POST")) co_return wrong_method();
+          co_return co_await start(call);
+        }
+        if (s.size() == 5) {
+          const std::string& id = s[3];
+          const std::string& action = s[4];
+          struct R {
+            std::string_view action, method;
+          };
+          static constexpr R routes[] = {
+              {"stream", "GET"}, {"status", "GET"}, {"cancel", "POST"}, {"delete", "DELETE"}};
+          for (const auto& r : routes) {
+            if (action != r.action) continue;
+            call.route = std::string(r.action);
+            if (!method_is(r.method)) co_return wrong_method();
+            if (!is_addressable_id(id)) {
+              co_return error_response(make_error(Errc::not_found, "Stream with message_id " + id + " not found"));
+            }
+            if (auto vis = co_await visible(call, id); !vis) co_return error_response(vis.error());
+            if (action == "stream") co_return co_await observe(call, id);
+            if (action == "status") co_return co_await status(call, id);
+            if (action == "cancel") co_return co_await cancel(call, id);
+            co_return co_await remove(call, id);
+          }
+        }
+      }
+    }
+  }
+  call.route = "not_found";
+  co_return error_response(make_error(Errc::route_not_found, ""));
+}
+
+namespace {
+
+// Parses the chat body after checking its content type.
+Result<ChatRequest> parse_body(const http::Request& req) {
+  if (!is_json_content_type(req.header("content-type"))) {
+    return make_error(Errc::invalid_request, "Content-Type must be application/json");
+  }
+  return parse_chat_request(req.body);
+}
+
+}  // namespace
+
+asio::awaitable<http::Response> Router::start(Call& call) {
+  std::string id;
+  if (auto it = call.url.params().find("message_id"); it != call.url.params().end()) {
+    id = (*it).value;
+    if (!id.empty() && !is_addressable_id(id)) {
+      co_return error_response(make_error(
+          Errc::invalid_request,
+          "message_id must be 1 to 256 bytes without '/', whitespace or control characters"));
+    }
+  }
+  auto req = parse_body(call.req);
+  if (!req) co_return error_response(req.error());
+  auto model = models_.resolve(req->model);
+  if (!model) co_return error_response(model.error());
+  StartJob job;
+  job.id = id;
+  job.request = std::make_shared<const ChatRequest>(std::move(req.value()));
+  job.model = model.value();
+  job.owner = call.owner;
+  if (const std::string* key = call.req.header("idempotency-key"); key && !key->empty()) {
+    job.idempotency_key = *key;
+    job.body_digest = std::to_string(fnv1a(call.req.body, id));
+  }
+  auto started = co_await jobs_.start(std::move(job));
+  if (!started) co_return error_response(started.error());
+  json::object body{{"message_id", started->id}, {"status", "pending"}, {"message", "Request initiated successfully"}};
+  co_return json_response(200, json::serialize(body));
+}
+
+asio::awaitable<http::Response> Router::observe(Call& call, std::string id) {
+  std::uint64_t after = 0;
+  bool resumed = false;
+  std::optional<std::string> raw;
+  if (auto it = call.url.params().find("last_event_id"); it != call.url.params().end() && !(*it).value.empty()) {
+    raw = std::string((*it).value);
+  } else if (const std::string* h = call.req.header("last-event-id"); h && !h->empty()) {
+    raw = *h;
+  }
+  if (raw) {
+    auto n = parse_event_id(*raw);
+    if (!n) {
+      co_return error_response(
+          make_error(Errc::invalid_request, "Last-Event-ID must be a non-negative integer event position"));
+    }
+    after = *n;
+    resumed = true;
+  }
+  auto cursor = co_await jobs_.broker().open(id, after, call.req.executor);
+  if (!cursor) co_return error_response(cursor.error());
+  if (resumed && cursor.value()->exhausted_at_open()) {
+    http::Response r;
+    r.status = 204;
+    r.content_type.clear();
+    co_return r;
+  }
+  http::Response r;
+  r.source = std::make_unique<SseSource>(std::move(cursor.value()), opts_.ping_interval, metrics_);
+  co_return r;
+}
+
+asio::awaitable<http::Response> Router::status(Call& call, std::string id) {
+  auto info = co_await jobs_.broker().info(id);
+  if (!info) co_return error_response(info.error());
+  co_return json_response(200, status_json(*info));
+}
+
+asio::awaitable<http::Response> Router::cancel(Call& call, std::string id) {
+  const auto t0 = Clock::now();
+  auto done = co_await jobs_.cancel(id);
+  if (!done) co_return error_response(done.error());
+  metrics_.cancel_latency(
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count()));
+  json::object body{{"message", "Stream cancelled successfully"}, {"message_id", id}};
+  co_return json_response(200, json::serialize(body));
+}
+
+asio::awaitable<http::Response> Router::remove(Call& call, std::string id) {
+  auto done = co_await jobs_.remove(id);
+  if (!done) co_return error_response(done.error());
+  co_return json_response(200, "null");
+}
+
+asio::awaitable<http::Response> Router::message(Call& call) {
+  auto req = parse_body(call.req);
+  if (!req) co_return error_response(req.error());
+  auto model = models_.resolve(req->model);
+  if (!model) co_return error_response(model.error());
+  const bool stream = req->stream;
+  StartJob job;
+  job.request = std::make_shared<const ChatRequest>(std::move(req.value()));
+  job.model = model.value();
+  job.owner = call.owner;
+  job.fold = !stream;
+  auto started = co_await jobs_.start(std::move(job));
+  if (!started) co_return error_response(started.error());
+  auto cursor = co_await jobs_.broker().open(started->id, 0, call.req.executor);
+  if (!cursor) co_return error_response(cursor.error());
+  // The job's stream is internal: delete it once the reply is over.
+  auto remove = [jobs = &jobs_, id = started->id, ex = call.req.executor] {
+    asio::co_spawn(ex, [jobs, id]() -> asio::awaitable<void> { co_await jobs->remove(id); }, asio::detached);
+  };
+  http::Response r;
+  if (stream) {
+    auto src = std::make_unique<SseSource>(std::move(cursor.value()), opts_.ping_interval, metrics_);
+    src->on_client_gone = [job = started->job] { job->cancel(); };
+    src->on_done = remove;
+    r.source = std::move(src);
+  } else {
+    r.source = std::make_unique<FoldedReply>(std::move(cursor.value()), started->job, remove);
+  }
+  co_return r;
+}
+
+asio::awaitable<http::Response> Router::count_tokens(Call& call) {
+  auto req = parse_body(call.req);
+  if (!req) co_return error_response(req.error());
+  auto model = models_.resolve(req->model);
+  if (!model) co_return error_response(model.error());
+  auto n = model.value()->impl->count_tokens(*req);
+  if (!n) co_return error_response(n.error());
+  co_return json_response(200, json::serialize(json::object{{"input_tokens", *n}}));
+}
+
+asio::awaitable<http::Response> Router::validate(Call& call) {
+  auto req = parse_body(call.req);
+  std::optional<Error> failure;
+  if (!req) {
+    failure = req.error();
+  } else if (auto model = models_.resolve(req->model); !model) {
+    failure = model.error();
+  }
+  if (!failure) co_return json_response(200, R"({"valid":true,"errors":null})");
+  if (!failure->detail.is_null()) co_return error_response(*failure);
+  json::object body{{"valid", false}, {"errors", json::array{json::value(failure->explanation)}}};
+  co_return json_response(400, json::serialize(body));
+}
+
+http::Response Router::health() {
+  json::array engines;
+  for (const auto& m : models_.models()) engines.push_back(json::object{{"model", m.name}, {"engine", m.engine}, {"ready", true}});
+  json::object body{{"status", "ok"},
+                    {"broker", {{"type", opts_.broker_name}, {"ready", true}}},
+                    {"engines", std::move(engines)},
+                    {"active_jobs", jobs_.active()}};
+  return json_response(200, json::serialize(body));
+}
+
+http::Response Router::metrics() {
+  std::string out;
+  metrics_.render(out);
+  out += "# HELP spool_streams Streams held by the broker, by status.\n# TYPE spool_streams gauge\n";
+  for (const auto& [st, n] : jobs_.broker().counts()) {
+    out += "spool_streams{status=\"" + std::string(to_string(st)) + "\"} " + std::to_string(n) + "\n";
+  }
+  out += "# HELP spool_observers Open observers.\n# TYPE spool_observers gauge\n";
+  out += "spool_observers " + std::to_string(jobs_.broker().observers()) + "\n";
+  out += "# HELP spool_active_jobs Jobs running or queued on this instance.\n# TYPE spool_active_jobs gauge\n";
+  out += "spool_active_jobs " + std::to_string(jobs_.active()) + "\n";
+  http::Response r = json_response(200, std::move(out));
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  return r;
+}
+
+http::Response Router::models() {
+  json::array data;
+  const Model* def = models_.default_model();
+  for (const auto& m : models_.models()) {
+    data.push_back(json::object{{"type", "model"},
+                                {"id", m.name},
+                                {"display_name", m.name},
+                                {"engine", m.engine},
+                                {"default", &m == def}});
+  }
+  json::value first = data.empty() ? json::value(nullptr) : data.front().as_object().at("id");
+  json::value last = data.empty() ? json::value(nullptr) : data.back().as_object().at("id");
+  json::object body{{"data", std::move(data)}, {"has_more", false}, {"first_id", first}, {"last_id", last}};
+  return json_response(200, json::serialize(body));
+}
+
+}  // namespace spool

@@ -1,0 +1,55 @@
+// The API: every route of §1 on top of the job service, as an http::Handler.
+#pragma once
+
+#include "api/metrics.hpp"
+#include "engine/registry.hpp"
+#include "http/server.hpp"
+#include "stream/job_service.hpp"
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace spool {
+
+// Settings the routes need.
+struct ApiOptions {
+  std::string path_prefix;                 // routes also answer under this prefix, e.g. "/spool"
+  std::vector<std::string> auth_secrets;   // empty: auth off; else the whole Authorization header must equal one
+  bool stream_scoping = false;             // a stream is visible only to the secret that created it
+  std::chrono::milliseconds ping_interval{15000};
+  std::string broker_name = "memory";
+};
+
+// Routes requests to the job service; owns the SSE body sources.
+class Router final : public http::Handler, public http::ErrorResponder {
+ public:
+  Router(ApiOptions opts, JobService& jobs, const ModelRegistry& models, Metrics& metrics);
+  boost::asio::awaitable<http::Response> handle(http::Request req) override;
+  http::Response protocol_error(http::ProtocolError e) override;
+
+ private:
+  struct Call;  // one request being answered
+  boost::asio::awaitable<http::Response> dispatch(Call& call);
+  boost::asio::awaitable<http::Response> start(Call& call);
+  boost::asio::awaitable<http::Response> observe(Call& call, std::string id);
+  boost::asio::awaitable<http::Response> status(Call& call, std::string id);
+  boost::asio::awaitable<http::Response> cancel(Call& call, std::string id);
+  boost::asio::awaitable<http::Response> remove(Call& call, std::string id);
+  boost::asio::awaitable<http::Response> message(Call& call);
+  boost::asio::awaitable<http::Response> count_tokens(Call& call);
+  boost::asio::awaitable<http::Response> validate(Call& call);
+  http::Response health();
+  http::Response metrics();
+  http::Response models();
+  // not_found unless the caller may see `id` (stream scoping).
+  boost::asio::awaitable<Status> visible(const Call& call, std::string id);
+
+  ApiOptions opts_;
+  std::vector<std::string> prefix_;  // path_prefix split into segments
+  JobService& jobs_;
+  const ModelRegistry& models_;
+  Metrics& metrics_;
+};
+
+}  // namespace spool

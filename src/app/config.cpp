@@ -1,0 +1,205 @@
+#include "app/config.hpp"
+
+#include <toml++/toml.h>
+
+#include <cstdlib>
+#include <functional>
+#include <stdexcept>
+
+namespace spool {
+namespace {
+
+// One scalar setting: its TOML key, flag and environment name derive from `key`.
+struct Setting {
+  std::string key;  // snake_case
+  std::string help;
+  std::function<void(CLI::App&, const std::string& flag, const std::string& env)> add;
+  std::function<void(const toml::node&)> from_toml;
+};
+
+std::string env_name(const std::string& key) {
+  std::string e = "SPOOL_";
+  for (char c : key) e.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+  return e;
+}
+
+std::string flag_name(const std::string& key) {
+  std::string f = "--";
+  for (char c : key) f.push_back(c == '_' ? '-' : c);
+  return f;
+}
+
+template <class T>
+Setting scalar(std::string key, T& ref, std::string help) {
+  Setting s;
+  s.key = key;
+  s.help = help;
+  s.add = [&ref, help](CLI::App& app, const std::string& flag, const std::string& env) {
+    app.add_option(flag, ref, help)->envname(env)->capture_default_str();
+  };
+  s.from_toml = [&ref, key](const toml::node& n) {
+    if constexpr (std::is_same_v<T, bool>) {
+      auto v = n.value<bool>();
+      if (!v) throw std::runtime_error("config: " + key + " must be a boolean");
+      ref = *v;
+    } else if constexpr (std::is_same_v<T, double>) {
+      auto v = n.value<double>();
+      if (!v) throw std::runtime_error("config: " + key + " must be a number");
+      ref = *v;
+    } else if constexpr (std::is_integral_v<T>) {
+      auto v = n.value<std::int64_t>();
+      if (!v) throw std::runtime_error("config: " + key + " must be an integer");
+      ref = *v;
+    } else {
+      auto v = n.value<std::string>();
+      if (!v) throw std::runtime_error("config: " + key + " must be a string");
+      ref = *v;
+    }
+  };
+  return s;
+}
+
+Setting list(std::string key, std::vector<std::string>& ref, std::string help) {
+  Setting s;
+  s.key = key;
+  s.help = help;
+  s.add = [&ref, help](CLI::App& app, const std::string& flag, const std::string& env) {
+    app.add_option(flag, ref, help)->envname(env)->delimiter(',');
+  };
+  s.from_toml = [&ref, key](const toml::node& n) {
+    const toml::array* a = n.as_array();
+    if (!a) throw std::runtime_error("config: " + key + " must be an array of strings");
+    ref.clear();
+    for (const auto& e : *a) {
+      auto v = e.value<std::string>();
+      if (!v) throw std::runtime_error("config: " + key + " must be an array of strings");
+      ref.push_back(*v);
+    }
+  };
+  return s;
+}
+
+std::vector<Setting> settings(Config& c) {
+  return {
+      scalar("host", c.host, "Listen address"),
+      scalar("port", c.port, "Listen port (0 = any free port, printed at start-up)"),
+      scalar("threads", c.threads, "Network threads (0 = one per core)"),
+      scalar("path_prefix", c.path_prefix, "Routes also answer under this path prefix"),
+      scalar("auth_secret", c.auth_secret, "The auth secret: the whole Authorization header value"),
+      list("auth_secrets", c.auth_secrets, "Further accepted secrets (comma-separated)"),
+      scalar("stream_scoping", c.stream_scoping, "A stream is visible only to the secret that created it"),
+      scalar("broker", c.broker, "Broker: memory or redis"),
+      scalar("redis_url", c.redis_url, "Redis server for the redis broker"),
+      scalar("stream_expiration", c.stream_expiration, "Seconds a terminal stream is kept (0 = until deleted)"),
+      scalar("maximum_stream_length", c.maximum_stream_length, "Most events one stream's log may hold"),
+      scalar("ping_interval", c.ping_interval, "Seconds without a frame before an SSE ping"),
+      scalar("observer_write_timeout", c.observer_write_timeout,
+             "Seconds an observer's socket may accept nothing before it is dropped"),
+      scalar("request_timeout", c.request_timeout, "Seconds for a whole request to arrive (also keep-alive idle)"),
+      scalar("max_body_bytes", c.max_body_bytes, "Largest request body (larger: 413)"),
+      scalar("max_header_bytes", c.max_header_bytes, "Largest request head (larger: 431)"),
+      scalar("max_active_streams", c.max_active_streams, "Most pending+processing streams (more: 529)"),
+      scalar("mock_token_delay_ms", c.mock_token_delay_ms, "Delay between tokens of the default mock model"),
+      scalar("default_model", c.default_model, "Model used for 'default' (else the first)"),
+      scalar("api_key_env", c.api_key_env, "Upstream engines read their API key from this environment variable"),
+      scalar("data_dir", c.data_dir, "Where a durable store keeps its files"),
+      scalar("log_level", c.log_level, "debug, info, warn or error"),
+      scalar("log_format", c.log_format, "text or json"),
+  };
+}
+
+void parse_model_table(const toml::array& arr, Config& cfg) {
+  for (const auto& e : arr) {
+    const toml::table* t = e.as_table();
+    if (!t) throw std::runtime_error("config: [[models]] entries must be tables");
+    ModelConfig m;
+    m.name = (*t)["name"].value_or(std::string());
+    m.engine = (*t)["engine"].value_or(std::string());
+    m.target = (*t)["target"].value_or((*t)["path"].value_or((*t)["url"].value_or(std::string())));
+    m.token_delay_ms = (*t)["token_delay_ms"].value_or(std::int64_t{-1});
+    if (m.name.empty() || m.engine.empty()) throw std::runtime_error("config: every [[models]] entry needs name and engine");
+    cfg.models.push_back(std::move(m));
+  }
+}
+
+}  // namespace
+
+void add_serve_options(CLI::App& cmd, Config& cfg) {
+  cmd.add_option("--config", cfg.config_file, "TOML configuration file")->envname("SPOOL_CONFIG");
+  for (auto& s : settings(cfg)) s.add(cmd, flag_name(s.key), env_name(s.key));
+  cmd.add_option("--model", cfg.model_specs,
+                 "Add a model NAME=ENGINE:TARGET (repeatable), e.g. echo=mock: or local=llama:/models/m.gguf")
+      ->envname("SPOOL_MODELS")
+      ->delimiter(',');
+}
+
+void load_config_file_and_legacy_env(int argc, char** argv, Config& cfg) {
+  std::string path;
+  if (const char* e = std::getenv("SPOOL_CONFIG")) path = e;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--config" && i + 1 < argc) path = argv[i + 1];
+    if (a.rfind("--config=", 0) == 0) path = a.substr(9);
+  }
+  if (!path.empty()) {
+    toml::table tbl;
+    try {
+      tbl = toml::parse_file(path);
+    } catch (const toml::parse_error& err) {
+      throw std::runtime_error("config file " + path + ": " + std::string(err.description()));
+    }
+    auto all = settings(cfg);
+    for (const auto& [k, node] : tbl) {
+      const std::string key(k.str());
+      if (key == "models") {
+        const toml::array* arr = node.as_array();
+        if (!arr) throw std::runtime_error("config: models must be an array of tables ([[models]])");
+        parse_model_table(*arr, cfg);
+        continue;
+      }
+      bool known = false;
+      for (auto& s : all) {
+        if (s.key == key) {
+          s.from_toml(node);
+          known = true;
+        }
+      }
+      if (!known) throw std::runtime_error("config file " + path + ": unknown key '" + key + "'");
+    }
+  }
+  // PrivateGPT's names for the same settings (SPOOL_* and flags take precedence).
+  if (const char* e = std::getenv("PGPT_ASYNC_BROKER")) cfg.broker = e;
+  if (const char* e = std::getenv("PGPT_ASYNC_STREAM_EXPIRATION")) cfg.stream_expiration = std::atoll(e);
+  if (const char* e = std::getenv("PGPT_ASYNC_MAXIMUM_STREAM_LENGTH")) cfg.maximum_stream_length = std::atoll(e);
+}
+
+void finalize_config(Config& cfg) {
+  for (const auto& spec : cfg.model_specs) {
+    const auto eq = spec.find('=');
+    const auto colon = spec.find(':', eq == std::string::npos ? 0 : eq);
+    if (eq == std::string::npos || eq == 0 || colon == std::string::npos) {
+      throw std::runtime_error("--model " + spec + ": expected NAME=ENGINE:TARGET, e.g. echo=mock:");
+    }
+    ModelConfig m;
+    m.name = spec.substr(0, eq);
+    m.engine = spec.substr(eq + 1, colon - eq - 1);
+    m.target = spec.substr(colon + 1);
+    cfg.models.push_back(std::move(m));
+  }
+  if (cfg.models.empty()) cfg.models.push_back(ModelConfig{"mock", "mock", "", -1});
+  for (std::size_t i = 0; i < cfg.models.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (cfg.models[i].name == cfg.models[j].name) throw std::runtime_error("model '" + cfg.models[i].name + "' is declared twice");
+    }
+  }
+  if (!cfg.auth_secret.empty()) cfg.auth_secrets.insert(cfg.auth_secrets.begin(), cfg.auth_secret);
+  if (cfg.port < 0 || cfg.port > 65535) throw std::runtime_error("port must be 0..65535");
+  if (cfg.broker != "memory" && cfg.broker != "redis") throw std::runtime_error("broker must be memory or redis");
+  if (cfg.ping_interval <= 0) throw std::runtime_error("ping_interval must be > 0");
+  if (cfg.maximum_stream_length < 2) throw std::runtime_error("maximum_stream_length must be at least 2");
+  if (cfg.max_body_bytes <= 0) throw std::runtime_error("max_body_bytes must be > 0");
+  if (cfg.stream_expiration < 0) throw std::runtime_error("stream_expiration must be >= 0");
+  if (cfg.log_format != "text" && cfg.log_format != "json") throw std::runtime_error("log_format must be text or json");
+}
+
+}  // namespace spool

@@ -1,0 +1,61 @@
+// Server configuration (§8): defaults < TOML file < environment < command-line flags.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace spool {
+
+// One entry of the models table.
+struct ModelConfig {
+  std::string name;
+  std::string engine;  // mock, llama, openai, anthropic
+  std::string target;  // GGUF path or upstream URL; empty for mock
+  std::int64_t token_delay_ms = -1;  // mock only; -1: the global mock_token_delay_ms
+};
+
+// Every setting of `spool serve`.
+struct Config {
+  std::string config_file;
+  std::string host = "127.0.0.1";
+  std::int64_t port = 8080;
+  std::int64_t threads = 0;  // network threads; 0 = one per core
+  std::string path_prefix;
+  std::string auth_secret;
+  std::vector<std::string> auth_secrets;
+  bool stream_scoping = false;
+  std::string broker = "memory";
+  std::string redis_url = "redis://127.0.0.1:6379/0";
+  std::int64_t stream_expiration = 3600;
+  std::int64_t maximum_stream_length = 100000;
+  double ping_interval = 15.0;            // seconds
+  double observer_write_timeout = 30.0;   // seconds
+  double request_timeout = 30.0;          // seconds for a whole request to arrive (and keep-alive idle)
+  std::int64_t max_body_bytes = 16 * 1024 * 1024;
+  std::int64_t max_header_bytes = 16 * 1024;
+  std::int64_t max_active_streams = 10000;
+  std::int64_t mock_token_delay_ms = 20;
+  std::vector<std::string> model_specs;  // NAME=ENGINE:TARGET
+  std::vector<ModelConfig> models;       // from [[models]] in the file, then model_specs
+  std::string default_model;
+  std::string api_key_env;
+  std::string data_dir;
+  std::string log_level = "info";
+  std::string log_format = "text";  // text or json
+};
+
+// Declares every `spool serve` option on `cmd`, bound to `cfg`, with SPOOL_* environment names.
+void add_serve_options(CLI::App& cmd, Config& cfg);
+
+// Loads the TOML file named by --config/SPOOL_CONFIG (if any) and PrivateGPT's environment
+// names into `cfg`, before flags are parsed. Throws std::runtime_error on a bad file.
+void load_config_file_and_legacy_env(int argc, char** argv, Config& cfg);
+
+// Turns model_specs into models and checks the result; throws std::runtime_error with a
+// message naming the bad setting.
+void finalize_config(Config& cfg);
+
+}  // namespace spool

@@ -1,0 +1,174 @@
+// spool: the binary. `spool serve` runs the server.
+#include "api/router.hpp"
+#include "app/config.hpp"
+#include "broker/memory_broker.hpp"
+#include "engine/mock_engine.hpp"
+#include "http/server.hpp"
+#include "stream/job_service.hpp"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <sys/resource.h>
+
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+namespace {
+
+using namespace spool;
+namespace asio = boost::asio;
+
+void raise_fd_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+void setup_logging(const Config& cfg) {
+  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  if (cfg.log_format == "json") {
+    spdlog::set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","msg":"%v"})", spdlog::pattern_time_type::utc);
+  }
+}
+
+std::chrono::milliseconds seconds_ms(double s) { return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000.0)); }
+
+int serve(Config& cfg) {
+  setup_logging(cfg);
+  raise_fd_limit();
+  if (cfg.broker == "redis") {
+    std::cerr << "spool: the redis broker is not available in this build yet; use --broker memory\n";
+    return 2;
+  }
+  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  const std::size_t nthreads = cfg.threads > 0 ? static_cast<std::size_t>(cfg.threads) : hw;
+
+  std::vector<std::unique_ptr<asio::io_context>> net;
+  std::vector<asio::io_context*> net_ptrs;
+  for (std::size_t i = 0; i < nthreads; ++i) {
+    net.push_back(std::make_unique<asio::io_context>(1));
+    net_ptrs.push_back(net.back().get());
+  }
+  asio::io_context engine_ctx(1);  // engine work never runs on network threads
+
+  ModelRegistry models;
+  for (const auto& m : cfg.models) {
+    if (m.engine != "mock") {
+      std::cerr << "spool: model '" << m.name << "': engine '" << m.engine
+                << "' is not available in this build yet (available: mock)\n";
+      return 2;
+    }
+    const std::int64_t delay = m.token_delay_ms >= 0 ? m.token_delay_ms : cfg.mock_token_delay_ms;
+    models.add(Model{m.name, "mock",
+                     std::make_shared<MockEngine>(engine_ctx.get_executor(), MockOptions{std::chrono::milliseconds(delay)})});
+  }
+  if (!cfg.default_model.empty() && !models.set_default(cfg.default_model)) {
+    std::cerr << "spool: default_model '" << cfg.default_model << "' is not a configured model\n";
+    return 2;
+  }
+
+  MemoryBroker broker(net.front()->get_executor(),
+                      MemoryBrokerOptions{std::chrono::seconds(cfg.stream_expiration), std::chrono::milliseconds(1000)});
+  JobService jobs(broker, JobServiceOptions{static_cast<std::uint64_t>(cfg.maximum_stream_length),
+                                            static_cast<std::size_t>(cfg.max_active_streams)});
+  Metrics metrics;
+  ApiOptions api;
+  api.path_prefix = cfg.path_prefix;
+  api.auth_secrets = cfg.auth_secrets;
+  api.stream_scoping = cfg.stream_scoping;
+  api.ping_interval = seconds_ms(cfg.ping_interval);
+  api.broker_name = cfg.broker;
+  Router router(api, jobs, models, metrics);
+
+  http::ServerOptions so;
+  so.host = cfg.host;
+  so.port = static_cast<std::uint16_t>(cfg.port);
+  so.header_limit = static_cast<std::size_t>(cfg.max_header_bytes);
+  so.body_limit = static_cast<std::size_t>(cfg.max_body_bytes);
+  so.read_timeout = seconds_ms(cfg.request_timeout);
+  so.write_timeout = seconds_ms(cfg.observer_write_timeout);
+  http::Server server(net_ptrs, so, router, router);
+  std::uint16_t port = 0;
+  try {
+    port = server.listen();
+  } catch (const std::exception& e) {
+    std::cerr << "spool: cannot listen on " << cfg.host << ":" << cfg.port << ": " << e.what() << "\n";
+    return 1;
+  }
+  server.start();
+
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+  for (auto& c : net) guards.push_back(asio::make_work_guard(*c));
+  auto engine_guard = asio::make_work_guard(engine_ctx);
+
+  auto stop_all = [&] {
+    broker.stop();
+    for (auto& g : guards) g.reset();
+    engine_guard.reset();
+    for (auto& c : net) c->stop();
+    engine_ctx.stop();
+  };
+
+  asio::signal_set signals(*net.front(), SIGINT, SIGTERM);
+  asio::steady_timer grace(*net.front());
+  signals.async_wait([&](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    spdlog::info("signal {}: shutting down", sig);
+    jobs.cancel_all();
+    server.shutdown([&] { asio::post(*net.front(), stop_all); });
+    grace.expires_after(std::chrono::seconds(5));
+    grace.async_wait([&](boost::system::error_code gec) {
+      if (!gec) {
+        spdlog::warn("connections still open after 5 s; exiting anyway");
+        stop_all();
+      }
+    });
+  });
+
+  std::printf("spool listening on http://%s:%u\n", cfg.host.c_str(), static_cast<unsigned>(port));
+  std::fflush(stdout);
+  spdlog::info("{} network threads, broker {}, {} model(s)", nthreads, cfg.broker, models.models().size());
+
+  std::vector<std::thread> threads;
+  threads.emplace_back([&] { engine_ctx.run(); });
+  for (std::size_t i = 1; i < net.size(); ++i) threads.emplace_back([&, i] { net[i]->run(); });
+  net.front()->run();
+  for (auto& t : threads) t.join();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Spool: LLM chat completions as background jobs"};
+  app.require_subcommand(1);
+  Config cfg;
+  CLI::App* serve_cmd = app.add_subcommand("serve", "Run the server");
+  try {
+    load_config_file_and_legacy_env(argc, argv, cfg);
+  } catch (const std::exception& e) {
+    std::cerr << "spool: " << e.what() << "\n";
+    return 2;
+  }
+  add_serve_options(*serve_cmd, cfg);
+  CLI11_PARSE(app, argc, argv);
+  if (serve_cmd->parsed()) {
+    try {
+      finalize_config(cfg);
+    } catch (const std::exception& e) {
+      std::cerr << "spool: " << e.what() << "\n";
+      return 2;
+    }
+    return serve(cfg);
+  }
+  return 0;
+}

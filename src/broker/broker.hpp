@@ -1,0 +1,90 @@
+// The broker: where stream records and event logs live (memory for one instance, Redis for several).
+#pragma once
+
+#include "core/result.hpp"
+#include "stream/stream_info.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace spool {
+
+// What a new stream record starts with.
+struct StreamSpec {
+  std::string id;
+  std::string model;
+  int message_count = 0;
+  bool thinking_enabled = false;
+  std::string owner;  // the auth secret's identity that created it (for stream scoping)
+};
+
+// Producer side of one stream, held by the job that runs it. Thread-safe and never blocks
+// on observers: appending only stores the frame and wakes whoever waits.
+class StreamWriter {
+ public:
+  virtual ~StreamWriter() = default;
+  // Appends one event (serialized once) and returns its 1-based position.
+  virtual std::uint64_t append(std::string_view type, std::string_view json) = 0;
+  // Events in the log.
+  virtual std::uint64_t size() const = 0;
+  // Moves to `status`; a terminal status also stamps completed_at and releases observers.
+  virtual void set_status(StreamStatus status, std::optional<std::string> error_message = std::nullopt) = 0;
+  // Usage so far, for /status.
+  virtual void set_usage(Usage usage) = 0;
+  // Place in the engine's queue (1 = next), or nullopt once running.
+  virtual void set_queue_position(std::optional<int> position) = 0;
+};
+
+// A batch of whole frames read by an observer.
+struct ReadChunk {
+  std::vector<boost::asio::const_buffer> buffers;  // valid until the cursor's next call or destruction
+  std::uint64_t events = 0;                         // how many events the buffers hold
+  bool end = false;  // nothing more will come: the stream is terminal and fully read, deleted, or the cursor aborted
+};
+
+// Observer side: reads one stream's log from a position, on one executor.
+class Cursor {
+ public:
+  virtual ~Cursor() = default;
+  // Waits until there are events after the position (returns them and advances), the stream
+  // ends (end = true), or `deadline` passes (empty chunk, end = false: time for a ping).
+  virtual boost::asio::awaitable<ReadChunk> next(std::chrono::steady_clock::time_point deadline) = 0;
+  // Makes a pending or later next() return end at once. Call on the cursor's executor.
+  virtual void abort() = 0;
+  // True when, at open, the stream was already terminal with nothing after the position.
+  virtual bool exhausted_at_open() const = 0;
+};
+
+// Stream records and logs. Every method may be called from any network thread.
+class Broker {
+ public:
+  virtual ~Broker() = default;
+  // Creates a pending stream; invalid_request "Stream with this message_id already exists" if the id is taken.
+  virtual boost::asio::awaitable<Result<std::shared_ptr<StreamWriter>>> create(StreamSpec spec) = 0;
+  // The record of `id`, or not_found.
+  virtual boost::asio::awaitable<Result<StreamInfo>> info(std::string id) = 0;
+  // A cursor on `id` positioned after event `after` (0 = from the first), or not_found.
+  virtual boost::asio::awaitable<Result<std::unique_ptr<Cursor>>> open(std::string id, std::uint64_t after,
+                                                                       boost::asio::any_io_executor ex) = 0;
+  // Removes the record and log and ends every open cursor on it; not_found if absent.
+  virtual boost::asio::awaitable<Status> remove(std::string id) = 0;
+  // Owner recorded at creation, or not_found.
+  virtual boost::asio::awaitable<Result<std::string>> owner(std::string id) = 0;
+  // Counts of streams by status and of open observers, for /metrics.
+  virtual std::vector<std::pair<StreamStatus, std::size_t>> counts() const = 0;
+  // Open observers over all streams.
+  virtual std::size_t observers() const = 0;
+  // Stops background work (expiry); called once at shutdown.
+  virtual void stop() = 0;
+};
+
+}  // namespace spool

@@ -1,0 +1,299 @@
+#include "broker/memory_broker.hpp"
+
+#include "stream/event_log.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <atomic>
+
+namespace spool {
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr std::size_t kMaxChunkBytes = 1 << 20;
+
+Error not_found(const std::string& id) { return make_error(Errc::not_found, "Stream with message_id " + id + " not found"); }
+
+// The part of a cursor that a producer can wake: its timer lives on the cursor's executor.
+struct Waker {
+  explicit Waker(asio::any_io_executor ex) : executor(ex), timer(ex) {}
+  asio::any_io_executor executor;
+  asio::steady_timer timer;
+  bool registered = false;  // guarded by the stream's mutex
+};
+
+}  // namespace
+
+struct MemoryBroker::Stream {
+  mutable std::mutex mu;
+  StreamInfo info;
+  std::string owner;
+  EventLog log;
+  bool removed = false;
+  std::vector<std::weak_ptr<Waker>> waiters;
+
+  // Wakes every waiting cursor; call with mu held.
+  void wake_locked() {
+    for (auto& w : waiters) {
+      if (auto k = w.lock()) {
+        k->registered = false;
+        asio::post(k->executor, [w = std::move(w)] {
+          if (auto k2 = w.lock()) k2->timer.cancel();
+        });
+      }
+    }
+    waiters.clear();
+  }
+};
+
+namespace {
+
+class MemoryWriter final : public StreamWriter {
+ public:
+  explicit MemoryWriter(std::shared_ptr<MemoryBroker::Stream> s) : s_(std::move(s)) {}
+
+  std::uint64_t append(std::string_view type, std::string_view json) override {
+    std::lock_guard lk(s_->mu);
+    const std::uint64_t pos = s_->log.append(type, json);
+    s_->info.events = pos;
+    s_->wake_locked();
+    return pos;
+  }
+
+  std::uint64_t size() const override {
+    std::lock_guard lk(s_->mu);
+    return s_->log.size();
+  }
+
+  void set_status(StreamStatus status, std::optional<std::string> error_message) override {
+    std::lock_guard lk(s_->mu);
+    if (is_terminal(s_->info.status) || s_->info.status == status) return;
+    const SysTime now = std::chrono::system_clock::now();
+    s_->info.status = status;
+    s_->info.updated_at = now;
+    if (error_message) s_->info.error_message = std::move(error_message);
+    if (is_terminal(status)) {
+      s_->info.completed_at = now;
+      s_->info.queue_position.reset();
+      s_->wake_locked();
+    }
+  }
+
+  void set_usage(Usage usage) override {
+    std::lock_guard lk(s_->mu);
+    s_->info.usage = usage;
+  }
+
+  void set_queue_position(std::optional<int> position) override {
+    std::lock_guard lk(s_->mu);
+    s_->info.queue_position = position;
+  }
+
+ private:
+  std::shared_ptr<MemoryBroker::Stream> s_;
+};
+
+class MemoryCursor final : public Cursor {
+ public:
+  MemoryCursor(std::shared_ptr<MemoryBroker::Stream> s, std::uint64_t after, asio::any_io_executor ex)
+      : s_(std::move(s)), pos_(after), waker_(std::make_shared<Waker>(ex)) {
+    std::lock_guard lk(s_->mu);
+    ++s_->info.observers;
+    exhausted_ = is_terminal(s_->info.status) && pos_ >= s_->log.size();
+  }
+
+  ~MemoryCursor() override {
+    std::lock_guard lk(s_->mu);
+    --s_->info.observers;
+  }
+
+  asio::awaitable<ReadChunk> next(std::chrono::steady_clock::time_point deadline) override {
+    ReadChunk chunk;
+    for (;;) {
+      if (aborted_) {
+        chunk.end = true;
+        co_return chunk;
+      }
+      {
+        std::lock_guard lk(s_->mu);
+        if (s_->removed) {
+          chunk.end = true;
+          co_return chunk;
+        }
+        if (pos_ < s_->log.size()) {
+          const std::uint64_t to = s_->log.gather(pos_, kMaxChunkBytes, chunk.buffers);
+          chunk.events = to - pos_;
+          pos_ = to;
+          co_return chunk;
+        }
+        if (is_terminal(s_->info.status)) {
+          chunk.end = true;
+          co_return chunk;
+        }
+        if (std::chrono::steady_clock::now() >= deadline) co_return chunk;
+        if (!waker_->registered) {
+          waker_->registered = true;
+          s_->waiters.push_back(waker_);
+        }
+      }
+      waker_->timer.expires_at(deadline);
+      co_await waker_->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+  }
+
+  void abort() override {
+    aborted_ = true;
+    waker_->timer.cancel();
+  }
+
+  bool exhausted_at_open() const override { return exhausted_; }
+
+ private:
+  std::shared_ptr<MemoryBroker::Stream> s_;
+  std::uint64_t pos_;
+  std::shared_ptr<Waker> waker_;
+  bool aborted_ = false;
+  bool exhausted_ = false;
+};
+
+}  // namespace
+
+MemoryBroker::MemoryBroker(asio::any_io_executor ex, MemoryBrokerOptions opts) : opts_(opts), sweep_timer_(ex) {
+  schedule_sweep();
+}
+
+MemoryBroker::~MemoryBroker() = default;
+
+void MemoryBroker::schedule_sweep() {
+  sweep_timer_.expires_after(opts_.sweep_interval);
+  sweep_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    sweep_expired(std::chrono::system_clock::now());
+    schedule_sweep();
+  });
+}
+
+void MemoryBroker::stop() {
+  {
+    std::lock_guard lk(mu_);
+    stopped_ = true;
+  }
+  asio::post(sweep_timer_.get_executor(), [this] { sweep_timer_.cancel(); });
+}
+
+std::size_t MemoryBroker::sweep_expired(SysTime now) {
+  if (opts_.stream_expiration.count() <= 0) return 0;
+  std::vector<std::shared_ptr<Stream>> expired;
+  {
+    std::lock_guard lk(mu_);
+    for (auto it = streams_.begin(); it != streams_.end();) {
+      bool gone = false;
+      {
+        std::lock_guard slk(it->second->mu);
+        const auto& info = it->second->info;
+        gone = is_terminal(info.status) && info.completed_at && *info.completed_at + opts_.stream_expiration <= now;
+      }
+      if (gone) {
+        expired.push_back(std::move(it->second));
+        it = streams_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& s : expired) {
+    std::lock_guard slk(s->mu);
+    s->removed = true;
+    s->wake_locked();
+  }
+  return expired.size();
+}
+
+std::shared_ptr<MemoryBroker::Stream> MemoryBroker::find(const std::string& id) const {
+  std::lock_guard lk(mu_);
+  auto it = streams_.find(id);
+  return it == streams_.end() ? nullptr : it->second;
+}
+
+asio::awaitable<Result<std::shared_ptr<StreamWriter>>> MemoryBroker::create(StreamSpec spec) {
+  auto s = std::make_shared<Stream>();
+  const SysTime now = std::chrono::system_clock::now();
+  s->info.id = spec.id;
+  s->info.created_at = now;
+  s->info.updated_at = now;
+  s->info.model = spec.model;
+  s->info.message_count = spec.message_count;
+  s->info.thinking_enabled = spec.thinking_enabled;
+  s->owner = spec.owner;
+  {
+    std::lock_guard lk(mu_);
+    if (!streams_.try_emplace(spec.id, s).second) {
+      co_return make_error(Errc::invalid_request, "Stream with this message_id already exists");
+    }
+  }
+  co_return std::shared_ptr<StreamWriter>(std::make_shared<MemoryWriter>(std::move(s)));
+}
+
+asio::awaitable<Result<StreamInfo>> MemoryBroker::info(std::string id) {
+  auto s = find(id);
+  if (!s) co_return not_found(id);
+  std::lock_guard lk(s->mu);
+  co_return s->info;
+}
+
+asio::awaitable<Result<std::unique_ptr<Cursor>>> MemoryBroker::open(std::string id, std::uint64_t after,
+                                                                     asio::any_io_executor ex) {
+  auto s = find(id);
+  if (!s) co_return not_found(id);
+  co_return std::unique_ptr<Cursor>(std::make_unique<MemoryCursor>(std::move(s), after, ex));
+}
+
+asio::awaitable<Status> MemoryBroker::remove(std::string id) {
+  std::shared_ptr<Stream> s;
+  {
+    std::lock_guard lk(mu_);
+    auto it = streams_.find(id);
+    if (it == streams_.end()) co_return not_found(id);
+    s = std::move(it->second);
+    streams_.erase(it);
+  }
+  std::lock_guard slk(s->mu);
+  s->removed = true;
+  s->wake_locked();
+  co_return Ok{};
+}
+
+asio::awaitable<Result<std::string>> MemoryBroker::owner(std::string id) {
+  auto s = find(id);
+  if (!s) co_return not_found(id);
+  co_return s->owner;
+}
+
+std::vector<std::pair<StreamStatus, std::size_t>> MemoryBroker::counts() const {
+  std::size_t n[5] = {};
+  std::lock_guard lk(mu_);
+  for (const auto& [id, s] : streams_) {
+    std::lock_guard slk(s->mu);
+    ++n[static_cast<int>(s->info.status)];
+  }
+  return {{StreamStatus::pending, n[0]},
+          {StreamStatus::processing, n[1]},
+          {StreamStatus::completed, n[2]},
+          {StreamStatus::cancelled, n[3]},
+          {StreamStatus::error, n[4]}};
+}
+
+std::size_t MemoryBroker::observers() const {
+  std::size_t total = 0;
+  std::lock_guard lk(mu_);
+  for (const auto& [id, s] : streams_) {
+    std::lock_guard slk(s->mu);
+    total += static_cast<std::size_t>(s->info.observers);
+  }
+  return total;
+}
+
+}  // namespace spool

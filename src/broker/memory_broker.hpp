@@ -1,0 +1,52 @@
+// The in-process broker (§4.3): one instance, everything in memory.
+#pragma once
+
+#include "broker/broker.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+
+#include <mutex>
+#include <unordered_map>
+
+namespace spool {
+
+// Settings of the memory broker.
+struct MemoryBrokerOptions {
+  std::chrono::seconds stream_expiration{3600};  // 0 = keep terminal streams until deleted
+  std::chrono::milliseconds sweep_interval{1000};
+};
+
+// Streams held in this process; logs are shared, serialized once, read in place by observers.
+class MemoryBroker final : public Broker {
+ public:
+  // `ex` runs the expiry sweep.
+  MemoryBroker(boost::asio::any_io_executor ex, MemoryBrokerOptions opts);
+  ~MemoryBroker() override;
+
+  boost::asio::awaitable<Result<std::shared_ptr<StreamWriter>>> create(StreamSpec spec) override;
+  boost::asio::awaitable<Result<StreamInfo>> info(std::string id) override;
+  boost::asio::awaitable<Result<std::unique_ptr<Cursor>>> open(std::string id, std::uint64_t after,
+                                                               boost::asio::any_io_executor ex) override;
+  boost::asio::awaitable<Status> remove(std::string id) override;
+  boost::asio::awaitable<Result<std::string>> owner(std::string id) override;
+  std::vector<std::pair<StreamStatus, std::size_t>> counts() const override;
+  std::size_t observers() const override;
+  void stop() override;
+
+  // Removes terminal streams whose expiration has passed; returns how many.
+  std::size_t sweep_expired(SysTime now);
+
+  struct Stream;  // a record with its log and waiting cursors
+
+ private:
+  void schedule_sweep();
+  std::shared_ptr<Stream> find(const std::string& id) const;
+
+  MemoryBrokerOptions opts_;
+  boost::asio::steady_timer sweep_timer_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, std::shared_ptr<Stream>> streams_;
+  bool stopped_ = false;
+};
+
+}  // namespace spool

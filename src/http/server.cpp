@@ -1,0 +1,265 @@
+#include "http/server.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <mutex>
+#include <unordered_set>
+
+namespace spool::http {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+// One accepted connection; lives on one io thread.
+struct Connection {
+  explicit Connection(tcp::socket s) : stream(std::move(s)) {}
+  beast::tcp_stream stream;
+  BodySource* source = nullptr;  // set while a streamed body is being sent
+  bool stopping = false;
+  bool client_gone = false;
+  bool reading = false;  // waiting for a request
+};
+
+std::string head_bytes(const ResponseHead& h) {
+  std::string s = fmt::format("HTTP/1.1 {} {}\r\n", h.status,
+                              std::string_view(bhttp::obsolete_reason(static_cast<bhttp::status>(h.status))));
+  if (!h.content_type.empty()) s += fmt::format("Content-Type: {}\r\n", h.content_type);
+  for (const auto& [k, v] : h.headers) s += fmt::format("{}: {}\r\n", k, v);
+  s += "Server: spool\r\nConnection: close\r\n\r\n";
+  return s;
+}
+
+}  // namespace
+
+struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
+  Impl(std::vector<asio::io_context*> ctxs, ServerOptions o, Handler& h, ErrorResponder& e)
+      : contexts(std::move(ctxs)), opts(std::move(o)), handler(h), errors(e), acceptor(*contexts.front()) {}
+
+  std::vector<asio::io_context*> contexts;
+  ServerOptions opts;
+  Handler& handler;
+  ErrorResponder& errors;
+  tcp::acceptor acceptor;
+  std::size_t next_context = 0;
+
+  mutable std::mutex mu;
+  std::unordered_set<std::shared_ptr<Connection>> live;
+  bool shutting_down = false;
+  std::function<void()> on_drained;
+
+  asio::awaitable<void> accept_loop();
+  asio::awaitable<void> session(std::shared_ptr<Connection> c);
+  asio::awaitable<void> watch_client(std::shared_ptr<Connection> c);
+  asio::awaitable<bool> write_response(Connection& c, Response& r, bool keep_alive);
+  asio::awaitable<void> stream_body(std::shared_ptr<Connection> c, std::unique_ptr<BodySource> src);
+  void stop_connection(const std::shared_ptr<Connection>& c);
+  void forget(const std::shared_ptr<Connection>& c);
+};
+
+asio::awaitable<void> Server::Impl::accept_loop() {
+  asio::steady_timer backoff(acceptor.get_executor());
+  while (acceptor.is_open()) {
+    asio::io_context& ctx = *contexts[next_context];
+    next_context = (next_context + 1) % contexts.size();
+    auto [ec, sock] = co_await acceptor.async_accept(ctx.get_executor(), use_tuple);
+    if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
+    if (ec) {
+      spdlog::warn("accept failed: {}", ec.message());
+      backoff.expires_after(std::chrono::milliseconds(50));  // e.g. out of file descriptors
+      co_await backoff.async_wait(use_tuple);
+      continue;
+    }
+    boost::system::error_code ignored;
+    sock.set_option(tcp::no_delay(true), ignored);
+    auto c = std::make_shared<Connection>(std::move(sock));
+    {
+      std::lock_guard lk(mu);
+      if (shutting_down) continue;
+      live.insert(c);
+    }
+    asio::co_spawn(c->stream.get_executor(), session(c), asio::detached);
+  }
+}
+
+asio::awaitable<bool> Server::Impl::write_response(Connection& c, Response& r, bool keep_alive) {
+  bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(r.status), 11};
+  res.set(bhttp::field::server, "spool");
+  if (!r.content_type.empty()) res.set(bhttp::field::content_type, r.content_type);
+  for (const auto& [k, v] : r.headers) res.set(k, v);
+  res.body() = std::move(r.body);
+  res.keep_alive(keep_alive);
+  res.prepare_payload();
+  c.stream.expires_after(opts.write_timeout);
+  auto [ec, n] = co_await bhttp::async_write(c.stream, res, use_tuple);
+  co_return !ec;
+}
+
+asio::awaitable<void> Server::Impl::watch_client(std::shared_ptr<Connection> c) {
+  // A streamed response never reads; this read notices when the client closes.
+  char scratch[512];
+  for (;;) {
+    auto [ec, n] = co_await c->stream.socket().async_read_some(asio::buffer(scratch), use_tuple);
+    if (ec) break;
+  }
+  c->client_gone = true;
+  if (c->source) c->source->abort(AbortReason::client_gone);
+}
+
+asio::awaitable<void> Server::Impl::stream_body(std::shared_ptr<Connection> c, std::unique_ptr<BodySource> src) {
+  c->source = src.get();
+  if (c->stopping) src->abort(AbortReason::shutdown);
+  asio::co_spawn(c->stream.get_executor(), watch_client(c), asio::detached);
+  ResponseHead head = co_await src->head();
+  if (!c->client_gone) {
+    const std::string hb = head_bytes(head);
+    c->stream.expires_after(opts.write_timeout);
+    auto [ec, n] = co_await asio::async_write(c->stream, asio::buffer(hb), use_tuple);
+    while (!ec && !c->client_gone) {
+      BodyChunk chunk = co_await src->next();
+      if (!chunk.buffers.empty() && !c->client_gone) {
+        c->stream.expires_after(opts.write_timeout);
+        auto [wec, wn] = co_await asio::async_write(c->stream, chunk.buffers, use_tuple);
+        ec = wec;
+      }
+      if (chunk.last) break;
+    }
+  }
+  c->source = nullptr;
+}
+
+asio::awaitable<void> Server::Impl::session(std::shared_ptr<Connection> c) {
+  beast::flat_buffer buffer(8192);
+  for (;;) {
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(opts.header_limit));
+    parser.body_limit(opts.body_limit);
+    c->stream.expires_after(opts.read_timeout);
+    c->reading = true;
+    auto [ec, n] = co_await bhttp::async_read(c->stream, buffer, parser, use_tuple);
+    c->reading = false;
+    if (ec) {
+      std::optional<ProtocolError> pe;
+      if (ec == bhttp::error::body_limit) {
+        pe = ProtocolError::body_too_large;
+      } else if (ec == bhttp::error::header_limit) {
+        pe = ProtocolError::header_too_large;
+      } else if (ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category() &&
+                 ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
+        pe = ProtocolError::bad_request;
+      }
+      if (pe && !c->stopping) {
+        Response r = errors.protocol_error(*pe);
+        co_await write_response(*c, r, false);
+      }
+      break;
+    }
+    if (c->stopping) break;
+    auto& msg = parser.get();
+    Request req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    req.headers.reserve(8);
+    for (const auto& f : msg) {
+      std::string name(f.name_string());
+      for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      req.headers.emplace_back(std::move(name), std::string(f.value()));
+    }
+    req.body = std::move(msg.body());
+    req.executor = c->stream.get_executor();
+    const bool keep_alive = msg.keep_alive();
+    Response resp = co_await handler.handle(std::move(req));
+    if (resp.source) {
+      co_await stream_body(c, std::move(resp.source));
+      break;
+    }
+    const bool ok = co_await write_response(*c, resp, keep_alive && !c->stopping);
+    if (!ok || !keep_alive || c->stopping) break;
+  }
+  boost::system::error_code ignored;
+  c->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  c->stream.close();
+  forget(c);
+}
+
+void Server::Impl::stop_connection(const std::shared_ptr<Connection>& c) {
+  c->stopping = true;
+  if (c->source) {
+    c->source->abort(AbortReason::shutdown);
+  } else if (c->reading) {
+    c->stream.cancel();
+  }
+}
+
+void Server::Impl::forget(const std::shared_ptr<Connection>& c) {
+  std::function<void()> done;
+  {
+    std::lock_guard lk(mu);
+    live.erase(c);
+    if (shutting_down && live.empty() && on_drained) done = std::move(on_drained);
+  }
+  if (done) done();
+}
+
+Server::Server(std::vector<asio::io_context*> contexts, ServerOptions opts, Handler& handler, ErrorResponder& errors)
+    : impl_(std::make_shared<Impl>(std::move(contexts), std::move(opts), handler, errors)) {}
+
+Server::~Server() = default;
+
+std::uint16_t Server::listen() {
+  auto& a = impl_->acceptor;
+  tcp::endpoint ep(asio::ip::make_address(impl_->opts.host), impl_->opts.port);
+  a.open(ep.protocol());
+  a.set_option(asio::socket_base::reuse_address(true));
+  a.bind(ep);
+  a.listen(impl_->opts.backlog);
+  return a.local_endpoint().port();
+}
+
+void Server::start() { asio::co_spawn(impl_->acceptor.get_executor(), impl_->accept_loop(), asio::detached); }
+
+void Server::shutdown(std::function<void()> done) {
+  auto impl = impl_;
+  asio::post(impl->acceptor.get_executor(), [impl] {
+    boost::system::error_code ignored;
+    impl->acceptor.close(ignored);
+  });
+  std::vector<std::shared_ptr<Connection>> conns;
+  {
+    std::lock_guard lk(impl->mu);
+    impl->shutting_down = true;
+    conns.assign(impl->live.begin(), impl->live.end());
+    if (conns.empty()) {
+      asio::post(impl->acceptor.get_executor(), std::move(done));
+      return;
+    }
+    impl->on_drained = std::move(done);
+  }
+  for (auto& c : conns) {
+    asio::post(c->stream.get_executor(), [impl, c] { impl->stop_connection(c); });
+  }
+}
+
+std::size_t Server::connections() const {
+  std::lock_guard lk(impl_->mu);
+  return impl_->live.size();
+}
+
+}  // namespace spool::http

@@ -1,0 +1,81 @@
+#include "stream/event_log.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+
+namespace spool {
+namespace {
+
+constexpr std::size_t kFirstSegment = 4 * 1024;
+constexpr std::size_t kMaxSegment = 256 * 1024;
+
+char* put(char* p, std::string_view s) {
+  std::memcpy(p, s.data(), s.size());
+  return p + s.size();
+}
+
+}  // namespace
+
+char* EventLog::reserve(std::size_t n) {
+  if (segments_.empty() || segments_.back().capacity - segments_.back().used < n) {
+    std::size_t cap = segments_.empty() ? kFirstSegment : std::min(segments_.back().capacity * 2, kMaxSegment);
+    cap = std::max(cap, n);
+    Segment s;
+    s.data = std::make_unique_for_overwrite<char[]>(cap);
+    s.capacity = cap;
+    s.first_event = index_.size();
+    segments_.push_back(std::move(s));
+  }
+  Segment& s = segments_.back();
+  index_.push_back(Where{static_cast<std::uint32_t>(segments_.size() - 1), static_cast<std::uint32_t>(s.used)});
+  char* p = s.data.get() + s.used;
+  s.used += n;
+  bytes_ += n;
+  return p;
+}
+
+std::uint64_t EventLog::append(std::string_view type, std::string_view json) {
+  const std::uint64_t pos = index_.size() + 1;
+  char num[24];
+  const auto [end, ec] = std::to_chars(num, num + sizeof num, pos);
+  const std::string_view id(num, static_cast<std::size_t>(end - num));
+  const std::size_t n = 7 + type.size() + 7 + json.size() + 5 + id.size() + 2;
+  char* p = reserve(n);
+  p = put(p, "event: ");
+  p = put(p, type);
+  p = put(p, "\ndata: ");
+  p = put(p, json);
+  p = put(p, "\nid: ");
+  p = put(p, id);
+  put(p, "\n\n");
+  return pos;
+}
+
+std::uint64_t EventLog::gather(std::uint64_t after, std::size_t max_bytes,
+                               std::vector<boost::asio::const_buffer>& out) const {
+  std::uint64_t pos = after;
+  std::size_t gathered = 0;
+  while (pos < index_.size() && gathered < max_bytes) {
+    const Where w = index_[pos];
+    const Segment& s = segments_[w.segment];
+    const bool last_segment = w.segment + 1 == segments_.size();
+    const std::uint64_t end_event = last_segment ? index_.size() : segments_[w.segment + 1].first_event;
+    const std::size_t len = s.used - w.offset;
+    out.emplace_back(s.data.get() + w.offset, len);
+    gathered += len;
+    pos = end_event;
+  }
+  return pos;
+}
+
+std::string_view EventLog::frame(std::uint64_t pos) const {
+  if (pos == 0 || pos > index_.size()) return {};
+  const Where w = index_[pos - 1];
+  const Segment& s = segments_[w.segment];
+  std::size_t end = s.used;
+  if (pos < index_.size() && index_[pos].segment == w.segment) end = index_[pos].offset;
+  return {s.data.get() + w.offset, end - w.offset};
+}
+
+}  // namespace spool

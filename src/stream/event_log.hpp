@@ -1,0 +1,60 @@
+// An append-only log of SSE frames, serialized once and read in place by every observer.
+#pragma once
+
+#include <boost/asio/buffer.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+namespace spool {
+
+// Frames are stored back to back in segments that never move or change once written, so a
+// reader may keep pointers into them for as long as it keeps the log alive. Not thread-safe:
+// the owner serializes append() and gather() (readers then use the bytes without the lock).
+class EventLog {
+ public:
+  EventLog() = default;
+  EventLog(const EventLog&) = delete;
+  EventLog& operator=(const EventLog&) = delete;
+
+  // Appends `event: <type>\ndata: <json>\nid: <n>\n\n` where n is the new event's 1-based
+  // position, and returns n.
+  std::uint64_t append(std::string_view type, std::string_view json);
+
+  // Number of events.
+  std::uint64_t size() const { return index_.size(); }
+
+  // Bytes of all frames.
+  std::size_t bytes() const { return bytes_; }
+
+  // Adds to `out` the bytes of the events after position `after` (0 = from the first), whole
+  // segments at a time, stopping once about `max_bytes` are gathered. Returns the position
+  // of the last event gathered (== `after` when none).
+  std::uint64_t gather(std::uint64_t after, std::size_t max_bytes, std::vector<boost::asio::const_buffer>& out) const;
+
+  // The frame of event `pos` (1-based), for tests and folding.
+  std::string_view frame(std::uint64_t pos) const;
+
+ private:
+  struct Segment {
+    std::unique_ptr<char[]> data;
+    std::size_t capacity = 0;
+    std::size_t used = 0;
+    std::uint64_t first_event = 0;  // 0-based index of the first event stored here
+  };
+  struct Where {
+    std::uint32_t segment;
+    std::uint32_t offset;
+  };
+
+  char* reserve(std::size_t n);
+
+  std::vector<Segment> segments_;
+  std::vector<Where> index_;
+  std::size_t bytes_ = 0;
+};
+
+}  // namespace spool

@@ -1,0 +1,72 @@
+#include "stream/event_log.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace spool {
+namespace {
+
+std::string concat(const std::vector<boost::asio::const_buffer>& bufs) {
+  std::string s;
+  for (const auto& b : bufs) s.append(static_cast<const char*>(b.data()), b.size());
+  return s;
+}
+
+TEST(EventLog, AppendFramesWithPositions) {
+  EventLog log;
+  EXPECT_EQ(log.append("message_start", R"({"a":1})"), 1u);
+  EXPECT_EQ(log.append("message_stop", R"({"type":"message_stop"})"), 2u);
+  EXPECT_EQ(log.size(), 2u);
+  EXPECT_EQ(log.frame(1), "event: message_start\ndata: {\"a\":1}\nid: 1\n\n");
+  EXPECT_EQ(log.frame(2), "event: message_stop\ndata: {\"type\":\"message_stop\"}\nid: 2\n\n");
+  EXPECT_EQ(log.frame(3), "");
+}
+
+TEST(EventLog, GatherFromEveryPositionAcrossSegments) {
+  EventLog log;
+  std::string all;
+  for (int i = 0; i < 5000; ++i) {
+    const std::string json = R"({"n":)" + std::to_string(i) + std::string(static_cast<std::size_t>(i % 97), 'x') + "}";
+    log.append("content_block_delta", json);
+  }
+  for (std::uint64_t i = 1; i <= log.size(); ++i) all += log.frame(i);
+  EXPECT_EQ(all.size(), log.bytes());
+  for (std::uint64_t from : {0ull, 1ull, 17ull, 2500ull, 4999ull, 5000ull}) {
+    std::string got;
+    std::uint64_t pos = from;
+    while (pos < log.size()) {
+      std::vector<boost::asio::const_buffer> bufs;
+      const std::uint64_t next = log.gather(pos, 10000, bufs);
+      ASSERT_GT(next, pos);
+      got += concat(bufs);
+      pos = next;
+    }
+    std::string want;
+    for (std::uint64_t i = from + 1; i <= log.size(); ++i) want += log.frame(i);
+    EXPECT_EQ(got, want) << "from " << from;
+  }
+}
+
+TEST(EventLog, GatherNothingAtEnd) {
+  EventLog log;
+  log.append("a", "{}");
+  std::vector<boost::asio::const_buffer> bufs;
+  EXPECT_EQ(log.gather(1, 1000, bufs), 1u);
+  EXPECT_TRUE(bufs.empty());
+}
+
+TEST(EventLog, HugeEventGetsItsOwnSegment) {
+  EventLog log;
+  log.append("a", "{}");
+  const std::string big(1 << 20, 'y');
+  log.append("b", big);
+  log.append("c", "{}");
+  EXPECT_NE(log.frame(2).find(big), std::string_view::npos);
+  std::vector<boost::asio::const_buffer> bufs;
+  EXPECT_EQ(log.gather(0, 1 << 30, bufs), 3u);
+  EXPECT_EQ(concat(bufs), std::string(log.frame(1)) + std::string(log.frame(2)) + std::string(log.frame(3)));
+}
+
+}  // namespace
+}  // namespace spool

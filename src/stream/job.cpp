@@ -1,0 +1,251 @@
+#include "stream/job.hpp"
+
+#include "core/error_body.hpp"
+#include "core/ids.hpp"
+#include "stream/events.hpp"
+
+#include <boost/json/serialize.hpp>
+
+namespace spool {
+namespace json = boost::json;
+
+Job::Job(std::string id, std::string model, std::shared_ptr<StreamWriter> writer, JobOptions opts,
+         std::function<void()> on_terminal)
+    : id_(std::move(id)),
+      model_(std::move(model)),
+      writer_(std::move(writer)),
+      opts_(opts),
+      on_terminal_(std::move(on_terminal)),
+      message_id_(prefixed_hex_id("msg_")) {}
+
+void Job::attach(std::shared_ptr<EngineRun> run) {
+  std::unique_lock lk(mu_);
+  if (terminal_) {
+    lk.unlock();
+    run->cancel();
+    return;
+  }
+  run_ = std::move(run);
+}
+
+bool Job::append(std::string_view type, const std::string& json) {
+  // Keep one slot for the error event that ends a job whose log is full.
+  if (type != "error" && writer_->size() + 2 > opts_.max_events) {
+    fail_locked(make_error(Errc::internal, "Stream exceeded maximum_stream_length of " +
+                                               std::to_string(opts_.max_events) + " events"));
+    return false;
+  }
+  writer_->append(type, json);
+  return true;
+}
+
+void Job::ensure_started() {
+  if (started_) return;
+  started_ = true;
+  append("message_start", events::message_start(message_id_, model_, usage_.input_tokens));
+}
+
+void Job::open_block(BlockKind kind, std::string_view tool_name) {
+  close_block();
+  if (terminal_) return;
+  block_ = kind;
+  ++block_index_;
+  block_id_ = prefixed_hex_id("block_");
+  json::object block;
+  switch (kind) {
+    case BlockKind::text:
+      block = {{"type", "text"}, {"text", ""}};
+      break;
+    case BlockKind::thinking:
+      block = {{"type", "thinking"}, {"thinking", ""}, {"signature", prefixed_hex_id("sig_")}};
+      break;
+    case BlockKind::tool_use:
+      block = {{"type", "tool_use"}, {"id", prefixed_hex_id("tool_")}, {"name", tool_name}, {"input", json::object{}}};
+      tool_json_.clear();
+      break;
+    case BlockKind::none:
+      return;
+  }
+  if (opts_.fold) content_.push_back(block);
+  if (!processing_) {
+    processing_ = true;
+    writer_->set_status(StreamStatus::processing);
+  }
+  append("content_block_start", events::content_block_start(block_index_, block_id_, std::move(block)));
+}
+
+void Job::close_block() {
+  if (block_ == BlockKind::none) return;
+  if (opts_.fold && block_ == BlockKind::tool_use) {
+    content_.back().as_object()["input"] = events::parse_partial_object(tool_json_);
+  }
+  block_ = BlockKind::none;
+  append("content_block_stop", events::content_block_stop(block_index_, block_id_));
+}
+
+template <class F>
+void Job::with_lock(F&& f) {
+  bool ended = false;
+  {
+    std::lock_guard lk(mu_);
+    if (terminal_) return;
+    f();
+    ended = terminal_;
+  }
+  if (ended) terminate();
+}
+
+void Job::begin(std::int64_t input_tokens) {
+  with_lock([&] {
+    usage_.input_tokens = input_tokens;
+    writer_->set_usage(usage_);
+    ensure_started();
+  });
+}
+
+void Job::thinking(std::string_view delta) {
+  with_lock([&] {
+    ensure_started();
+    if (block_ != BlockKind::thinking) open_block(BlockKind::thinking);
+    if (terminal_) return;
+    if (opts_.fold) {
+      auto& s = content_.back().as_object()["thinking"].as_string();
+      s.append(delta);
+    }
+    append("content_block_delta", events::thinking_delta(block_index_, block_id_, delta));
+  });
+}
+
+void Job::text(std::string_view delta) {
+  with_lock([&] {
+    ensure_started();
+    if (block_ != BlockKind::text) open_block(BlockKind::text);
+    if (terminal_) return;
+    if (opts_.fold) content_.back().as_object()["text"].as_string().append(delta);
+    append("content_block_delta", events::text_delta(block_index_, block_id_, delta));
+  });
+}
+
+void Job::tool_use(std::string_view name) {
+  with_lock([&] {
+    ensure_started();
+    open_block(BlockKind::tool_use, name);
+  });
+}
+
+void Job::tool_input(std::string_view partial_json) {
+  with_lock([&] {
+    if (terminal_ || block_ != BlockKind::tool_use) return;
+    tool_json_.append(partial_json);
+    append("content_block_delta",
+           events::input_json_delta(block_index_, block_id_, partial_json, events::parse_partial_object(tool_json_)));
+  });
+}
+
+void Job::output_tokens(std::int64_t n) {
+  std::lock_guard lk(mu_);
+  if (terminal_) return;
+  usage_.output_tokens = n;
+  writer_->set_usage(usage_);
+}
+
+void Job::end(StreamStatus status, std::string_view stop_reason, const std::optional<std::string>& stop_sequence) {
+  ensure_started();
+  close_block();
+  if (terminal_) return;  // the log filled up while closing
+  stop_reason_ = stop_reason;
+  stop_sequence_ = stop_sequence;
+  append("message_delta", events::message_delta(stop_reason, stop_sequence, usage_));
+  append("message_stop", events::message_stop());
+  if (terminal_) return;
+  terminal_ = true;
+  writer_->set_usage(usage_);
+  writer_->set_status(status);
+}
+
+void Job::finish(StopReason reason, std::optional<std::string> stop_sequence) {
+  {
+    std::lock_guard lk(mu_);
+    if (terminal_) return;
+    end(StreamStatus::completed, to_string(reason), stop_sequence);
+  }
+  terminate();
+}
+
+void Job::fail_locked(Error e) {
+  if (terminal_) return;
+  terminal_ = true;
+  writer_->append("error", json::serialize(error_body(e, id_)));
+  writer_->set_status(StreamStatus::error, e.explanation);
+  failure_ = std::move(e);
+}
+
+void Job::fail(Error e) {
+  {
+    std::lock_guard lk(mu_);
+    if (terminal_) return;
+    fail_locked(std::move(e));
+  }
+  terminate();
+}
+
+void Job::cancel() {
+  std::shared_ptr<EngineRun> run;
+  bool ended = false;
+  {
+    std::lock_guard lk(mu_);
+    cancel_requested_ = true;
+    run = run_;
+    if (!terminal_) {
+      end(StreamStatus::cancelled, "cancelled", std::nullopt);
+      ended = true;
+    }
+  }
+  if (run) run->cancel();
+  if (ended) terminate();
+}
+
+void Job::terminate() {
+  std::function<void()> cb;
+  std::shared_ptr<EngineRun> run;
+  {
+    std::lock_guard lk(mu_);
+    cb = std::move(on_terminal_);
+    on_terminal_ = nullptr;
+    run = std::move(run_);
+  }
+  if (run) run->cancel();
+  if (cb) cb();
+}
+
+bool Job::terminal() const {
+  std::lock_guard lk(mu_);
+  return terminal_;
+}
+
+bool Job::stopped() const {
+  std::lock_guard lk(mu_);
+  return terminal_ || cancel_requested_;
+}
+
+std::optional<Error> Job::failure() const {
+  std::lock_guard lk(mu_);
+  return failure_;
+}
+
+json::object Job::folded() const {
+  std::lock_guard lk(mu_);
+  json::object usage{{"input_tokens", usage_.input_tokens}, {"output_tokens", usage_.output_tokens}};
+  json::value seq = stop_sequence_ ? json::value(*stop_sequence_) : json::value(nullptr);
+  json::value reason = stop_reason_.empty() ? json::value(nullptr) : json::value(stop_reason_);
+  return {{"id", message_id_},
+          {"type", "message"},
+          {"role", "assistant"},
+          {"content", content_},
+          {"model", model_},
+          {"stop_reason", reason},
+          {"stop_sequence", seq},
+          {"usage", usage}};
+}
+
+}  // namespace spool

@@ -1,0 +1,87 @@
+#include "stream/job_service.hpp"
+
+#include "core/ids.hpp"
+
+namespace spool {
+namespace asio = boost::asio;
+
+JobService::JobService(Broker& broker, JobServiceOptions opts) : broker_(broker), opts_(opts) {}
+
+std::shared_ptr<Job> JobService::find(const std::string& id) const {
+  std::lock_guard lk(mu_);
+  auto it = active_.find(id);
+  return it == active_.end() ? nullptr : it->second;
+}
+
+asio::awaitable<Result<Started>> JobService::start(StartJob job) {
+  std::string idem_slot;
+  if (!job.idempotency_key.empty()) {
+    idem_slot = job.owner + '\n' + job.idempotency_key;
+    std::optional<IdempotencyEntry> prior;
+    {
+      std::lock_guard lk(mu_);
+      if (auto it = idempotency_.find(idem_slot); it != idempotency_.end()) prior = it->second;
+    }
+    if (prior) {
+      auto info = co_await broker_.info(prior->id);
+      if (info.ok()) {
+        if (prior->digest != job.body_digest) {
+          co_return make_error(Errc::conflict, "Idempotency-Key was already used with a different request");
+        }
+        co_return Started{prior->id, true, nullptr};
+      }
+      std::lock_guard lk(mu_);
+      idempotency_.erase(idem_slot);  // its stream is gone: the key is free again
+    }
+  }
+  if (active() >= opts_.max_active_streams) {
+    co_return make_error(Errc::overloaded, "Too many active streams (limit " +
+                                               std::to_string(opts_.max_active_streams) + "); try again later");
+  }
+  if (job.id.empty()) job.id = uuid4();
+  StreamSpec spec{job.id, job.model->name, job.request->message_count, job.request->thinking, job.owner};
+  auto writer = co_await broker_.create(std::move(spec));
+  if (!writer) co_return writer.error();
+
+  const std::string id = job.id;
+  auto j = std::make_shared<Job>(id, job.model->name, std::move(writer.value()),
+                                 JobOptions{opts_.maximum_stream_length, job.fold}, [this, id] {
+                                   std::lock_guard lk(mu_);
+                                   active_.erase(id);
+                                 });
+  {
+    std::lock_guard lk(mu_);
+    active_[id] = j;
+    if (!idem_slot.empty()) idempotency_[idem_slot] = IdempotencyEntry{job.body_digest, id};
+  }
+  j->attach(job.model->impl->start(job.request, j));
+  co_return Started{id, false, j};
+}
+
+asio::awaitable<Status> JobService::cancel(std::string id) {
+  auto info = co_await broker_.info(id);
+  if (!info) co_return info.error();
+  if (auto j = find(id)) j->cancel();
+  co_return Ok{};
+}
+
+asio::awaitable<Status> JobService::remove(std::string id) {
+  if (auto j = find(id)) j->cancel();
+  co_return co_await broker_.remove(std::move(id));
+}
+
+void JobService::cancel_all() {
+  std::vector<std::shared_ptr<Job>> jobs;
+  {
+    std::lock_guard lk(mu_);
+    for (auto& [id, j] : active_) jobs.push_back(j);
+  }
+  for (auto& j : jobs) j->cancel();
+}
+
+std::size_t JobService::active() const {
+  std::lock_guard lk(mu_);
+  return active_.size();
+}
+
+}  // namespace spool

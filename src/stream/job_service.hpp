@@ -1,0 +1,74 @@
+// Starting, cancelling and removing jobs: the domain behind the async routes.
+#pragma once
+
+#include "broker/broker.hpp"
+#include "engine/registry.hpp"
+#include "stream/job.hpp"
+
+#include <mutex>
+#include <unordered_map>
+
+namespace spool {
+
+// Limits of the job service.
+struct JobServiceOptions {
+  std::uint64_t maximum_stream_length = 100000;
+  std::size_t max_active_streams = 10000;  // pending + processing on this instance; past it: overloaded
+};
+
+// A request to start one job.
+struct StartJob {
+  std::string id;  // empty: a UUID4 is generated
+  std::shared_ptr<const ChatRequest> request;
+  const Model* model = nullptr;
+  std::string owner;
+  std::string idempotency_key;  // empty: none
+  std::string body_digest;      // identifies the request for idempotency
+  bool fold = false;            // keep the folded message (synchronous replies)
+};
+
+// What start() did.
+struct Started {
+  std::string id;
+  bool replayed = false;     // an earlier job with the same idempotency key and body
+  std::shared_ptr<Job> job;  // null when replayed
+};
+
+// Runs jobs on engines and keeps them in the broker.
+class JobService {
+ public:
+  JobService(Broker& broker, JobServiceOptions opts);
+
+  // Creates the stream and starts its engine; returns before any token is produced.
+  boost::asio::awaitable<Result<Started>> start(StartJob job);
+
+  // Cancels `id` (§1.4); returns once the terminal events are in the log.
+  boost::asio::awaitable<Status> cancel(std::string id);
+
+  // Cancels if active, then removes the stream and ends its observers (§1.5).
+  boost::asio::awaitable<Status> remove(std::string id);
+
+  // Cancels every active job (shutdown).
+  void cancel_all();
+
+  // Jobs running or queued on this instance.
+  std::size_t active() const;
+
+  Broker& broker() { return broker_; }
+
+ private:
+  std::shared_ptr<Job> find(const std::string& id) const;
+
+  struct IdempotencyEntry {
+    std::string digest;
+    std::string id;
+  };
+
+  Broker& broker_;
+  JobServiceOptions opts_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, std::shared_ptr<Job>> active_;
+  std::unordered_map<std::string, IdempotencyEntry> idempotency_;  // owner + '\n' + key → entry
+};
+
+}  // namespace spool
