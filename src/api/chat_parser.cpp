@@ -301,7 +301,8 @@ Result<ChatRequest> parse_chat_request(std::string_view body) {
       is.add("dict_type", at(body_loc, "metadata"), "Input should be a valid dictionary");
     } else {
       req.metadata = md->as_object();
-      if (auto uid = get_string(req.metadata, "user_id", at(body_loc, "metadata"), is, false); uid && uid->size() > 512) {
+      if (auto uid = get_string(req.metadata, "user_id", at(body_loc, "metadata"), is, false);
+          uid && uid->size() > 512) {
         is.add("string_too_long", at(at(body_loc, "metadata"), "user_id"), "String should have at most 512 characters");
       }
     }

@@ -25,9 +25,13 @@ void Metrics::render(std::string& out) const {
   }
   out += "# HELP spool_events_sent_total Stored events written to observers.\n# TYPE spool_events_sent_total counter\n";
   out += fmt::format("spool_events_sent_total {}\n", events_sent_.load());
-  out += "# HELP spool_bytes_sent_total Bytes of event frames written to observers.\n# TYPE spool_bytes_sent_total counter\n";
+  out +=
+      "# HELP spool_bytes_sent_total Bytes of event frames written to observers.\n# TYPE spool_bytes_sent_total "
+      "counter\n";
   out += fmt::format("spool_bytes_sent_total {}\n", bytes_sent_.load());
-  out += "# HELP spool_cancel_seconds Time from a cancel request to its terminal events.\n# TYPE spool_cancel_seconds summary\n";
+  out +=
+      "# HELP spool_cancel_seconds Time from a cancel request to its terminal events.\n# TYPE spool_cancel_seconds "
+      "summary\n";
   out += fmt::format("spool_cancel_seconds_count {}\nspool_cancel_seconds_sum {:.6f}\n", cancels_.load(),
                      static_cast<double>(cancel_micros_.load()) / 1e6);
 }

@@ -74,7 +74,9 @@ std::optional<std::uint64_t> parse_event_id(std::string_view s) {
   return v;
 }
 
-json::value time_or_null(const std::optional<SysTime>& t) { return t ? json::value(rfc3339(*t)) : json::value(nullptr); }
+json::value time_or_null(const std::optional<SysTime>& t) {
+  return t ? json::value(rfc3339(*t)) : json::value(nullptr);
+}
 
 std::string status_json(const StreamInfo& i) {
   json::object usage{{"input_tokens", i.usage.input_tokens}, {"output_tokens", i.usage.output_tokens}};
@@ -371,8 +373,7 @@ asio::awaitable<http::Response> Router::start(Call& call) {
     id = (*it).value;
     if (!id.empty() && !is_addressable_id(id)) {
       co_return error_response(make_error(
-          Errc::invalid_request,
-          "message_id must be 1 to 256 bytes without '/', whitespace or control characters"));
+          Errc::invalid_request, "message_id must be 1 to 256 bytes without '/', whitespace or control characters"));
     }
   }
   auto req = parse_body(call.req);
@@ -464,7 +465,8 @@ asio::awaitable<http::Response> Router::message(Call& call) {
   if (!cursor) co_return error_response(cursor.error());
   // The job's stream is internal: delete it once the reply is over.
   auto remove = [jobs = &jobs_, id = started->id, ex = call.req.executor] {
-    asio::co_spawn(ex, [jobs, id]() -> asio::awaitable<void> { co_await jobs->remove(id); }, asio::detached);
+    asio::co_spawn(
+        ex, [jobs, id]() -> asio::awaitable<void> { co_await jobs->remove(id); }, asio::detached);
   };
   http::Response r;
   if (stream) {
@@ -504,7 +506,8 @@ asio::awaitable<http::Response> Router::validate(Call& call) {
 
 http::Response Router::health() {
   json::array engines;
-  for (const auto& m : models_.models()) engines.push_back(json::object{{"model", m.name}, {"engine", m.engine}, {"ready", true}});
+  for (const auto& m : models_.models())
+    engines.push_back(json::object{{"model", m.name}, {"engine", m.engine}, {"ready", true}});
   json::object body{{"status", "ok"},
                     {"broker", {{"type", opts_.broker_name}, {"ready", true}}},
                     {"engines", std::move(engines)},
@@ -532,11 +535,8 @@ http::Response Router::models() {
   json::array data;
   const Model* def = models_.default_model();
   for (const auto& m : models_.models()) {
-    data.push_back(json::object{{"type", "model"},
-                                {"id", m.name},
-                                {"display_name", m.name},
-                                {"engine", m.engine},
-                                {"default", &m == def}});
+    data.push_back(json::object{
+        {"type", "model"}, {"id", m.name}, {"display_name", m.name}, {"engine", m.engine}, {"default", &m == def}});
   }
   json::value first = data.empty() ? json::value(nullptr) : data.front().as_object().at("id");
   json::value last = data.empty() ? json::value(nullptr) : data.back().as_object().at("id");

@@ -14,9 +14,9 @@ namespace spool {
 
 // Settings the routes need.
 struct ApiOptions {
-  std::string path_prefix;                 // routes also answer under this prefix, e.g. "/spool"
-  std::vector<std::string> auth_secrets;   // empty: auth off; else the whole Authorization header must equal one
-  bool stream_scoping = false;             // a stream is visible only to the secret that created it
+  std::string path_prefix;                // routes also answer under this prefix, e.g. "/spool"
+  std::vector<std::string> auth_secrets;  // empty: auth off; else the whole Authorization header must equal one
+  bool stream_scoping = false;            // a stream is visible only to the secret that created it
   std::chrono::milliseconds ping_interval{15000};
   std::string broker_name = "memory";
 };

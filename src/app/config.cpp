@@ -117,7 +117,8 @@ void parse_model_table(const toml::array& arr, Config& cfg) {
     m.engine = (*t)["engine"].value_or(std::string());
     m.target = (*t)["target"].value_or((*t)["path"].value_or((*t)["url"].value_or(std::string())));
     m.token_delay_ms = (*t)["token_delay_ms"].value_or(std::int64_t{-1});
-    if (m.name.empty() || m.engine.empty()) throw std::runtime_error("config: every [[models]] entry needs name and engine");
+    if (m.name.empty() || m.engine.empty())
+      throw std::runtime_error("config: every [[models]] entry needs name and engine");
     cfg.models.push_back(std::move(m));
   }
 }
@@ -189,7 +190,8 @@ void finalize_config(Config& cfg) {
   if (cfg.models.empty()) cfg.models.push_back(ModelConfig{"mock", "mock", "", -1});
   for (std::size_t i = 0; i < cfg.models.size(); ++i) {
     for (std::size_t j = 0; j < i; ++j) {
-      if (cfg.models[i].name == cfg.models[j].name) throw std::runtime_error("model '" + cfg.models[i].name + "' is declared twice");
+      if (cfg.models[i].name == cfg.models[j].name)
+        throw std::runtime_error("model '" + cfg.models[i].name + "' is declared twice");
     }
   }
   if (!cfg.auth_secret.empty()) cfg.auth_secrets.insert(cfg.auth_secrets.begin(), cfg.auth_secret);

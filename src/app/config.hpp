@@ -12,8 +12,8 @@ namespace spool {
 // One entry of the models table.
 struct ModelConfig {
   std::string name;
-  std::string engine;  // mock, llama, openai, anthropic
-  std::string target;  // GGUF path or upstream URL; empty for mock
+  std::string engine;                // mock, llama, openai, anthropic
+  std::string target;                // GGUF path or upstream URL; empty for mock
   std::int64_t token_delay_ms = -1;  // mock only; -1: the global mock_token_delay_ms
 };
 
@@ -31,9 +31,9 @@ struct Config {
   std::string redis_url = "redis://127.0.0.1:6379/0";
   std::int64_t stream_expiration = 3600;
   std::int64_t maximum_stream_length = 100000;
-  double ping_interval = 15.0;            // seconds
-  double observer_write_timeout = 30.0;   // seconds
-  double request_timeout = 30.0;          // seconds for a whole request to arrive (and keep-alive idle)
+  double ping_interval = 15.0;           // seconds
+  double observer_write_timeout = 30.0;  // seconds
+  double request_timeout = 30.0;         // seconds for a whole request to arrive (and keep-alive idle)
   std::int64_t max_body_bytes = 16 * 1024 * 1024;
   std::int64_t max_header_bytes = 16 * 1024;
   std::int64_t max_active_streams = 10000;

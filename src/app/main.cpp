@@ -39,7 +39,9 @@ void setup_logging(const Config& cfg) {
   }
 }
 
-std::chrono::milliseconds seconds_ms(double s) { return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000.0)); }
+std::chrono::milliseconds seconds_ms(double s) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000.0));
+}
 
 int serve(Config& cfg) {
   setup_logging(cfg);
@@ -67,16 +69,17 @@ int serve(Config& cfg) {
       return 2;
     }
     const std::int64_t delay = m.token_delay_ms >= 0 ? m.token_delay_ms : cfg.mock_token_delay_ms;
-    models.add(Model{m.name, "mock",
-                     std::make_shared<MockEngine>(engine_ctx.get_executor(), MockOptions{std::chrono::milliseconds(delay)})});
+    models.add(
+        Model{m.name, "mock",
+              std::make_shared<MockEngine>(engine_ctx.get_executor(), MockOptions{std::chrono::milliseconds(delay)})});
   }
   if (!cfg.default_model.empty() && !models.set_default(cfg.default_model)) {
     std::cerr << "spool: default_model '" << cfg.default_model << "' is not a configured model\n";
     return 2;
   }
 
-  MemoryBroker broker(net.front()->get_executor(),
-                      MemoryBrokerOptions{std::chrono::seconds(cfg.stream_expiration), std::chrono::milliseconds(1000)});
+  MemoryBroker broker(net.front()->get_executor(), MemoryBrokerOptions{std::chrono::seconds(cfg.stream_expiration),
+                                                                       std::chrono::milliseconds(1000)});
   JobService jobs(broker, JobServiceOptions{static_cast<std::uint64_t>(cfg.maximum_stream_length),
                                             static_cast<std::size_t>(cfg.max_active_streams)});
   Metrics metrics;

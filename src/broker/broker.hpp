@@ -47,7 +47,7 @@ class StreamWriter {
 // A batch of whole frames read by an observer.
 struct ReadChunk {
   std::vector<boost::asio::const_buffer> buffers;  // valid until the cursor's next call or destruction
-  std::uint64_t events = 0;                         // how many events the buffers hold
+  std::uint64_t events = 0;                        // how many events the buffers hold
   bool end = false;  // nothing more will come: the stream is terminal and fully read, deleted, or the cursor aborted
 };
 

@@ -15,7 +15,9 @@ namespace {
 
 constexpr std::size_t kMaxChunkBytes = 1 << 20;
 
-Error not_found(const std::string& id) { return make_error(Errc::not_found, "Stream with message_id " + id + " not found"); }
+Error not_found(const std::string& id) {
+  return make_error(Errc::not_found, "Stream with message_id " + id + " not found");
+}
 
 // The part of a cursor that a producer can wake: its timer lives on the cursor's executor.
 struct Waker {
@@ -245,7 +247,7 @@ asio::awaitable<Result<StreamInfo>> MemoryBroker::info(std::string id) {
 }
 
 asio::awaitable<Result<std::unique_ptr<Cursor>>> MemoryBroker::open(std::string id, std::uint64_t after,
-                                                                     asio::any_io_executor ex) {
+                                                                    asio::any_io_executor ex) {
   auto s = find(id);
   if (!s) co_return not_found(id);
   co_return std::unique_ptr<Cursor>(std::make_unique<MemoryCursor>(std::move(s), after, ex));

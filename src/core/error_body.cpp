@@ -41,9 +41,8 @@ boost::json::object error_body(const Error& e, std::optional<std::string_view> r
   boost::json::value explanation = e.detail.is_null() ? boost::json::value(e.explanation) : e.detail;
   boost::json::object body;
   body["type"] = "error";
-  body["error"] = {{"type", k.type},
-                   {"message", k.message},
-                   {"detail", {{"code", k.code}, {"explanation", explanation}}}};
+  body["error"] = {
+      {"type", k.type}, {"message", k.message}, {"detail", {{"code", k.code}, {"explanation", explanation}}}};
   body["request_id"] = request_id ? boost::json::value(*request_id) : boost::json::value(nullptr);
   body["exception"] = {{"type", k.exception}, {"message", e.explanation}};
   body["detail"] = std::move(explanation);

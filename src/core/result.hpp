@@ -38,8 +38,9 @@ inline Error make_error(Errc code, std::string explanation) { return Error{code,
 template <class T>
 class Result {
  public:
-  Result(T v) : v_(std::move(v)) {}          // NOLINT(google-explicit-constructor)
-  Result(Error e) : v_(std::move(e)) {}      // NOLINT(google-explicit-constructor)
+  Result() : v_(Error{Errc::internal, "no result", nullptr}) {}  // for containers and futures
+  Result(T v) : v_(std::move(v)) {}                              // NOLINT(google-explicit-constructor)
+  Result(Error e) : v_(std::move(e)) {}                          // NOLINT(google-explicit-constructor)
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
   T& value() { return std::get<0>(v_); }

@@ -56,7 +56,8 @@ class Engine {
  public:
   virtual ~Engine() = default;
   // Starts producing a reply for `req` into `sink`; returns at once.
-  virtual std::shared_ptr<EngineRun> start(std::shared_ptr<const ChatRequest> req, std::shared_ptr<EngineSink> sink) = 0;
+  virtual std::shared_ptr<EngineRun> start(std::shared_ptr<const ChatRequest> req,
+                                           std::shared_ptr<EngineSink> sink) = 0;
   // Tokens the prompt of `req` takes with this engine's tokenizer.
   virtual Result<std::int64_t> count_tokens(const ChatRequest& req) = 0;
 };

@@ -161,7 +161,8 @@ MockEngine::MockEngine(asio::any_io_executor engine_executor, MockOptions opts) 
 
 std::shared_ptr<EngineRun> MockEngine::start(std::shared_ptr<const ChatRequest> req, std::shared_ptr<EngineSink> sink) {
   auto run = std::make_shared<MockRun>(ex_, opts_.token_delay);
-  asio::co_spawn(ex_, [run, req, sink]() { return run->run(req, sink); }, asio::detached);
+  asio::co_spawn(
+      ex_, [run, req, sink]() { return run->run(req, sink); }, asio::detached);
   return run;
 }
 

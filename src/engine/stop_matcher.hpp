@@ -16,8 +16,8 @@ class StopMatcher {
 
   // What `feed` found.
   struct Step {
-    std::string emit;                  // text safe to send now
-    std::optional<std::string> stop;   // the stop sequence hit, if any (text after it is dropped)
+    std::string emit;                 // text safe to send now
+    std::optional<std::string> stop;  // the stop sequence hit, if any (text after it is dropped)
   };
 
   // Adds `delta` and returns what can be sent.

@@ -23,12 +23,9 @@ std::string delta(int index, std::string_view block_id, std::string_view delta_t
 }  // namespace
 
 std::string message_start(std::string_view message_id, std::string_view model, std::int64_t input_tokens) {
-  json::object msg{{"id", message_id},
-                   {"type", "message"},
-                   {"role", "assistant"},
-                   {"content", json::array{}},
-                   {"model", model},
-                   {"usage", {{"input_tokens", input_tokens}, {"output_tokens", 0}}}};
+  json::object msg{{"id", message_id},    {"type", "message"},
+                   {"role", "assistant"}, {"content", json::array{}},
+                   {"model", model},      {"usage", {{"input_tokens", input_tokens}, {"output_tokens", 0}}}};
   return json::serialize(json::object{{"type", "message_start"}, {"message", std::move(msg)}});
 }
 
@@ -53,18 +50,16 @@ std::string thinking_delta(int index, std::string_view block_id, std::string_vie
 
 std::string input_json_delta(int index, std::string_view block_id, std::string_view partial_json,
                              const json::object& parsed_so_far) {
-  return json::serialize(json::object{{"type", "content_block_delta"},
-                                      {"index", index},
-                                      {"block_id", block_id},
-                                      {"delta",
-                                       {{"type", "input_json_delta"},
-                                        {"partial_json", partial_json},
-                                        {"partial_json_obj", parsed_so_far}}}});
+  return json::serialize(json::object{
+      {"type", "content_block_delta"},
+      {"index", index},
+      {"block_id", block_id},
+      {"delta", {{"type", "input_json_delta"}, {"partial_json", partial_json}, {"partial_json_obj", parsed_so_far}}}});
 }
 
 std::string content_block_stop(int index, std::string_view block_id) {
-  return fmt::format(R"({{"type":"content_block_stop","stop_timestamp":"{}","index":{},"block_id":{}}})",
-                     now_rfc3339(), index, quoted(block_id));
+  return fmt::format(R"({{"type":"content_block_stop","stop_timestamp":"{}","index":{},"block_id":{}}})", now_rfc3339(),
+                     index, quoted(block_id));
 }
 
 std::string message_delta(std::string_view stop_reason, const std::optional<std::string>& stop_sequence, Usage usage) {

@@ -31,8 +31,8 @@ void Job::attach(std::shared_ptr<EngineRun> run) {
 bool Job::append(std::string_view type, const std::string& json) {
   // Keep one slot for the error event that ends a job whose log is full.
   if (type != "error" && writer_->size() + 2 > opts_.max_events) {
-    fail_locked(make_error(Errc::internal, "Stream exceeded maximum_stream_length of " +
-                                               std::to_string(opts_.max_events) + " events"));
+    fail_locked(make_error(Errc::internal,
+                           "Stream exceeded maximum_stream_length of " + std::to_string(opts_.max_events) + " events"));
     return false;
   }
   writer_->append(type, json);
@@ -238,14 +238,8 @@ json::object Job::folded() const {
   json::object usage{{"input_tokens", usage_.input_tokens}, {"output_tokens", usage_.output_tokens}};
   json::value seq = stop_sequence_ ? json::value(*stop_sequence_) : json::value(nullptr);
   json::value reason = stop_reason_.empty() ? json::value(nullptr) : json::value(stop_reason_);
-  return {{"id", message_id_},
-          {"type", "message"},
-          {"role", "assistant"},
-          {"content", content_},
-          {"model", model_},
-          {"stop_reason", reason},
-          {"stop_sequence", seq},
-          {"usage", usage}};
+  return {{"id", message_id_}, {"type", "message"},     {"role", "assistant"},  {"content", content_},
+          {"model", model_},   {"stop_reason", reason}, {"stop_sequence", seq}, {"usage", usage}};
 }
 
 }  // namespace spool

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test: unit and end-to-end, on the release
+# build and again under AddressSanitizer + UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh test
+scripts/check-format.sh
+(cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+
+run_suite() {  # $1 = build dir
+  local dir=$1
+  echo "== unit tests ($dir)"
+  ctest --test-dir "$dir" --output-on-failure -j "$(nproc)"
+  echo "== end-to-end tests ($dir)"
+  (cd tests/e2e && SPOOL_BIN="$PWD/../../$dir/spool" node --test --test-concurrency=2)
+}
+
+scripts/build.sh release
+run_suite build
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+scripts/build.sh asan
+run_suite build-asan
