@@ -18,6 +18,7 @@ struct ApiOptions {
   std::vector<std::string> auth_secrets;  // empty: auth off; else the whole Authorization header must equal one
   bool stream_scoping = false;            // a stream is visible only to the secret that created it
   std::chrono::milliseconds ping_interval{15000};
+  std::size_t max_observers = 100000;  // open observers on this instance; past it: overloaded
   std::string broker_name = "memory";
 };
 

@@ -99,6 +99,7 @@ std::vector<Setting> settings(Config& c) {
       scalar("max_body_bytes", c.max_body_bytes, "Largest request body (larger: 413)"),
       scalar("max_header_bytes", c.max_header_bytes, "Largest request head (larger: 431)"),
       scalar("max_active_streams", c.max_active_streams, "Most pending+processing streams (more: 529)"),
+      scalar("max_observers", c.max_observers, "Most open observers (more: 529)"),
       scalar("mock_token_delay_ms", c.mock_token_delay_ms, "Delay between tokens of the default mock model"),
       scalar("default_model", c.default_model, "Model used for 'default' (else the first)"),
       scalar("api_key_env", c.api_key_env, "Upstream engines read their API key from this environment variable"),

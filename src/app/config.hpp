@@ -37,6 +37,7 @@ struct Config {
   std::int64_t max_body_bytes = 16 * 1024 * 1024;
   std::int64_t max_header_bytes = 16 * 1024;
   std::int64_t max_active_streams = 10000;
+  std::int64_t max_observers = 100000;
   std::int64_t mock_token_delay_ms = 20;
   std::vector<std::string> model_specs;  // NAME=ENGINE:TARGET
   std::vector<ModelConfig> models;       // from [[models]] in the file, then model_specs

@@ -89,6 +89,7 @@ int serve(Config& cfg) {
   api.stream_scoping = cfg.stream_scoping;
   api.ping_interval = seconds_ms(cfg.ping_interval);
   api.broker_name = cfg.broker;
+  api.max_observers = static_cast<std::size_t>(cfg.max_observers);
   Router router(api, jobs, models, metrics);
 
   http::ServerOptions so;

@@ -81,7 +81,7 @@ class Broker {
   virtual boost::asio::awaitable<Result<std::string>> owner(std::string id) = 0;
   // Counts of streams by status and of open observers, for /metrics.
   virtual std::vector<std::pair<StreamStatus, std::size_t>> counts() const = 0;
-  // Open observers over all streams.
+  // Open observers over all streams (cheap: called on every observe).
   virtual std::size_t observers() const = 0;
   // Stops background work (expiry); called once at shutdown.
   virtual void stop() = 0;

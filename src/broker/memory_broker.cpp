@@ -100,14 +100,17 @@ class MemoryWriter final : public StreamWriter {
 
 class MemoryCursor final : public Cursor {
  public:
-  MemoryCursor(std::shared_ptr<MemoryBroker::Stream> s, std::uint64_t after, asio::any_io_executor ex)
-      : s_(std::move(s)), pos_(after), waker_(std::make_shared<Waker>(ex)) {
+  MemoryCursor(std::shared_ptr<MemoryBroker::Stream> s, std::uint64_t after, asio::any_io_executor ex,
+               std::atomic<std::size_t>& open_cursors)
+      : s_(std::move(s)), pos_(after), waker_(std::make_shared<Waker>(ex)), open_cursors_(open_cursors) {
+    open_cursors_.fetch_add(1, std::memory_order_relaxed);
     std::lock_guard lk(s_->mu);
     ++s_->info.observers;
     exhausted_ = is_terminal(s_->info.status) && pos_ >= s_->log.size();
   }
 
   ~MemoryCursor() override {
+    open_cursors_.fetch_sub(1, std::memory_order_relaxed);
     std::lock_guard lk(s_->mu);
     --s_->info.observers;
   }
@@ -157,6 +160,7 @@ class MemoryCursor final : public Cursor {
   std::shared_ptr<MemoryBroker::Stream> s_;
   std::uint64_t pos_;
   std::shared_ptr<Waker> waker_;
+  std::atomic<std::size_t>& open_cursors_;
   bool aborted_ = false;
   bool exhausted_ = false;
 };
@@ -250,7 +254,7 @@ asio::awaitable<Result<std::unique_ptr<Cursor>>> MemoryBroker::open(std::string 
                                                                     asio::any_io_executor ex) {
   auto s = find(id);
   if (!s) co_return not_found(id);
-  co_return std::unique_ptr<Cursor>(std::make_unique<MemoryCursor>(std::move(s), after, ex));
+  co_return std::unique_ptr<Cursor>(std::make_unique<MemoryCursor>(std::move(s), after, ex, open_cursors_));
 }
 
 asio::awaitable<Status> MemoryBroker::remove(std::string id) {
@@ -288,14 +292,6 @@ std::vector<std::pair<StreamStatus, std::size_t>> MemoryBroker::counts() const {
           {StreamStatus::error, n[4]}};
 }
 
-std::size_t MemoryBroker::observers() const {
-  std::size_t total = 0;
-  std::lock_guard lk(mu_);
-  for (const auto& [id, s] : streams_) {
-    std::lock_guard slk(s->mu);
-    total += static_cast<std::size_t>(s->info.observers);
-  }
-  return total;
-}
+std::size_t MemoryBroker::observers() const { return open_cursors_.load(std::memory_order_relaxed); }
 
 }  // namespace spool

@@ -5,6 +5,7 @@
 
 #include <boost/asio/steady_timer.hpp>
 
+#include <atomic>
 #include <mutex>
 #include <unordered_map>
 
@@ -47,6 +48,7 @@ class MemoryBroker final : public Broker {
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Stream>> streams_;
   bool stopped_ = false;
+  std::atomic<std::size_t> open_cursors_{0};
 };
 
 }  // namespace spool
