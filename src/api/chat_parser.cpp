@@ -37,6 +37,42 @@ class Issues {
   json::array list_;
 };
 
+// Offset of the first byte that breaks UTF-8 in `s`, or npos.
+std::size_t invalid_utf8_at(std::string_view s) {
+  std::size_t i = 0;
+  const std::size_t n = s.size();
+  while (i < n) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t len = 0;
+    std::uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return i;
+    }
+    if (i + len > n) return i;
+    for (std::size_t k = 1; k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    const bool overlong = (len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
+    if (overlong || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+    i += len;
+  }
+  return std::string_view::npos;
+}
+
 json::array at(const json::array& base, json::value key) {
   json::array a = base;
   a.push_back(std::move(key));
@@ -212,6 +248,12 @@ Result<ChatRequest> parse_chat_request(std::string_view body) {
   json::parse_options popts;
   popts.max_depth = 64;
   json::parser p({}, popts);
+  if (const std::size_t bad = invalid_utf8_at(body); bad != std::string_view::npos) {
+    json::array loc{"body"};
+    loc.push_back(static_cast<std::int64_t>(bad));
+    is.add("json_invalid", std::move(loc), "JSON decode error: the body is not valid UTF-8");
+    return is.error();
+  }
   const std::size_t consumed = p.write(body.data(), body.size(), ec);
   if (ec) {
     json::array loc{"body"};

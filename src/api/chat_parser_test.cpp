@@ -63,6 +63,11 @@ TEST(ChatParser, InvalidUtf8Rejected) {
   std::string body = "{\"messages\":[{\"role\":\"user\",\"content\":\"\xff\xfe\"}]}";
   Error e = parse_error(body);
   EXPECT_EQ(e.code, Errc::invalid_request);
+  EXPECT_NE(e.explanation.find("UTF-8"), std::string::npos) << e.explanation;
+  // overlong encodings and surrogates are invalid too
+  for (std::string bad : {std::string("\xc0\xaf"), std::string("\xed\xa0\x80")}) {
+    EXPECT_FALSE(parse_chat_request("{\"messages\":[{\"role\":\"user\",\"content\":\"" + bad + "\"}]}").ok());
+  }
 }
 
 TEST(ChatParser, WrongTypesNameTheField) {

@@ -59,7 +59,8 @@ int serve(Config& cfg) {
     net.push_back(std::make_unique<asio::io_context>(1));
     net_ptrs.push_back(net.back().get());
   }
-  asio::io_context engine_ctx(1);  // engine work never runs on network threads
+  auto engine_ctx_owner = std::make_unique<asio::io_context>(1);  // engine work never runs on network threads
+  asio::io_context& engine_ctx = *engine_ctx_owner;
 
   ModelRegistry models;
   for (const auto& m : cfg.models) {
@@ -99,7 +100,8 @@ int serve(Config& cfg) {
   so.body_limit = static_cast<std::size_t>(cfg.max_body_bytes);
   so.read_timeout = seconds_ms(cfg.request_timeout);
   so.write_timeout = seconds_ms(cfg.observer_write_timeout);
-  http::Server server(net_ptrs, so, router, router);
+  auto server_owner = std::make_unique<http::Server>(net_ptrs, so, router, router);
+  http::Server& server = *server_owner;
   std::uint16_t port = 0;
   try {
     port = server.listen();
@@ -121,8 +123,10 @@ int serve(Config& cfg) {
     engine_ctx.stop();
   };
 
-  asio::signal_set signals(*net.front(), SIGINT, SIGTERM);
-  asio::steady_timer grace(*net.front());
+  auto signals_owner = std::make_unique<asio::signal_set>(*net.front(), SIGINT, SIGTERM);
+  auto grace_owner = std::make_unique<asio::steady_timer>(*net.front());
+  asio::signal_set& signals = *signals_owner;
+  asio::steady_timer& grace = *grace_owner;
   signals.async_wait([&](boost::system::error_code ec, int sig) {
     if (ec) return;
     spdlog::info("signal {}: shutting down", sig);
@@ -146,6 +150,13 @@ int serve(Config& cfg) {
   for (std::size_t i = 1; i < net.size(); ++i) threads.emplace_back([&, i] { net[i]->run(); });
   net.front()->run();
   for (auto& t : threads) t.join();
+  // I/O objects go before their io_contexts; the contexts go (destroying the handlers they
+  // still hold, which may touch the broker and metrics) before the domain objects.
+  signals_owner.reset();
+  grace_owner.reset();
+  server_owner.reset();
+  engine_ctx_owner.reset();
+  net.clear();
   spdlog::info("stopped");
   return 0;
 }

@@ -167,28 +167,24 @@ class MemoryCursor final : public Cursor {
 
 }  // namespace
 
-MemoryBroker::MemoryBroker(asio::any_io_executor ex, MemoryBrokerOptions opts) : opts_(opts), sweep_timer_(ex) {
+MemoryBroker::MemoryBroker(asio::any_io_executor ex, MemoryBrokerOptions opts)
+    : opts_(opts), sweep_timer_(std::make_unique<asio::steady_timer>(ex)) {
   schedule_sweep();
 }
 
 MemoryBroker::~MemoryBroker() = default;
 
 void MemoryBroker::schedule_sweep() {
-  sweep_timer_.expires_after(opts_.sweep_interval);
-  sweep_timer_.async_wait([this](boost::system::error_code ec) {
-    if (ec) return;
+  if (!sweep_timer_) return;  // stopped
+  sweep_timer_->expires_after(opts_.sweep_interval);
+  sweep_timer_->async_wait([this](boost::system::error_code ec) {
+    if (ec || !sweep_timer_) return;
     sweep_expired(std::chrono::system_clock::now());
     schedule_sweep();
   });
 }
 
-void MemoryBroker::stop() {
-  {
-    std::lock_guard lk(mu_);
-    stopped_ = true;
-  }
-  asio::post(sweep_timer_.get_executor(), [this] { sweep_timer_.cancel(); });
-}
+void MemoryBroker::stop() { sweep_timer_.reset(); }
 
 std::size_t MemoryBroker::sweep_expired(SysTime now) {
   if (opts_.stream_expiration.count() <= 0) return 0;

@@ -32,6 +32,7 @@ class MemoryBroker final : public Broker {
   boost::asio::awaitable<Result<std::string>> owner(std::string id) override;
   std::vector<std::pair<StreamStatus, std::size_t>> counts() const override;
   std::size_t observers() const override;
+  // Stops the expiry sweep; call on the sweep executor's thread, or with it not running.
   void stop() override;
 
   // Removes terminal streams whose expiration has passed; returns how many.
@@ -44,10 +45,9 @@ class MemoryBroker final : public Broker {
   std::shared_ptr<Stream> find(const std::string& id) const;
 
   MemoryBrokerOptions opts_;
-  boost::asio::steady_timer sweep_timer_;
+  std::unique_ptr<boost::asio::steady_timer> sweep_timer_;  // reset by stop()
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Stream>> streams_;
-  bool stopped_ = false;
   std::atomic<std::size_t> open_cursors_{0};
 };
 
