@@ -6,6 +6,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <atomic>
 
 namespace spool {
@@ -37,17 +38,37 @@ struct MemoryBroker::Stream {
   bool removed = false;
   std::vector<std::weak_ptr<Waker>> waiters;
 
-  // Wakes every waiting cursor; call with mu held.
-  void wake_locked() {
+  // Waiting cursors of one executor (io thread), woken by one posted handler.
+  struct WakeBatch {
+    asio::any_io_executor executor;
+    std::vector<std::weak_ptr<Waker>> wakers;
+  };
+  using WakeList = std::vector<WakeBatch>;
+
+  // Takes the waiting cursors, grouped by executor; call with mu held, then wake() unlocked.
+  WakeList take_waiters_locked() {
+    WakeList out;
     for (auto& w : waiters) {
-      if (auto k = w.lock()) {
-        k->registered = false;
-        asio::post(k->executor, [w = std::move(w)] {
-          if (auto k2 = w.lock()) k2->timer.cancel();
-        });
-      }
+      auto k = w.lock();
+      if (!k) continue;
+      k->registered = false;
+      auto it = std::find_if(out.begin(), out.end(), [&](const WakeBatch& b) { return b.executor == k->executor; });
+      if (it == out.end()) it = out.insert(out.end(), WakeBatch{k->executor, {}});
+      it->wakers.push_back(std::move(w));
     }
     waiters.clear();
+    return out;
+  }
+
+  // Posts one handler per executor that wakes its cursors.
+  static void wake(WakeList list) {
+    for (auto& b : list) {
+      asio::post(b.executor, [wakers = std::move(b.wakers)] {
+        for (const auto& w : wakers) {
+          if (auto k = w.lock()) k->timer.cancel();
+        }
+      });
+    }
   }
 };
 
@@ -58,10 +79,15 @@ class MemoryWriter final : public StreamWriter {
   explicit MemoryWriter(std::shared_ptr<MemoryBroker::Stream> s) : s_(std::move(s)) {}
 
   std::uint64_t append(std::string_view type, std::string_view json) override {
-    std::lock_guard lk(s_->mu);
-    const std::uint64_t pos = s_->log.append(type, json);
-    s_->info.events = pos;
-    s_->wake_locked();
+    std::uint64_t pos = 0;
+    MemoryBroker::Stream::WakeList wake;
+    {
+      std::lock_guard lk(s_->mu);
+      pos = s_->log.append(type, json);
+      s_->info.events = pos;
+      wake = s_->take_waiters_locked();
+    }
+    MemoryBroker::Stream::wake(std::move(wake));
     return pos;
   }
 
@@ -71,17 +97,21 @@ class MemoryWriter final : public StreamWriter {
   }
 
   void set_status(StreamStatus status, std::optional<std::string> error_message) override {
-    std::lock_guard lk(s_->mu);
-    if (is_terminal(s_->info.status) || s_->info.status == status) return;
-    const SysTime now = std::chrono::system_clock::now();
-    s_->info.status = status;
-    s_->info.updated_at = now;
-    if (error_message) s_->info.error_message = std::move(error_message);
-    if (is_terminal(status)) {
-      s_->info.completed_at = now;
-      s_->info.queue_position.reset();
-      s_->wake_locked();
+    MemoryBroker::Stream::WakeList wake;
+    {
+      std::lock_guard lk(s_->mu);
+      if (is_terminal(s_->info.status) || s_->info.status == status) return;
+      const SysTime now = std::chrono::system_clock::now();
+      s_->info.status = status;
+      s_->info.updated_at = now;
+      if (error_message) s_->info.error_message = std::move(error_message);
+      if (is_terminal(status)) {
+        s_->info.completed_at = now;
+        s_->info.queue_position.reset();
+        wake = s_->take_waiters_locked();
+      }
     }
+    MemoryBroker::Stream::wake(std::move(wake));
   }
 
   void set_usage(Usage usage) override {
@@ -207,9 +237,13 @@ std::size_t MemoryBroker::sweep_expired(SysTime now) {
     }
   }
   for (auto& s : expired) {
-    std::lock_guard slk(s->mu);
-    s->removed = true;
-    s->wake_locked();
+    Stream::WakeList wake;
+    {
+      std::lock_guard slk(s->mu);
+      s->removed = true;
+      wake = s->take_waiters_locked();
+    }
+    Stream::wake(std::move(wake));
   }
   return expired.size();
 }
@@ -262,9 +296,13 @@ asio::awaitable<Status> MemoryBroker::remove(std::string id) {
     s = std::move(it->second);
     streams_.erase(it);
   }
-  std::lock_guard slk(s->mu);
-  s->removed = true;
-  s->wake_locked();
+  Stream::WakeList wake;
+  {
+    std::lock_guard slk(s->mu);
+    s->removed = true;
+    wake = s->take_waiters_locked();
+  }
+  Stream::wake(std::move(wake));
   co_return Ok{};
 }
 
