@@ -5,7 +5,7 @@ what=${1:-build}
 pkgs=(g++ cmake ninja-build pkg-config libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
       libhiredis-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev libgtest-dev)
 case "$what" in
-  test) pkgs+=(redis-server nodejs npm clang-format curl) ;;
+  test) pkgs+=(redis-server nodejs npm clang-format clang-tidy curl) ;;
   bench) pkgs+=(nginx-extras libnginx-mod-nchan curl) ;;
 esac
 missing=()

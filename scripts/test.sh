@@ -16,6 +16,7 @@ run_suite() {  # $1 = build dir
 }
 
 scripts/build.sh release
+scripts/check-tidy.sh
 run_suite build
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 scripts/build.sh asan

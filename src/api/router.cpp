@@ -414,8 +414,8 @@ asio::awaitable<http::Response> Router::observe(Call& call, std::string id) {
     resumed = true;
   }
   if (jobs_.broker().observers() >= opts_.max_observers) {
-    co_return error_response(make_error(Errc::overloaded, "Too many open observers (limit " +
-                                                              std::to_string(opts_.max_observers) + ")"));
+    co_return error_response(
+        make_error(Errc::overloaded, "Too many open observers (limit " + std::to_string(opts_.max_observers) + ")"));
   }
   auto cursor = co_await jobs_.broker().open(id, after, call.req.executor);
   if (!cursor) co_return error_response(cursor.error());

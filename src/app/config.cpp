@@ -1,5 +1,6 @@
 #include "app/config.hpp"
 
+#include <fmt/format.h>
 #include <toml++/toml.h>
 
 #include <cstdlib>
@@ -30,7 +31,7 @@ std::string flag_name(const std::string& key) {
 }
 
 template <class T>
-Setting scalar(std::string key, T& ref, std::string help) {
+Setting scalar(const std::string& key, T& ref, const std::string& help) {
   Setting s;
   s.key = key;
   s.help = help;
@@ -59,7 +60,7 @@ Setting scalar(std::string key, T& ref, std::string help) {
   return s;
 }
 
-Setting list(std::string key, std::vector<std::string>& ref, std::string help) {
+Setting list(const std::string& key, std::vector<std::string>& ref, const std::string& help) {
   Setting s;
   s.key = key;
   s.help = help;
@@ -166,7 +167,7 @@ void load_config_file_and_legacy_env(int argc, char** argv, Config& cfg) {
           known = true;
         }
       }
-      if (!known) throw std::runtime_error("config file " + path + ": unknown key '" + key + "'");
+      if (!known) throw std::runtime_error(fmt::format("config file {}: unknown key '{}'", path, key));
     }
   }
   // PrivateGPT's names for the same settings (SPOOL_* and flags take precedence).

@@ -34,8 +34,8 @@ struct Config {
   double ping_interval = 15.0;           // seconds
   double observer_write_timeout = 30.0;  // seconds
   double request_timeout = 30.0;         // seconds for a whole request to arrive (and keep-alive idle)
-  std::int64_t max_body_bytes = 16 * 1024 * 1024;
-  std::int64_t max_header_bytes = 16 * 1024;
+  std::int64_t max_body_bytes = std::int64_t{16} * 1024 * 1024;
+  std::int64_t max_header_bytes = std::int64_t{16} * 1024;
   std::int64_t max_active_streams = 10000;
   std::int64_t max_observers = 100000;
   std::int64_t mock_token_delay_ms = 20;

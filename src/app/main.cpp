@@ -112,6 +112,7 @@ int serve(Config& cfg) {
   server.start();
 
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+  guards.reserve(net.size());
   for (auto& c : net) guards.push_back(asio::make_work_guard(*c));
   auto engine_guard = asio::make_work_guard(engine_ctx);
 

@@ -22,7 +22,7 @@ Error not_found(const std::string& id) {
 
 // The part of a cursor that a producer can wake: its timer lives on the cursor's executor.
 struct Waker {
-  explicit Waker(asio::any_io_executor ex) : executor(ex), timer(ex) {}
+  explicit Waker(const asio::any_io_executor& ex) : executor(ex), timer(ex) {}
   asio::any_io_executor executor;
   asio::steady_timer timer;
   bool registered = false;  // guarded by the stream's mutex
@@ -130,7 +130,7 @@ class MemoryWriter final : public StreamWriter {
 
 class MemoryCursor final : public Cursor {
  public:
-  MemoryCursor(std::shared_ptr<MemoryBroker::Stream> s, std::uint64_t after, asio::any_io_executor ex,
+  MemoryCursor(std::shared_ptr<MemoryBroker::Stream> s, std::uint64_t after, const asio::any_io_executor& ex,
                std::atomic<std::size_t>& open_cursors)
       : s_(std::move(s)), pos_(after), waker_(std::make_shared<Waker>(ex)), open_cursors_(open_cursors) {
     open_cursors_.fetch_add(1, std::memory_order_relaxed);
@@ -197,7 +197,7 @@ class MemoryCursor final : public Cursor {
 
 }  // namespace
 
-MemoryBroker::MemoryBroker(asio::any_io_executor ex, MemoryBrokerOptions opts)
+MemoryBroker::MemoryBroker(const asio::any_io_executor& ex, MemoryBrokerOptions opts)
     : opts_(opts), sweep_timer_(std::make_unique<asio::steady_timer>(ex)) {
   schedule_sweep();
 }
@@ -284,7 +284,7 @@ asio::awaitable<Result<std::unique_ptr<Cursor>>> MemoryBroker::open(std::string 
                                                                     asio::any_io_executor ex) {
   auto s = find(id);
   if (!s) co_return not_found(id);
-  co_return std::unique_ptr<Cursor>(std::make_unique<MemoryCursor>(std::move(s), after, ex, open_cursors_));
+  co_return std::unique_ptr<Cursor>(std::make_unique<MemoryCursor>(std::move(s), after, std::move(ex), open_cursors_));
 }
 
 asio::awaitable<Status> MemoryBroker::remove(std::string id) {

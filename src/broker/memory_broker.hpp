@@ -21,7 +21,7 @@ struct MemoryBrokerOptions {
 class MemoryBroker final : public Broker {
  public:
   // `ex` runs the expiry sweep.
-  MemoryBroker(boost::asio::any_io_executor ex, MemoryBrokerOptions opts);
+  MemoryBroker(const boost::asio::any_io_executor& ex, MemoryBrokerOptions opts);
   ~MemoryBroker() override;
 
   boost::asio::awaitable<Result<std::shared_ptr<StreamWriter>>> create(StreamSpec spec) override;

@@ -34,7 +34,7 @@ std::int64_t count_words(std::string_view text) {
 
 class MockRun final : public EngineRun, public std::enable_shared_from_this<MockRun> {
  public:
-  MockRun(asio::any_io_executor ex, std::chrono::milliseconds delay) : timer_(ex), delay_(delay) {}
+  MockRun(const asio::any_io_executor& ex, std::chrono::milliseconds delay) : timer_(ex), delay_(delay) {}
 
   void cancel() override {
     if (cancelled_.exchange(true)) return;
@@ -157,7 +157,8 @@ std::int64_t mock_input_tokens(const ChatRequest& req) {
   return n;
 }
 
-MockEngine::MockEngine(asio::any_io_executor engine_executor, MockOptions opts) : ex_(engine_executor), opts_(opts) {}
+MockEngine::MockEngine(asio::any_io_executor engine_executor, MockOptions opts)
+    : ex_(std::move(engine_executor)), opts_(opts) {}
 
 std::shared_ptr<EngineRun> MockEngine::start(std::shared_ptr<const ChatRequest> req, std::shared_ptr<EngineSink> sink) {
   auto run = std::make_shared<MockRun>(ex_, opts_.token_delay);

@@ -19,8 +19,8 @@ namespace spool::http {
 struct ServerOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8080;
-  std::size_t header_limit = 16 * 1024;            // request line + headers; past it: 431
-  std::size_t body_limit = 16 * 1024 * 1024;       // past it: 413
+  std::size_t header_limit = std::size_t{16} * 1024;       // request line + headers; past it: 431
+  std::size_t body_limit = std::size_t{16} * 1024 * 1024;  // past it: 413
   std::chrono::milliseconds read_timeout{30000};   // a whole request (or keep-alive idle) must arrive within this
   std::chrono::milliseconds write_timeout{30000};  // a socket accepting nothing this long is dropped
   int backlog = 4096;

@@ -7,8 +7,8 @@
 namespace spool {
 namespace {
 
-constexpr std::size_t kFirstSegment = 4 * 1024;
-constexpr std::size_t kMaxSegment = 256 * 1024;
+constexpr std::size_t kFirstSegment = std::size_t{4} * 1024;
+constexpr std::size_t kMaxSegment = std::size_t{256} * 1024;
 
 char* put(char* p, std::string_view s) {
   std::memcpy(p, s.data(), s.size());

@@ -135,13 +135,13 @@ json::object parse_partial_object(std::string_view text) {
         break;
     }
   }
-  auto try_parse = [](std::string s) -> std::optional<json::object> {
+  auto try_parse = [](std::string_view s) -> std::optional<json::object> {
     boost::system::error_code ec;
     json::value v = json::parse(s, ec);
     if (!ec && v.is_object()) return std::move(v.as_object());
     return std::nullopt;
   };
-  if (auto whole = try_parse(std::string(text))) return *whole;
+  if (auto whole = try_parse(text)) return *whole;
   if (good == std::string_view::npos) return {};
   std::string s(text.substr(0, good));
   // drop trailing comma
