@@ -181,6 +181,7 @@ class FoldedReply final : public http::BodySource {
       body_ = json::serialize(job_->folded());
     }
     h.headers.emplace_back("Content-Length", std::to_string(body_.size()));
+    h.close = false;
     co_return h;
   }
 

@@ -36,6 +36,7 @@ struct ResponseHead {
   int status = 200;
   std::string content_type;
   std::vector<std::pair<std::string, std::string>> headers;
+  bool close = true;  // the body ends with the connection; false when headers carry Content-Length
 };
 
 // A piece of a streamed body.

@@ -30,20 +30,26 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 // One accepted connection; lives on one io thread.
 struct Connection {
-  explicit Connection(tcp::socket s) : stream(std::move(s)) {}
+  explicit Connection(tcp::socket s) : stream(std::move(s)), watcher_exit(stream.get_executor()) {}
   beast::tcp_stream stream;
+  beast::flat_buffer buffer;     // bytes read and not yet parsed
   BodySource* source = nullptr;  // set while a streamed body is being sent
   bool stopping = false;
   bool client_gone = false;
-  bool reading = false;  // waiting for a request
+  bool reading = false;           // waiting for a request
+  bool watching = false;          // watch_client() should report the client going away
+  bool watcher_running = false;
+  asio::steady_timer watcher_exit;  // cancelled when watch_client() returns
 };
+
+constexpr std::size_t kMaxWatchedBytes = 64 * 1024;
 
 std::string head_bytes(const ResponseHead& h) {
   std::string s = fmt::format("HTTP/1.1 {} {}\r\n", h.status,
                               std::string_view(bhttp::obsolete_reason(static_cast<bhttp::status>(h.status))));
   if (!h.content_type.empty()) s += fmt::format("Content-Type: {}\r\n", h.content_type);
   for (const auto& [k, v] : h.headers) s += fmt::format("{}: {}\r\n", k, v);
-  s += "Server: spool\r\nConnection: close\r\n\r\n";
+  s += h.close ? "Server: spool\r\nConnection: close\r\n\r\n" : "Server: spool\r\n\r\n";
   return s;
 }
 
@@ -69,7 +75,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   asio::awaitable<void> session(std::shared_ptr<Connection> c);
   asio::awaitable<void> watch_client(std::shared_ptr<Connection> c);
   asio::awaitable<bool> write_response(Connection& c, Response& r, bool keep_alive);
-  asio::awaitable<void> stream_body(std::shared_ptr<Connection> c, std::unique_ptr<BodySource> src);
+  // Sends a streamed body; true when the connection may serve another request afterwards.
+  asio::awaitable<bool> stream_body(std::shared_ptr<Connection> c, std::unique_ptr<BodySource> src);
   void stop_connection(const std::shared_ptr<Connection>& c);
   void forget(const std::shared_ptr<Connection>& c);
 };
@@ -113,25 +120,48 @@ asio::awaitable<bool> Server::Impl::write_response(Connection& c, Response& r, b
 }
 
 asio::awaitable<void> Server::Impl::watch_client(std::shared_ptr<Connection> c) {
-  // A streamed response never reads; this read notices when the client closes.
-  char scratch[512];
-  for (;;) {
-    auto [ec, n] = co_await c->stream.socket().async_read_some(asio::buffer(scratch), use_tuple);
-    if (ec) break;
+  // A streamed response does not read requests; this read notices when the client closes.
+  // Bytes that arrive meanwhile (a pipelined request) are kept for the next parse.
+  c->watcher_running = true;
+  bool gone = false;
+  while (c->watching && c->buffer.size() < kMaxWatchedBytes) {
+    auto [ec, n] = co_await c->stream.socket().async_read_some(c->buffer.prepare(4096), use_tuple);
+    c->buffer.commit(n);
+    if (ec) {
+      gone = c->watching;  // not when stop_watching() cancelled the read
+      break;
+    }
   }
-  c->client_gone = true;
-  if (c->source) c->source->abort(AbortReason::client_gone);
+  c->watcher_running = false;
+  c->watcher_exit.cancel();
+  if (gone) {
+    c->client_gone = true;
+    if (c->source) c->source->abort(AbortReason::client_gone);
+  }
 }
 
-asio::awaitable<void> Server::Impl::stream_body(std::shared_ptr<Connection> c, std::unique_ptr<BodySource> src) {
+asio::awaitable<bool> Server::Impl::stream_body(std::shared_ptr<Connection> c, std::unique_ptr<BodySource> src) {
   c->source = src.get();
   if (c->stopping) src->abort(AbortReason::shutdown);
+  c->watching = true;
   asio::co_spawn(c->stream.get_executor(), watch_client(c), asio::detached);
   ResponseHead head = co_await src->head();
+  if (!head.close) {
+    // A body of known length: the connection may live on, so stop watching before writing.
+    c->watching = false;
+    boost::system::error_code ignored;
+    c->stream.socket().cancel(ignored);
+    while (c->watcher_running) {
+      c->watcher_exit.expires_at(asio::steady_timer::time_point::max());
+      co_await c->watcher_exit.async_wait(use_tuple);
+    }
+  }
+  boost::system::error_code ec;
   if (!c->client_gone) {
     const std::string hb = head_bytes(head);
     c->stream.expires_after(opts.write_timeout);
-    auto [ec, n] = co_await asio::async_write(c->stream, asio::buffer(hb), use_tuple);
+    auto [hec, hn] = co_await asio::async_write(c->stream, asio::buffer(hb), use_tuple);
+    ec = hec;
     while (!ec && !c->client_gone) {
       BodyChunk chunk = co_await src->next();
       if (!chunk.buffers.empty() && !c->client_gone) {
@@ -143,10 +173,12 @@ asio::awaitable<void> Server::Impl::stream_body(std::shared_ptr<Connection> c, s
     }
   }
   c->source = nullptr;
+  c->watching = false;
+  co_return !head.close && !ec && !c->client_gone;
 }
 
 asio::awaitable<void> Server::Impl::session(std::shared_ptr<Connection> c) {
-  beast::flat_buffer buffer(8192);
+  beast::flat_buffer& buffer = c->buffer;
   for (;;) {
     bhttp::request_parser<bhttp::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(opts.header_limit));
@@ -187,8 +219,9 @@ asio::awaitable<void> Server::Impl::session(std::shared_ptr<Connection> c) {
     const bool keep_alive = msg.keep_alive();
     Response resp = co_await handler.handle(std::move(req));
     if (resp.source) {
-      co_await stream_body(c, std::move(resp.source));
-      break;
+      const bool reusable = co_await stream_body(c, std::move(resp.source));
+      if (!reusable || !keep_alive || c->stopping) break;
+      continue;
     }
     const bool ok = co_await write_response(*c, resp, keep_alive && !c->stopping);
     if (!ok || !keep_alive || c->stopping) break;

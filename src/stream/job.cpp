@@ -29,8 +29,10 @@ void Job::attach(std::shared_ptr<EngineRun> run) {
 }
 
 bool Job::append(std::string_view type, const std::string& json) {
-  // Keep one slot for the error event that ends a job whose log is full.
-  if (type != "error" && writer_->size() + 2 > opts_.max_events) {
+  // Every event but the last (message_stop) must leave a slot free: for what follows it, or
+  // for the error event that ends a job whose log is full.
+  const std::uint64_t needed = type == "message_stop" ? 1 : 2;
+  if (type != "error" && writer_->size() + needed > opts_.max_events) {
     fail_locked(make_error(Errc::internal,
                            "Stream exceeded maximum_stream_length of " + std::to_string(opts_.max_events) + " events"));
     return false;
