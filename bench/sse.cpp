@@ -119,9 +119,7 @@ struct Seen {
 std::vector<Seen> parse_split(std::string_view in, std::size_t split, bool bytewise) {
   SseParser p;
   std::vector<Seen> got;
-  auto cb = [&](const SseEvent& e) {
-    got.push_back({std::string(e.type), std::string(e.data), std::string(e.id)});
-  };
+  auto cb = [&](const SseEvent& e) { got.push_back({std::string(e.type), std::string(e.data), std::string(e.id)}); };
   if (bytewise) {
     for (char c : in) p.feed(&c, 1, cb);
   } else {
@@ -156,8 +154,7 @@ int selftest(int& passed) {
     std::vector<Seen> want;
   };
   std::vector<Case> cases = {
-      {"lf", "event: a\ndata: {\"x\":1}\nid: 1\n\nevent: b\ndata: 2\n\n",
-       {{"a", "{\"x\":1}", "1"}, {"b", "2", "1"}}},
+      {"lf", "event: a\ndata: {\"x\":1}\nid: 1\n\nevent: b\ndata: 2\n\n", {{"a", "{\"x\":1}", "1"}, {"b", "2", "1"}}},
       {"crlf", "event: a\r\ndata: x\r\nid: 7\r\n\r\ndata: y\r\n\r\n", {{"a", "x", "7"}, {"message", "y", "7"}}},
       {"cr", "event: a\rdata: x\r\rdata: y\r\r", {{"a", "x", ""}, {"message", "y", ""}}},
       {"bom+comment", "\xEF\xBB\xBF: hi\n\n:ping\ndata: z\n\n", {{"message", "z", ""}}},
@@ -202,8 +199,8 @@ int selftest(int& passed) {
       auto sink = [&](const char* p, std::size_t n) { out.append(p, n); };
       long a = d.feed(body.data(), s, sink);
       long b = a < 0 ? -1 : d.feed(body.data() + s, body.size() - s, sink);
-      bool ok = a >= 0 && b >= 0 && out == "hello world" && d.done() &&
-                static_cast<std::size_t>(a + b) == body.size() - 4;
+      bool ok =
+          a >= 0 && b >= 0 && out == "hello world" && d.done() && static_cast<std::size_t>(a + b) == body.size() - 4;
       if (!ok) {
         check(false, "chunked split at " + std::to_string(s) + " out=" + out);
         break;

@@ -167,8 +167,10 @@ class ChunkedDecoder {
         }
         case St::Ext: {
           char ch = *p++;
-          if (ch == '\r') st_ = St::SizeLf;
-          else if (ch == '\n' && !size_line_done()) return -1;
+          if (ch == '\r')
+            st_ = St::SizeLf;
+          else if (ch == '\n' && !size_line_done())
+            return -1;
           break;
         }
         case St::SizeLf:
@@ -186,9 +188,12 @@ class ChunkedDecoder {
         }
         case St::DataCr: {
           char ch = *p++;
-          if (ch == '\r') st_ = St::DataLf;
-          else if (ch == '\n') reset_size();
-          else return fail();
+          if (ch == '\r')
+            st_ = St::DataLf;
+          else if (ch == '\n')
+            reset_size();
+          else
+            return fail();
           break;
         }
         case St::DataLf:
@@ -299,10 +304,14 @@ class BodyReader {
   }
   bool done() const {
     switch (mode_) {
-      case Mode::None: return true;
-      case Mode::Length: return remaining_ == 0;
-      case Mode::UntilClose: return false;
-      case Mode::Chunked: return chunked_.done();
+      case Mode::None:
+        return true;
+      case Mode::Length:
+        return remaining_ == 0;
+      case Mode::UntilClose:
+        return false;
+      case Mode::Chunked:
+        return chunked_.done();
     }
     return true;
   }

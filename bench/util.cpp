@@ -127,19 +127,50 @@ std::vector<int> ProcWatch::pids() const {
   return out;
 }
 
-double ProcWatch::cpu_seconds() const {
-  if (pid_ <= 0) return -1;
+ProcWatch::CpuSample ProcWatch::cpu_sample() const {
+  CpuSample s;
+  if (pid_ <= 0) return s;
   static const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
-  double total = 0;
-  bool any = false;
+  double stat_total = 0, sched_total = 0;
+  bool any = false, sched_ok = true;
   std::vector<std::string> fields;
   for (int p : pids()) {
     // utime and stime are fields 14 and 15 of the file, 11 and 12 after the name.
     if (!read_stat_fields(p, fields)) continue;
-    total += (std::strtod(fields[11].c_str(), nullptr) + std::strtod(fields[12].c_str(), nullptr)) / tick;
+    stat_total += (std::strtod(fields[11].c_str(), nullptr) + std::strtod(fields[12].c_str(), nullptr)) / tick;
     any = true;
+    const std::string task_dir = "/proc/" + std::to_string(p) + "/task";
+    DIR* d = opendir(task_dir.c_str());
+    if (!d) {
+      sched_ok = false;
+      continue;
+    }
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+      std::ifstream f(task_dir + "/" + e->d_name + "/schedstat");
+      unsigned long long ns = 0;
+      if (f >> ns)
+        sched_total += static_cast<double>(ns) / 1e9;
+      else
+        sched_ok = false;
+    }
+    closedir(d);
   }
-  return any ? total : -1;
+  if (any) s.stat_s = stat_total;
+  if (any && sched_ok) s.sched_s = sched_total;
+  return s;
+}
+
+double ProcWatch::cpu_delta(const CpuSample& a, const CpuSample& b) {
+  if (a.stat_s < 0 || b.stat_s < 0) return -1;
+  const double by_stat = b.stat_s - a.stat_s;
+  if (a.sched_s < 0 || b.sched_s < 0) return by_stat;
+  const double by_sched = b.sched_s - a.sched_s;
+  // Threads that exited in between take their schedstat time with them: then the tick-based
+  // figure is clearly larger (beyond its two-tick rounding), and it is the one to trust.
+  static const double tick = 1.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
+  if (by_sched < 0 || by_stat > by_sched * 1.05 + 2 * tick) return by_stat;
+  return by_sched;
 }
 
 long ProcWatch::rss_kib() const {
@@ -206,11 +237,21 @@ std::string json_escape(std::string_view s) {
   o.reserve(s.size() + 2);
   for (unsigned char c : s) {
     switch (c) {
-      case '"': o += "\\\""; break;
-      case '\\': o += "\\\\"; break;
-      case '\n': o += "\\n"; break;
-      case '\r': o += "\\r"; break;
-      case '\t': o += "\\t"; break;
+      case '"':
+        o += "\\\"";
+        break;
+      case '\\':
+        o += "\\\\";
+        break;
+      case '\n':
+        o += "\\n";
+        break;
+      case '\r':
+        o += "\\r";
+        break;
+      case '\t':
+        o += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char b[8];
@@ -279,7 +320,12 @@ JsonLine& JsonLine::pct(std::string_view prefix, const Percentiles& p, std::stri
   std::string base(prefix);
   std::string u(unit);
   if (p.n == 0) {
-    for (auto s : {"_p50_", "_p90_", "_p99_", "_max_", "_mean_"}) null(base + s + u);
+    for (const char* s : {"_p50_", "_p90_", "_p99_", "_max_", "_mean_"}) {
+      std::string k = base;
+      k += s;
+      k += u;
+      null(k);
+    }
     return *this;
   }
   num(base + "_p50_" + u, p.p50);

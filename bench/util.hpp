@@ -38,8 +38,16 @@ class ProcWatch {
   explicit ProcWatch(int pid) : pid_(pid) {}
   bool enabled() const { return pid_ > 0; }
   int pid() const { return pid_; }
-  // utime + stime in seconds (resolution: one clock tick, usually 10 ms); < 0 if unreadable.
-  double cpu_seconds() const;
+  // CPU time in seconds; < 0 if unreadable. Two sources are sampled: the sum over all threads
+  // of /proc/PID/task/TID/schedstat (nanoseconds, but a thread that exits takes its time
+  // with it) and utime + stime of /proc/PID/stat (includes exited threads, but counts in
+  // clock ticks, usually 10 ms). cpu_delta() prefers the precise one unless threads exited.
+  struct CpuSample {
+    double stat_s = -1, sched_s = -1;
+  };
+  CpuSample cpu_sample() const;
+  static double cpu_delta(const CpuSample& a, const CpuSample& b);
+  double cpu_seconds() const { return cpu_sample().stat_s; }
   // VmRSS in KiB; < 0 if unreadable.
   long rss_kib() const;
   std::vector<int> pids() const;

@@ -1,0 +1,387 @@
+#include "net.hpp"
+
+#include <algorithm>
+
+namespace bench {
+
+namespace {
+// One read buffer for every connection: a coroutine reads into it and parses the bytes before
+// it suspends again, and everything runs on one thread.
+char g_buf[256 * 1024];
+}  // namespace
+
+const char* read_buffer() { return g_buf; }
+std::size_t read_buffer_size() { return sizeof g_buf; }
+
+void Ctx::abort_all() {
+  aborting = true;
+  close_sockets();
+  auto sigs = signals;
+  for (Signal* s : sigs) s->notify_all();
+}
+
+void Ctx::close_sockets() {
+  auto socks = sockets;  // closing does not unregister; the owners do that later
+  for (tcp::socket* s : socks) {
+    error_code ec;
+    s->close(ec);
+  }
+}
+
+void Ctx::arm(double seconds) {
+  watchdog.expires_after(std::chrono::milliseconds(static_cast<long long>(seconds * 1000)));
+  watchdog.async_wait([this](error_code ec) {
+    if (ec) return;  // re-armed or disarmed
+    timed_out = true;
+    abort_all();
+  });
+}
+
+awaitable<void> sleep_ms(Ctx& c, double ms) {
+  asio::steady_timer t(c.io, std::chrono::microseconds(static_cast<long long>(ms * 1000)));
+  (void)co_await t.async_wait(nothrow);
+}
+
+awaitable<void> sleep_until_ns(Ctx& c, std::int64_t t_ns) {
+  std::int64_t wait = t_ns - now_ns();
+  if (wait <= 0) co_return;
+  asio::steady_timer t(c.io, std::chrono::nanoseconds(wait));
+  (void)co_await t.async_wait(nothrow);
+}
+
+awaitable<ReadResult> read_some(tcp::socket& s, bool wait_first) {
+  for (;;) {
+    if (wait_first) {
+      auto [ec] = co_await s.async_wait(tcp::socket::wait_read, nothrow);
+      if (ec) co_return ReadResult{ec, 0};
+    }
+    error_code ec;
+    std::size_t n = s.read_some(asio::buffer(g_buf, sizeof g_buf), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      wait_first = true;
+      continue;
+    }
+    if (ec == asio::error::eof) co_return ReadResult{{}, 0};
+    co_return ReadResult{ec, n};
+  }
+}
+
+awaitable<std::string> connect_socket(Ctx& c, tcp::socket& s) {
+  if (c.aborting) co_return std::string("aborted");
+  auto [ec] = co_await s.async_connect(c.ep, nothrow);
+  if (ec) {
+    error_code ignore;
+    s.close(ignore);
+    co_return "connect: " + ec.message();
+  }
+  error_code ignore;
+  s.set_option(tcp::no_delay(true), ignore);
+  s.non_blocking(true, ignore);
+  co_return std::string();
+}
+
+// ---------------------------------------------------------------------------------------------
+// HttpClient
+
+awaitable<std::string> HttpClient::connect() {
+  std::string err = co_await connect_socket(c_, s_);
+  connected_ = err.empty();
+  co_return err;
+}
+
+void HttpClient::close() {
+  error_code ec;
+  s_.close(ec);
+  connected_ = false;
+}
+
+awaitable<HttpResponse> HttpClient::request(std::string method, std::string target, std::string body,
+                                            std::string extra_headers) {
+  HttpResponse r;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    bool fresh = false;
+    if (!connected_ || !s_.is_open()) {
+      std::string err = co_await connect();
+      if (!err.empty()) {
+        r.error = err;
+        co_return r;
+      }
+      fresh = true;
+    }
+    out_.clear();
+    out_ += method;
+    out_ += ' ';
+    out_ += target;
+    out_ += " HTTP/1.1\r\nHost: ";
+    out_ += c_.host;
+    out_ += "\r\n";
+    if (!body.empty() || method == "POST" || method == "PUT") {
+      out_ += "Content-Type: application/json\r\nContent-Length: ";
+      out_ += std::to_string(body.size());
+      out_ += "\r\n";
+    }
+    out_ += extra_headers;
+    out_ += "\r\n";
+    out_ += body;
+    auto [wec, wn] = co_await asio::async_write(s_, asio::buffer(out_), nothrow);
+    (void)wn;
+    if (wec) {
+      close();
+      if (!fresh && !c_.aborting) continue;
+      r.error = "write: " + wec.message();
+      co_return r;
+    }
+    in_.clear();
+    ResponseHead h;
+    long hl = 0;
+    bool retry = false;
+    for (;;) {
+      ReadResult rr = co_await read_some(s_, true);
+      if (rr.ec || rr.n == 0) {
+        close();
+        if (in_.empty() && !fresh && !c_.aborting) {
+          retry = true;
+          break;
+        }
+        r.error = rr.ec ? "read: " + rr.ec.message() : std::string("connection closed before the response");
+        co_return r;
+      }
+      in_.append(g_buf, rr.n);
+      hl = parse_response_head(in_, h);
+      if (hl < 0) {
+        close();
+        r.error = "malformed response head";
+        co_return r;
+      }
+      if (hl > 0) break;
+    }
+    if (retry) continue;
+    r.status = h.status;
+    BodyReader br;
+    br.start(h, method == "HEAD");
+    auto sink = [&r](const char* p, std::size_t n) { r.body.append(p, n); };
+    if (br.feed(in_.data() + hl, in_.size() - static_cast<std::size_t>(hl), sink) < 0) {
+      close();
+      r.error = "bad body framing";
+      co_return r;
+    }
+    while (!br.done()) {
+      ReadResult rr = co_await read_some(s_, true);
+      if (rr.ec) {
+        close();
+        r.error = "read: " + rr.ec.message();
+        co_return r;
+      }
+      if (rr.n == 0) {
+        close();
+        if (br.until_close()) break;
+        r.error = "connection closed in the middle of the body";
+        co_return r;
+      }
+      if (br.feed(g_buf, rr.n, sink) < 0) {
+        close();
+        r.error = "bad body framing";
+        co_return r;
+      }
+    }
+    if (h.close || br.until_close()) close();
+    co_return r;
+  }
+  r.error = "connection lost";
+  co_return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Observer
+
+awaitable<void> observe(Ctx& c, const ObsSpec& spec, ObsResult& r, Semaphore* gate, WaitGroup* attached,
+                        WaitGroup* done) {
+  Once done_once(done);
+  Once attached_once(attached);
+  r.t_begin = now_ns();
+  bool held = false;
+  if (gate) {
+    if (!co_await gate->acquire()) {
+      r.failed = r.aborted = true;
+      r.error = "aborted";
+      co_return;
+    }
+    held = true;
+  }
+  auto release = [&] {
+    if (held) gate->release();
+    held = false;
+  };
+
+  tcp::socket s(c.io);
+  SockReg reg(c, &s);
+  r.sock = &s;
+  struct ClearSock {
+    ObsResult& r;
+    ~ClearSock() { r.sock = nullptr; }
+  } clear_sock{r};
+
+  std::string err = co_await connect_socket(c, s);
+  if (!err.empty()) {
+    release();
+    r.failed = true;
+    r.aborted = c.aborting;
+    r.error = err;
+    co_return;
+  }
+  std::string req;
+  req.reserve(256 + spec.target.size() + spec.extra_headers.size());
+  req += "GET ";
+  req += spec.target;
+  req += " HTTP/1.1\r\nHost: ";
+  req += c.host;
+  req += "\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n";
+  req += spec.extra_headers;
+  req += "\r\n";
+  auto [wec, wn] = co_await asio::async_write(s, asio::buffer(req), nothrow);
+  (void)wn;
+  if (wec) {
+    release();
+    r.failed = true;
+    r.aborted = c.aborting;
+    r.error = "write: " + wec.message();
+    co_return;
+  }
+
+  // Response head.
+  std::string head;
+  ResponseHead h;
+  long hl = 0;
+  for (;;) {
+    ReadResult rr = co_await read_some(s, true);
+    if (rr.ec || rr.n == 0) {
+      release();
+      r.failed = true;
+      r.aborted = c.aborting;
+      r.error = rr.ec ? "read: " + rr.ec.message() : std::string("closed before the response head");
+      co_return;
+    }
+    head.append(g_buf, rr.n);
+    hl = parse_response_head(head, h);
+    if (hl < 0) {
+      release();
+      r.failed = true;
+      r.error = "malformed response head";
+      co_return;
+    }
+    if (hl > 0) break;
+  }
+  std::int64_t t_now = now_ns();
+  r.t_headers = t_now;
+  r.status = h.status;
+  r.attached = true;
+  release();
+  attached_once.fire();
+  if (h.status != 200) {
+    r.failed = true;
+    r.error = "HTTP status " + std::to_string(h.status);
+    co_return;
+  }
+  if (spec.record && spec.reserve) r.arrivals.reserve(spec.reserve);
+
+  // Body: framing decoder -> SSE parser -> counters, all on the bytes just read.
+  BodyReader body;
+  body.start(h);
+  SseParser sse;
+  bool close_now = false;
+  auto on_event = [&](const SseEvent& e) {
+    if (e.type == "ping") {
+      ++r.pings;
+      return;
+    }
+    ++r.events;
+    if (r.t_first < 0) r.t_first = t_now;
+    if (e.type == "content_block_delta") {
+      ++r.deltas;
+      if (spec.record) r.arrivals.push_back(t_now);
+    } else if (e.type == "message_stop") {
+      r.got_stop = true;
+      r.t_stop = t_now;
+      if (spec.close_on_stop) close_now = true;
+    } else if (e.type == "error") {
+      r.got_error = true;
+      r.t_stop = t_now;
+      if (spec.close_on_stop) close_now = true;
+    }
+  };
+  bool sse_ok = true;
+  auto on_body = [&](const char* p, std::size_t n) {
+    r.bytes += n;
+    if (!sse.feed(p, n, on_event)) sse_ok = false;
+  };
+  if (static_cast<std::size_t>(hl) < head.size() &&
+      body.feed(head.data() + hl, head.size() - static_cast<std::size_t>(hl), on_body) < 0) {
+    r.failed = true;
+    r.error = "bad body framing";
+    co_return;
+  }
+  bool wait_first = true;
+  while (!close_now && sse_ok) {
+    if (body.done()) {  // final chunk (or full length) received: the response is over
+      r.closed = true;
+      r.t_closed = t_now;
+      break;
+    }
+    ReadResult rr = co_await read_some(s, wait_first);
+    t_now = now_ns();
+    if (rr.ec) {
+      if (r.late_close) {
+        r.closed = true;
+      } else {
+        r.aborted = c.aborting || rr.ec == asio::error::operation_aborted || rr.ec == asio::error::bad_descriptor;
+        if (!r.aborted) {
+          r.failed = true;
+          r.error = "read: " + rr.ec.message();
+        }
+      }
+      break;
+    }
+    if (rr.n == 0) {  // the server closed the connection
+      r.closed = true;
+      r.t_closed = t_now;
+      if (!body.until_close() && !body.done()) r.error = "connection closed in the middle of the body";
+      break;
+    }
+    wait_first = rr.n < sizeof g_buf;  // a full buffer: more is probably waiting
+    if (body.feed(g_buf, rr.n, on_body) < 0) {
+      r.failed = true;
+      r.error = "bad body framing";
+      break;
+    }
+  }
+  if (!sse_ok) {
+    r.failed = true;
+    r.error = "SSE line too long";
+  }
+  if (close_now) {
+    r.closed = true;
+    r.t_closed = t_now;
+  }
+  error_code ignore;
+  s.close(ignore);
+}
+
+awaitable<void> sweep_late_closers(Ctx& c, std::vector<ObsResult>& res, WaitGroup& done, double grace_ms,
+                                   WaitGroup& finished) {
+  Once once(&finished);
+  const std::int64_t grace = static_cast<std::int64_t>(grace_ms * 1e6);
+  while (done.left() > 0) {
+    co_await sleep_ms(c, 50);
+    std::int64_t now = now_ns();
+    for (ObsResult& r : res) {
+      if (r.sock && r.got_stop && !r.closed && !r.late_close && now - r.t_stop > grace) {
+        r.late_close = true;
+        r.t_closed = now;
+        error_code ec;
+        r.sock->close(ec);
+      }
+    }
+  }
+}
+
+}  // namespace bench
