@@ -8,6 +8,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
@@ -98,13 +99,50 @@ std::string status_json(const StreamInfo& i) {
   return json::serialize(o);
 }
 
+// Sends a ping after `interval` without a frame: one timer per observer, re-armed only when it
+// fires, never per event. Shared with its timer's handler, which may outlive the source.
+class Pinger : public std::enable_shared_from_this<Pinger> {
+ public:
+  Pinger(const asio::any_io_executor& ex, std::chrono::milliseconds interval, Cursor& cursor)
+      : timer_(ex), interval_(interval), cursor_(&cursor), last_frame_(Clock::now()) {}
+
+  void start() { arm(last_frame_ + interval_); }
+  void sent() { last_frame_ = Clock::now(); }
+  void stop() {
+    cursor_ = nullptr;
+    timer_.cancel();
+  }
+
+ private:
+  void arm(Clock::time_point at) {
+    timer_.expires_at(at);
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec || !self->cursor_) return;
+      const auto due = self->last_frame_ + self->interval_;
+      if (Clock::now() >= due) {
+        self->cursor_->interrupt();
+        self->arm(Clock::now() + self->interval_);
+      } else {
+        self->arm(due);
+      }
+    });
+  }
+
+  asio::steady_timer timer_;
+  std::chrono::milliseconds interval_;
+  Cursor* cursor_;
+  Clock::time_point last_frame_;
+};
+
 // SSE of one stream for one observer: stored frames as they are, pings when idle.
 class SseSource final : public http::BodySource {
  public:
-  SseSource(std::unique_ptr<Cursor> cursor, std::chrono::milliseconds ping, Metrics& metrics)
-      : cursor_(std::move(cursor)), ping_(ping), metrics_(metrics), last_sent_(Clock::now()) {}
+  SseSource(std::unique_ptr<Cursor> cursor, std::chrono::milliseconds ping, Metrics& metrics,
+            const asio::any_io_executor& ex)
+      : cursor_(std::move(cursor)), metrics_(metrics), pinger_(std::make_shared<Pinger>(ex, ping, *cursor_)) {}
 
   ~SseSource() override {
+    pinger_->stop();
     if (on_done) on_done();
   }
 
@@ -112,6 +150,7 @@ class SseSource final : public http::BodySource {
     http::ResponseHead h;
     h.content_type = "text/event-stream; charset=utf-8";
     h.headers = {{"Cache-Control", "no-cache"}, {"X-Accel-Buffering", "no"}};
+    pinger_->start();
     co_return h;
   }
 
@@ -121,22 +160,26 @@ class SseSource final : public http::BodySource {
       out.last = true;
       co_return out;
     }
-    const auto deadline = last_sent_ + ping_;
-    chunk_ = co_await cursor_->next(deadline);
-    if (chunk_.end) {
-      out.last = true;
-      co_return out;
+    const ReadChunk chunk = co_await cursor_->next();
+    switch (chunk.kind) {
+      case ReadChunk::Kind::end:
+        out.last = true;
+        break;
+      case ReadChunk::Kind::interrupted: {
+        static const asio::const_buffer ping(events::ping_frame().data(), events::ping_frame().size());
+        out.buffers = {&ping, 1};
+        pinger_->sent();
+        break;
+      }
+      case ReadChunk::Kind::data: {
+        std::size_t bytes = 0;
+        for (const auto& b : chunk.buffers) bytes += b.size();
+        metrics_.sent(chunk.events, bytes);
+        out.buffers = chunk.buffers;
+        pinger_->sent();
+        break;
+      }
     }
-    last_sent_ = Clock::now();
-    if (chunk_.buffers.empty()) {
-      const std::string_view ping = events::ping_frame();
-      out.buffers.emplace_back(ping.data(), ping.size());
-      co_return out;
-    }
-    std::size_t bytes = 0;
-    for (const auto& b : chunk_.buffers) bytes += b.size();
-    metrics_.sent(chunk_.events, bytes);
-    out.buffers = chunk_.buffers;
     co_return out;
   }
 
@@ -151,10 +194,8 @@ class SseSource final : public http::BodySource {
 
  private:
   std::unique_ptr<Cursor> cursor_;
-  std::chrono::milliseconds ping_;
   Metrics& metrics_;
-  Clock::time_point last_sent_;
-  ReadChunk chunk_;
+  std::shared_ptr<Pinger> pinger_;
   bool aborted_ = false;
 };
 
@@ -167,9 +208,8 @@ class FoldedReply final : public http::BodySource {
 
   asio::awaitable<http::ResponseHead> head() override {
     for (;;) {
-      const auto far = Clock::now() + std::chrono::hours(24);
-      ReadChunk c = co_await cursor_->next(far);
-      if (c.end) break;
+      const ReadChunk c = co_await cursor_->next();
+      if (c.kind == ReadChunk::Kind::end) break;
     }
     http::ResponseHead h;
     h.content_type = "application/json";
@@ -187,7 +227,8 @@ class FoldedReply final : public http::BodySource {
 
   asio::awaitable<http::BodyChunk> next() override {
     http::BodyChunk out;
-    out.buffers.emplace_back(body_.data(), body_.size());
+    body_buffer_ = asio::const_buffer(body_.data(), body_.size());
+    out.buffers = {&body_buffer_, 1};
     out.last = true;
     co_return out;
   }
@@ -202,6 +243,7 @@ class FoldedReply final : public http::BodySource {
   std::shared_ptr<Job> job_;
   std::function<void()> on_done_;
   std::string body_;
+  asio::const_buffer body_buffer_;
 };
 
 }  // namespace
@@ -427,7 +469,7 @@ asio::awaitable<http::Response> Router::observe(Call& call, std::string id) {
     co_return r;
   }
   http::Response r;
-  r.source = std::make_unique<SseSource>(std::move(cursor.value()), opts_.ping_interval, metrics_);
+  r.source = std::make_unique<SseSource>(std::move(cursor.value()), opts_.ping_interval, metrics_, call.req.executor);
   co_return r;
 }
 
@@ -475,7 +517,7 @@ asio::awaitable<http::Response> Router::message(Call& call) {
   };
   http::Response r;
   if (stream) {
-    auto src = std::make_unique<SseSource>(std::move(cursor.value()), opts_.ping_interval, metrics_);
+    auto src = std::make_unique<SseSource>(std::move(cursor.value()), opts_.ping_interval, metrics_, call.req.executor);
     src->on_client_gone = [job = started->job] { job->cancel(); };
     src->on_done = remove;
     r.source = std::move(src);

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,21 +45,29 @@ class StreamWriter {
   virtual void set_queue_position(std::optional<int> position) = 0;
 };
 
-// A batch of whole frames read by an observer.
+// What a cursor read.
 struct ReadChunk {
-  std::vector<boost::asio::const_buffer> buffers;  // valid until the cursor's next call or destruction
-  std::uint64_t events = 0;                        // how many events the buffers hold
-  bool end = false;  // nothing more will come: the stream is terminal and fully read, deleted, or the cursor aborted
+  enum class Kind {
+    data,         // buffers hold whole frames of `events` events
+    end,          // nothing more will come: terminal and fully read, deleted, or aborted
+    interrupted,  // interrupt() was called (the caller's ping is due)
+  };
+  Kind kind = Kind::end;
+  std::span<const boost::asio::const_buffer> buffers;  // valid until the cursor's next call or destruction
+  std::uint64_t events = 0;
 };
 
-// Observer side: reads one stream's log from a position, on one executor.
+// Observer side: reads one stream's log from a position, on one executor. Waiting costs no
+// timer: a producer's append wakes the cursor directly.
 class Cursor {
  public:
   virtual ~Cursor() = default;
   // Waits until there are events after the position (returns them and advances), the stream
-  // ends (end = true), or `deadline` passes (empty chunk, end = false: time for a ping).
-  virtual boost::asio::awaitable<ReadChunk> next(std::chrono::steady_clock::time_point deadline) = 0;
-  // Makes a pending or later next() return end at once. Call on the cursor's executor.
+  // ends, or interrupt() is called.
+  virtual boost::asio::awaitable<ReadChunk> next() = 0;
+  // Makes a pending (or the next) next() return `interrupted`. Call on the cursor's executor.
+  virtual void interrupt() = 0;
+  // Makes a pending or later next() return end. Call on the cursor's executor.
   virtual void abort() = 0;
   // True when, at open, the stream was already terminal with nothing after the position.
   virtual bool exhausted_at_open() const = 0;

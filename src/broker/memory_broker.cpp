@@ -2,7 +2,7 @@
 
 #include "stream/event_log.hpp"
 
-#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -20,12 +20,29 @@ Error not_found(const std::string& id) {
   return make_error(Errc::not_found, "Stream with message_id " + id + " not found");
 }
 
-// The part of a cursor that a producer can wake: its timer lives on the cursor's executor.
+// The part of a cursor that a producer can wake: the suspended next(), on the cursor's executor.
 struct Waker {
-  explicit Waker(const asio::any_io_executor& ex) : executor(ex), timer(ex) {}
+  explicit Waker(const asio::any_io_executor& ex) : executor(ex) {}
   asio::any_io_executor executor;
-  asio::steady_timer timer;
+  // Set while next() waits. (std::optional because Boost 1.81's any_completion_handler
+  // move-assignment recurses; only its move constructor is safe.)
+  std::optional<asio::any_completion_handler<void()>> handler;
   bool registered = false;  // guarded by the stream's mutex
+
+  // Resumes a waiting next() inline; call on `executor`.
+  void fire() {
+    if (!handler) return;
+    asio::any_completion_handler<void()> h(std::move(*handler));
+    handler.reset();
+    std::move(h)();
+  }
+  // Resumes a waiting next() later; call on `executor`.
+  void fire_later() {
+    if (!handler) return;
+    asio::any_completion_handler<void()> h(std::move(*handler));
+    handler.reset();
+    asio::post(executor, [h = std::move(h)]() mutable { std::move(h)(); });
+  }
 };
 
 }  // namespace
@@ -65,7 +82,7 @@ struct MemoryBroker::Stream {
     for (auto& b : list) {
       asio::post(b.executor, [wakers = std::move(b.wakers)] {
         for (const auto& w : wakers) {
-          if (auto k = w.lock()) k->timer.cancel();
+          if (auto k = w.lock()) k->fire();
         }
       });
     }
@@ -145,43 +162,46 @@ class MemoryCursor final : public Cursor {
     --s_->info.observers;
   }
 
-  asio::awaitable<ReadChunk> next(std::chrono::steady_clock::time_point deadline) override {
+  asio::awaitable<ReadChunk> next() override {
     ReadChunk chunk;
+    buffers_.clear();
     for (;;) {
-      if (aborted_) {
-        chunk.end = true;
+      if (aborted_) co_return chunk;
+      if (interrupted_) {
+        interrupted_ = false;
+        chunk.kind = ReadChunk::Kind::interrupted;
         co_return chunk;
       }
       {
         std::lock_guard lk(s_->mu);
-        if (s_->removed) {
-          chunk.end = true;
-          co_return chunk;
-        }
+        if (s_->removed) co_return chunk;
         if (pos_ < s_->log.size()) {
-          const std::uint64_t to = s_->log.gather(pos_, kMaxChunkBytes, chunk.buffers);
+          const std::uint64_t to = s_->log.gather(pos_, kMaxChunkBytes, buffers_);
+          chunk.kind = ReadChunk::Kind::data;
           chunk.events = to - pos_;
+          chunk.buffers = buffers_;
           pos_ = to;
           co_return chunk;
         }
-        if (is_terminal(s_->info.status)) {
-          chunk.end = true;
-          co_return chunk;
-        }
-        if (std::chrono::steady_clock::now() >= deadline) co_return chunk;
+        if (is_terminal(s_->info.status)) co_return chunk;
         if (!waker_->registered) {
           waker_->registered = true;
           s_->waiters.push_back(waker_);
         }
       }
-      waker_->timer.expires_at(deadline);
-      co_await waker_->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
+          [w = waker_.get()](auto handler) { w->handler.emplace(std::move(handler)); }, asio::use_awaitable);
     }
+  }
+
+  void interrupt() override {
+    interrupted_ = true;
+    waker_->fire_later();
   }
 
   void abort() override {
     aborted_ = true;
-    waker_->timer.cancel();
+    waker_->fire_later();
   }
 
   bool exhausted_at_open() const override { return exhausted_; }
@@ -191,7 +211,9 @@ class MemoryCursor final : public Cursor {
   std::uint64_t pos_;
   std::shared_ptr<Waker> waker_;
   std::atomic<std::size_t>& open_cursors_;
+  std::vector<asio::const_buffer> buffers_;  // what the last next() returned
   bool aborted_ = false;
+  bool interrupted_ = false;
   bool exhausted_ = false;
 };
 

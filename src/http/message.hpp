@@ -7,6 +7,7 @@
 #include <boost/asio/buffer.hpp>
 
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -41,8 +42,8 @@ struct ResponseHead {
 
 // A piece of a streamed body.
 struct BodyChunk {
-  std::vector<boost::asio::const_buffer> buffers;  // valid until the next call on the source
-  bool last = false;                               // close the connection after writing these
+  std::span<const boost::asio::const_buffer> buffers;  // valid until the next call on the source
+  bool last = false;                                   // close the connection after writing these
 };
 
 // Why a streamed response is being cut short.

@@ -14,8 +14,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
+#include <span>
 #include <unordered_set>
 
 namespace spool::http {
@@ -30,16 +32,23 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 // One accepted connection; lives on one io thread.
 struct Connection {
-  explicit Connection(tcp::socket s) : stream(std::move(s)), watcher_exit(stream.get_executor()) {}
+  explicit Connection(tcp::socket s)
+      : stream(std::move(s)), watcher_exit(stream.get_executor()), watchdog(stream.get_executor()) {}
   beast::tcp_stream stream;
   beast::flat_buffer buffer;     // bytes read and not yet parsed
   BodySource* source = nullptr;  // set while a streamed body is being sent
   bool stopping = false;
   bool client_gone = false;
-  bool reading = false;           // waiting for a request
-  bool watching = false;          // watch_client() should report the client going away
+  bool reading = false;   // waiting for a request
+  bool watching = false;  // watch_client() should report the client going away
   bool watcher_running = false;
   asio::steady_timer watcher_exit;  // cancelled when watch_client() returns
+  // Streamed bodies are written on the raw socket; a coarse watchdog enforces the write timeout
+  // instead of a timer per write.
+  asio::steady_timer watchdog;
+  bool streaming = false;
+  bool writing = false;
+  std::chrono::steady_clock::time_point write_started;
 };
 
 constexpr std::size_t kMaxWatchedBytes = 64 * 1024;
@@ -74,6 +83,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   asio::awaitable<void> accept_loop();
   asio::awaitable<void> session(std::shared_ptr<Connection> c);
   asio::awaitable<void> watch_client(std::shared_ptr<Connection> c);
+  void watch_writes(const std::shared_ptr<Connection>& c);
+  asio::awaitable<boost::system::error_code> write_raw(Connection& c, std::span<const asio::const_buffer> buffers);
   asio::awaitable<bool> write_response(Connection& c, Response& r, bool keep_alive);
   // Sends a streamed body; true when the connection may serve another request afterwards.
   asio::awaitable<bool> stream_body(std::shared_ptr<Connection> c, std::unique_ptr<BodySource> src);
@@ -140,11 +151,37 @@ asio::awaitable<void> Server::Impl::watch_client(std::shared_ptr<Connection> c) 
   }
 }
 
+void Server::Impl::watch_writes(const std::shared_ptr<Connection>& c) {
+  const auto period = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(opts.write_timeout / 4),
+                                 std::chrono::milliseconds(20), std::chrono::milliseconds(5000));
+  c->watchdog.expires_after(period);
+  c->watchdog.async_wait([self = shared_from_this(), c](boost::system::error_code ec) {
+    if (ec || !c->streaming) return;
+    if (c->writing && std::chrono::steady_clock::now() - c->write_started >= self->opts.write_timeout) {
+      boost::system::error_code ignored;
+      c->stream.socket().close(ignored);  // the stalled write fails; the observer may resume later
+      return;
+    }
+    self->watch_writes(c);
+  });
+}
+
+asio::awaitable<boost::system::error_code> Server::Impl::write_raw(Connection& c,
+                                                                   std::span<const asio::const_buffer> buffers) {
+  c.writing = true;
+  c.write_started = std::chrono::steady_clock::now();
+  auto [ec, n] = co_await asio::async_write(c.stream.socket(), buffers, use_tuple);
+  c.writing = false;
+  co_return ec;
+}
+
 asio::awaitable<bool> Server::Impl::stream_body(std::shared_ptr<Connection> c, std::unique_ptr<BodySource> src) {
   c->source = src.get();
   if (c->stopping) src->abort(AbortReason::shutdown);
   c->watching = true;
   asio::co_spawn(c->stream.get_executor(), watch_client(c), asio::detached);
+  c->streaming = true;
+  watch_writes(c);
   ResponseHead head = co_await src->head();
   if (!head.close) {
     // A body of known length: the connection may live on, so stop watching before writing.
@@ -159,19 +196,16 @@ asio::awaitable<bool> Server::Impl::stream_body(std::shared_ptr<Connection> c, s
   boost::system::error_code ec;
   if (!c->client_gone) {
     const std::string hb = head_bytes(head);
-    c->stream.expires_after(opts.write_timeout);
-    auto [hec, hn] = co_await asio::async_write(c->stream, asio::buffer(hb), use_tuple);
-    ec = hec;
+    const asio::const_buffer hbuf = asio::buffer(hb);
+    ec = co_await write_raw(*c, {&hbuf, 1});
     while (!ec && !c->client_gone) {
       BodyChunk chunk = co_await src->next();
-      if (!chunk.buffers.empty() && !c->client_gone) {
-        c->stream.expires_after(opts.write_timeout);
-        auto [wec, wn] = co_await asio::async_write(c->stream, chunk.buffers, use_tuple);
-        ec = wec;
-      }
+      if (!chunk.buffers.empty() && !c->client_gone) ec = co_await write_raw(*c, chunk.buffers);
       if (chunk.last) break;
     }
   }
+  c->streaming = false;
+  c->watchdog.cancel();
   c->source = nullptr;
   c->watching = false;
   co_return !head.close && !ec && !c->client_gone;
