@@ -51,7 +51,7 @@ struct Connection {
   std::chrono::steady_clock::time_point write_started;
 };
 
-constexpr std::size_t kMaxWatchedBytes = 64 * 1024;
+constexpr std::size_t kMaxWatchedBytes = std::size_t{64} * 1024;
 
 std::string head_bytes(const ResponseHead& h) {
   std::string s = fmt::format("HTTP/1.1 {} {}\r\n", h.status,
