@@ -49,13 +49,35 @@ asio::awaitable<Result<Started>> JobService::start(StartJob job) {
                                    std::lock_guard lk(mu_);
                                    active_.erase(id);
                                  });
+  bool prune = false;
   {
     std::lock_guard lk(mu_);
     active_[id] = j;
-    if (!idem_slot.empty()) idempotency_[idem_slot] = IdempotencyEntry{job.body_digest, id};
+    if (!idem_slot.empty()) {
+      idempotency_[idem_slot] = IdempotencyEntry{job.body_digest, id};
+      prune = idempotency_.size() >= 2 * idempotency_kept_ + 1024;
+    }
   }
+  if (prune) co_await prune_idempotency();
   j->attach(job.model->impl->start(job.request, j));
   co_return Started{id, false, j};
+}
+
+asio::awaitable<void> JobService::prune_idempotency() {
+  std::vector<std::pair<std::string, std::string>> entries;  // slot, id
+  {
+    std::lock_guard lk(mu_);
+    entries.reserve(idempotency_.size());
+    for (const auto& [slot, e] : idempotency_) entries.emplace_back(slot, e.id);
+  }
+  std::vector<std::string> gone;
+  for (auto& [slot, id] : entries) {
+    auto info = co_await broker_.info(id);
+    if (!info && info.error().code == Errc::not_found) gone.push_back(std::move(slot));
+  }
+  std::lock_guard lk(mu_);
+  for (const auto& slot : gone) idempotency_.erase(slot);
+  idempotency_kept_ = idempotency_.size();
 }
 
 asio::awaitable<Status> JobService::cancel(std::string id) {

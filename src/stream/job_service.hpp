@@ -58,6 +58,8 @@ class JobService {
 
  private:
   std::shared_ptr<Job> find(const std::string& id) const;
+  // Forgets idempotency keys whose streams were deleted or expired.
+  boost::asio::awaitable<void> prune_idempotency();
 
   struct IdempotencyEntry {
     std::string digest;
@@ -69,6 +71,7 @@ class JobService {
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Job>> active_;
   std::unordered_map<std::string, IdempotencyEntry> idempotency_;  // owner + '\n' + key → entry
+  std::size_t idempotency_kept_ = 0;  // entries left by the last prune; the next runs at twice that
 };
 
 }  // namespace spool
