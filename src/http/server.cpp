@@ -136,7 +136,7 @@ asio::awaitable<void> Server::Impl::watch_client(std::shared_ptr<Connection> c) 
   c->watcher_running = true;
   bool gone = false;
   while (c->watching && c->buffer.size() < kMaxWatchedBytes) {
-    auto [ec, n] = co_await c->stream.socket().async_read_some(c->buffer.prepare(4096), use_tuple);
+    auto [ec, n] = co_await c->stream.socket().async_read_some(c->buffer.prepare(512), use_tuple);
     c->buffer.commit(n);
     if (ec) {
       gone = c->watching;  // not when stop_watching() cancelled the read
@@ -214,12 +214,13 @@ asio::awaitable<bool> Server::Impl::stream_body(std::shared_ptr<Connection> c, s
 asio::awaitable<void> Server::Impl::session(std::shared_ptr<Connection> c) {
   beast::flat_buffer& buffer = c->buffer;
   for (;;) {
-    bhttp::request_parser<bhttp::string_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(opts.header_limit));
-    parser.body_limit(opts.body_limit);
+    // Optional so the parser's memory is gone while a long streamed response is sent.
+    std::optional<bhttp::request_parser<bhttp::string_body>> parser(std::in_place);
+    parser->header_limit(static_cast<std::uint32_t>(opts.header_limit));
+    parser->body_limit(opts.body_limit);
     c->stream.expires_after(opts.read_timeout);
     c->reading = true;
-    auto [ec, n] = co_await bhttp::async_read(c->stream, buffer, parser, use_tuple);
+    auto [ec, n] = co_await bhttp::async_read(c->stream, buffer, *parser, use_tuple);
     c->reading = false;
     if (ec) {
       std::optional<ProtocolError> pe;
@@ -238,7 +239,7 @@ asio::awaitable<void> Server::Impl::session(std::shared_ptr<Connection> c) {
       break;
     }
     if (c->stopping) break;
-    auto& msg = parser.get();
+    auto& msg = parser->get();
     Request req;
     req.method = std::string(msg.method_string());
     req.target = std::string(msg.target());
@@ -251,8 +252,10 @@ asio::awaitable<void> Server::Impl::session(std::shared_ptr<Connection> c) {
     req.body = std::move(msg.body());
     req.executor = c->stream.get_executor();
     const bool keep_alive = msg.keep_alive();
+    parser.reset();
     Response resp = co_await handler.handle(std::move(req));
     if (resp.source) {
+      buffer.shrink_to_fit();  // idle observers should cost little
       const bool reusable = co_await stream_body(c, std::move(resp.source));
       if (!reusable || !keep_alive || c->stopping) break;
       continue;
