@@ -51,6 +51,22 @@ struct Connection {
   std::chrono::steady_clock::time_point write_started;
 };
 
+// Closes `c` once a write has been pending for `timeout`, checking a few times per timeout.
+// Its handler holds only the connection, never the server.
+void arm_write_watchdog(const std::shared_ptr<Connection>& c, std::chrono::milliseconds timeout) {
+  const auto period = std::clamp(timeout / 4, std::chrono::milliseconds(20), std::chrono::milliseconds(5000));
+  c->watchdog.expires_after(period);
+  c->watchdog.async_wait([c, timeout](boost::system::error_code ec) {
+    if (ec || !c->streaming) return;
+    if (c->writing && std::chrono::steady_clock::now() - c->write_started >= timeout) {
+      boost::system::error_code ignored;
+      c->stream.socket().close(ignored);  // the stalled write fails; the observer may resume later
+      return;
+    }
+    arm_write_watchdog(c, timeout);
+  });
+}
+
 constexpr std::size_t kMaxWatchedBytes = std::size_t{64} * 1024;
 
 std::string head_bytes(const ResponseHead& h) {
@@ -83,7 +99,6 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   asio::awaitable<void> accept_loop();
   asio::awaitable<void> session(std::shared_ptr<Connection> c);
   asio::awaitable<void> watch_client(std::shared_ptr<Connection> c);
-  void watch_writes(const std::shared_ptr<Connection>& c);
   asio::awaitable<boost::system::error_code> write_raw(Connection& c, std::span<const asio::const_buffer> buffers);
   asio::awaitable<bool> write_response(Connection& c, Response& r, bool keep_alive);
   // Sends a streamed body; true when the connection may serve another request afterwards.
@@ -151,21 +166,6 @@ asio::awaitable<void> Server::Impl::watch_client(std::shared_ptr<Connection> c) 
   }
 }
 
-void Server::Impl::watch_writes(const std::shared_ptr<Connection>& c) {
-  const auto period = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(opts.write_timeout / 4),
-                                 std::chrono::milliseconds(20), std::chrono::milliseconds(5000));
-  c->watchdog.expires_after(period);
-  c->watchdog.async_wait([self = shared_from_this(), c](boost::system::error_code ec) {
-    if (ec || !c->streaming) return;
-    if (c->writing && std::chrono::steady_clock::now() - c->write_started >= self->opts.write_timeout) {
-      boost::system::error_code ignored;
-      c->stream.socket().close(ignored);  // the stalled write fails; the observer may resume later
-      return;
-    }
-    self->watch_writes(c);
-  });
-}
-
 asio::awaitable<boost::system::error_code> Server::Impl::write_raw(Connection& c,
                                                                    std::span<const asio::const_buffer> buffers) {
   c.writing = true;
@@ -181,7 +181,7 @@ asio::awaitable<bool> Server::Impl::stream_body(std::shared_ptr<Connection> c, s
   c->watching = true;
   asio::co_spawn(c->stream.get_executor(), watch_client(c), asio::detached);
   c->streaming = true;
-  watch_writes(c);
+  arm_write_watchdog(c, opts.write_timeout);
   ResponseHead head = co_await src->head();
   if (!head.close) {
     // A body of known length: the connection may live on, so stop watching before writing.
