@@ -35,8 +35,6 @@ class StreamWriter {
   virtual ~StreamWriter() = default;
   // Appends one event (serialized once) and returns its 1-based position.
   virtual std::uint64_t append(std::string_view type, std::string_view json) = 0;
-  // Events in the log.
-  virtual std::uint64_t size() const = 0;
   // Moves to `status`; a terminal status also stamps completed_at and releases observers.
   virtual void set_status(StreamStatus status, std::optional<std::string> error_message = std::nullopt) = 0;
   // Usage so far, for /status.

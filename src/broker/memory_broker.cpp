@@ -108,11 +108,6 @@ class MemoryWriter final : public StreamWriter {
     return pos;
   }
 
-  std::uint64_t size() const override {
-    std::lock_guard lk(s_->mu);
-    return s_->log.size();
-  }
-
   void set_status(StreamStatus status, std::optional<std::string> error_message) override {
     MemoryBroker::Stream::WakeList wake;
     {

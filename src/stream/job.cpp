@@ -32,12 +32,12 @@ bool Job::append(std::string_view type, const std::string& json) {
   // Every event but the last (message_stop) must leave a slot free: for what follows it, or
   // for the error event that ends a job whose log is full.
   const std::uint64_t needed = type == "message_stop" ? 1 : 2;
-  if (type != "error" && writer_->size() + needed > opts_.max_events) {
+  if (type != "error" && appended_ + needed > opts_.max_events) {
     fail_locked(make_error(Errc::internal,
                            "Stream exceeded maximum_stream_length of " + std::to_string(opts_.max_events) + " events"));
     return false;
   }
-  writer_->append(type, json);
+  appended_ = writer_->append(type, json);
   return true;
 }
 
@@ -177,7 +177,7 @@ void Job::finish(StopReason reason, std::optional<std::string> stop_sequence) {
 void Job::fail_locked(Error e) {
   if (terminal_) return;
   terminal_ = true;
-  writer_->append("error", json::serialize(error_body(e, id_)));
+  appended_ = writer_->append("error", json::serialize(error_body(e, id_)));
   writer_->set_status(StreamStatus::error, e.explanation);
   failure_ = std::move(e);
 }

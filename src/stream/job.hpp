@@ -81,6 +81,7 @@ class Job final : public EngineSink {
 
   mutable std::mutex mu_;
   std::shared_ptr<EngineRun> run_;
+  std::uint64_t appended_ = 0;  // events in the log: this job is its only writer
   bool started_ = false;
   bool terminal_ = false;
   bool cancel_requested_ = false;
