@@ -28,13 +28,26 @@ struct StreamSpec {
   std::string owner;  // the auth secret's identity that created it (for stream scoping)
 };
 
+// One event to append: its SSE type and its JSON, serialized once.
+struct NewEvent {
+  std::string type;
+  std::string json;
+};
+
 // Producer side of one stream, held by the job that runs it. Thread-safe and never blocks
-// on observers: appending only stores the frame and wakes whoever waits.
+// on observers: appending only stores the frames and wakes whoever waits.
 class StreamWriter {
  public:
   virtual ~StreamWriter() = default;
-  // Appends one event (serialized once) and returns its 1-based position.
-  virtual std::uint64_t append(std::string_view type, std::string_view json) = 0;
+  // Appends `events` in order, then moves to `status` if given (as set_status does), under one
+  // lock and with one wakeup of the observers. Returns the position of the last event in the log.
+  virtual std::uint64_t publish(std::span<const NewEvent> events, std::optional<StreamStatus> status = std::nullopt,
+                                std::optional<std::string> error_message = std::nullopt) = 0;
+  // publish() of one event.
+  std::uint64_t append(std::string_view type, std::string_view json) {
+    const NewEvent e{std::string(type), std::string(json)};
+    return publish({&e, 1});
+  }
   // Moves to `status`; a terminal status also stamps completed_at and releases observers.
   virtual void set_status(StreamStatus status, std::optional<std::string> error_message = std::nullopt) = 0;
   // Usage so far, for /status.

@@ -95,14 +95,17 @@ class MemoryWriter final : public StreamWriter {
  public:
   explicit MemoryWriter(std::shared_ptr<MemoryBroker::Stream> s) : s_(std::move(s)) {}
 
-  std::uint64_t append(std::string_view type, std::string_view json) override {
+  std::uint64_t publish(std::span<const NewEvent> events, std::optional<StreamStatus> status,
+                        std::optional<std::string> error_message) override {
     std::uint64_t pos = 0;
     MemoryBroker::Stream::WakeList wake;
     {
       std::lock_guard lk(s_->mu);
-      pos = s_->log.append(type, json);
-      s_->info.events = pos;
-      wake = s_->take_waiters_locked();
+      for (const auto& e : events) s_->log.append(e.type, e.json);
+      s_->info.events = s_->log.size();
+      const bool released = status && apply_status_locked(*status, std::move(error_message));
+      if (!events.empty() || released) wake = s_->take_waiters_locked();
+      pos = s_->log.size();
     }
     MemoryBroker::Stream::wake(std::move(wake));
     return pos;
@@ -112,16 +115,7 @@ class MemoryWriter final : public StreamWriter {
     MemoryBroker::Stream::WakeList wake;
     {
       std::lock_guard lk(s_->mu);
-      if (is_terminal(s_->info.status) || s_->info.status == status) return;
-      const SysTime now = std::chrono::system_clock::now();
-      s_->info.status = status;
-      s_->info.updated_at = now;
-      if (error_message) s_->info.error_message = std::move(error_message);
-      if (is_terminal(status)) {
-        s_->info.completed_at = now;
-        s_->info.queue_position.reset();
-        wake = s_->take_waiters_locked();
-      }
+      if (apply_status_locked(status, std::move(error_message))) wake = s_->take_waiters_locked();
     }
     MemoryBroker::Stream::wake(std::move(wake));
   }
@@ -137,6 +131,19 @@ class MemoryWriter final : public StreamWriter {
   }
 
  private:
+  // Moves to `status` unless terminal already; true when that released the observers.
+  bool apply_status_locked(StreamStatus status, std::optional<std::string> error_message) {
+    if (is_terminal(s_->info.status) || s_->info.status == status) return false;
+    const SysTime now = std::chrono::system_clock::now();
+    s_->info.status = status;
+    s_->info.updated_at = now;
+    if (error_message) s_->info.error_message = std::move(error_message);
+    if (!is_terminal(status)) return false;
+    s_->info.completed_at = now;
+    s_->info.queue_position.reset();
+    return true;
+  }
+
   std::shared_ptr<MemoryBroker::Stream> s_;
 };
 

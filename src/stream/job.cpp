@@ -28,17 +28,23 @@ void Job::attach(std::shared_ptr<EngineRun> run) {
   run_ = std::move(run);
 }
 
-bool Job::append(std::string_view type, const std::string& json) {
+bool Job::append(std::string_view type, std::string json) {
   // Every event but the last (message_stop) must leave a slot free: for what follows it, or
   // for the error event that ends a job whose log is full.
   const std::uint64_t needed = type == "message_stop" ? 1 : 2;
-  if (type != "error" && appended_ + needed > opts_.max_events) {
+  if (type != "error" && appended_ + pending_.size() + needed > opts_.max_events) {
     fail_locked(make_error(Errc::internal,
                            "Stream exceeded maximum_stream_length of " + std::to_string(opts_.max_events) + " events"));
     return false;
   }
-  appended_ = writer_->append(type, json);
+  pending_.push_back(NewEvent{std::string(type), std::move(json)});
   return true;
+}
+
+void Job::flush(std::optional<StreamStatus> status, std::optional<std::string> error_message) {
+  if (pending_.empty() && !status) return;
+  appended_ = writer_->publish(pending_, status, std::move(error_message));
+  pending_.clear();
 }
 
 void Job::ensure_started() {
@@ -92,6 +98,7 @@ void Job::with_lock(F&& f) {
     std::lock_guard lk(mu_);
     if (terminal_) return;
     f();
+    flush();
     ended = terminal_;
   }
   if (ended) terminate();
@@ -162,7 +169,7 @@ void Job::end(StreamStatus status, std::string_view stop_reason, const std::opti
   if (terminal_) return;
   terminal_ = true;
   writer_->set_usage(usage_);
-  writer_->set_status(status);
+  flush(status);
 }
 
 void Job::finish(StopReason reason, std::optional<std::string> stop_sequence) {
@@ -177,8 +184,8 @@ void Job::finish(StopReason reason, std::optional<std::string> stop_sequence) {
 void Job::fail_locked(Error e) {
   if (terminal_) return;
   terminal_ = true;
-  appended_ = writer_->append("error", json::serialize(error_body(e, id_)));
-  writer_->set_status(StreamStatus::error, e.explanation);
+  pending_.push_back(NewEvent{"error", json::serialize(error_body(e, id_))});
+  flush(StreamStatus::error, e.explanation);
   failure_ = std::move(e);
 }
 

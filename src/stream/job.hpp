@@ -65,7 +65,11 @@ class Job final : public EngineSink {
   void with_lock(F&& f);
 
   // All below: call with mu_ held.
-  bool append(std::string_view type, const std::string& json);  // false when the log is full (job then failed)
+  bool append(std::string_view type,
+              std::string json);  // queued until flush(); false when the log is full (job then failed)
+  // Publishes the queued events (and `status`) with one wakeup of the observers.
+  void flush(std::optional<StreamStatus> status = std::nullopt,
+             std::optional<std::string> error_message = std::nullopt);
   void ensure_started();
   void open_block(BlockKind kind, std::string_view tool_name = {});
   void close_block();
@@ -81,7 +85,8 @@ class Job final : public EngineSink {
 
   mutable std::mutex mu_;
   std::shared_ptr<EngineRun> run_;
-  std::uint64_t appended_ = 0;  // events in the log: this job is its only writer
+  std::uint64_t appended_ = 0;     // events in the log: this job is its only writer
+  std::vector<NewEvent> pending_;  // appended but not yet published
   bool started_ = false;
   bool terminal_ = false;
   bool cancel_requested_ = false;
