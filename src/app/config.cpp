@@ -119,6 +119,12 @@ void parse_model_table(const toml::array& arr, Config& cfg) {
     m.engine = (*t)["engine"].value_or(std::string());
     m.target = (*t)["target"].value_or((*t)["path"].value_or((*t)["url"].value_or(std::string())));
     m.token_delay_ms = (*t)["token_delay_ms"].value_or(std::int64_t{-1});
+    m.parallel = (*t)["parallel"].value_or(std::int64_t{4});
+    m.context = (*t)["context"].value_or(std::int64_t{4096});
+    m.threads = (*t)["threads"].value_or(std::int64_t{0});
+    if (m.parallel < 1 || m.context < 64 || m.threads < 0) {
+      throw std::runtime_error("config: model '" + m.name + "': parallel >= 1, context >= 64, threads >= 0");
+    }
     if (m.name.empty() || m.engine.empty())
       throw std::runtime_error("config: every [[models]] entry needs name and engine");
     cfg.models.push_back(std::move(m));

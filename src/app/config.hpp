@@ -15,6 +15,9 @@ struct ModelConfig {
   std::string engine;                // mock, llama, openai, anthropic
   std::string target;                // GGUF path or upstream URL; empty for mock
   std::int64_t token_delay_ms = -1;  // mock only; -1: the global mock_token_delay_ms
+  std::int64_t parallel = 4;         // llama: sequences decoded together
+  std::int64_t context = 4096;       // llama: tokens per sequence
+  std::int64_t threads = 0;          // llama: decode threads (0 = one per core)
 };
 
 // Every setting of `spool serve`.

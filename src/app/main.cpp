@@ -3,6 +3,9 @@
 #include "app/config.hpp"
 #include "broker/memory_broker.hpp"
 #include "engine/mock_engine.hpp"
+#ifdef SPOOL_WITH_LLAMA
+#include "engine/llama_engine.hpp"
+#endif
 #include "http/server.hpp"
 #include "stream/job_service.hpp"
 
@@ -64,9 +67,24 @@ int serve(Config& cfg) {
 
   ModelRegistry models;
   for (const auto& m : cfg.models) {
+#ifdef SPOOL_WITH_LLAMA
+    if (m.engine == "llama") {
+      LlamaOptions lo;
+      lo.model_path = m.target;
+      lo.parallel = static_cast<int>(m.parallel);
+      lo.context = static_cast<int>(m.context);
+      lo.threads = static_cast<int>(m.threads);
+      models.add(Model{m.name, "llama", std::make_shared<LlamaEngine>(lo)});
+      continue;
+    }
+#endif
     if (m.engine != "mock") {
       std::cerr << "spool: model '" << m.name << "': engine '" << m.engine
-                << "' is not available in this build yet (available: mock)\n";
+                << "' is not available in this build yet (available: mock"
+#ifdef SPOOL_WITH_LLAMA
+                << ", llama"
+#endif
+                << ")\n";
       return 2;
     }
     const std::int64_t delay = m.token_delay_ms >= 0 ? m.token_delay_ms : cfg.mock_token_delay_ms;

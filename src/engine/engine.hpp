@@ -23,6 +23,8 @@ std::string_view to_string(StopReason r);
 class EngineSink {
  public:
   virtual ~EngineSink() = default;
+  // The job waits behind the engine's concurrency limit at `position` (1 = next); nullopt once it runs.
+  virtual void queued(std::optional<int> position) = 0;
   // The reply starts; `input_tokens` counts the prompt.
   virtual void begin(std::int64_t input_tokens) = 0;
   // Reasoning text; opens a thinking block if none is open.

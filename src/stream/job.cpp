@@ -151,6 +151,11 @@ void Job::tool_input(std::string_view partial_json) {
   });
 }
 
+void Job::queued(std::optional<int> position) {
+  std::lock_guard lk(mu_);
+  if (!terminal_) writer_->set_queue_position(position);
+}
+
 void Job::output_tokens(std::int64_t n) {
   std::lock_guard lk(mu_);
   if (terminal_) return;

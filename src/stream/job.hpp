@@ -48,6 +48,7 @@ class Job final : public EngineSink {
   const std::string& id() const { return id_; }
 
   // EngineSink
+  void queued(std::optional<int> position) override;
   void begin(std::int64_t input_tokens) override;
   void thinking(std::string_view delta) override;
   void text(std::string_view delta) override;
