@@ -56,7 +56,7 @@ void ReplySplitter::emit_text(std::string_view s, std::vector<Delta>& out) {
   if (step.stop) stop_ = std::move(step.stop);
 }
 
-void ReplySplitter::route(std::string s, std::vector<Delta>& out) {
+void ReplySplitter::route(std::string_view s, std::vector<Delta>& out) {
   held_ += s;
   for (;;) {
     switch (mode_) {
@@ -103,7 +103,7 @@ std::vector<ReplySplitter::Delta> ReplySplitter::feed(std::string_view piece) {
   const std::size_t n = complete_utf8_prefix(utf8_);
   std::string ready = utf8_.substr(0, n);
   utf8_.erase(0, n);
-  route(std::move(ready), out);
+  route(ready, out);
   return out;
 }
 
@@ -113,7 +113,7 @@ std::vector<ReplySplitter::Delta> ReplySplitter::finish() {
   std::string rest = std::move(utf8_);
   utf8_.clear();
   if (!rest.empty()) rest = "\xEF\xBF\xBD";  // an incomplete character at the very end
-  route(std::move(rest), out);
+  route(rest, out);
   if (mode_ == Mode::thinking) {
     push(out, true, held_);
   } else if (!held_.empty()) {

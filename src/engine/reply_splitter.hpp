@@ -34,7 +34,7 @@ class ReplySplitter {
 
  private:
   enum class Mode { undecided, thinking, text };
-  void route(std::string s, std::vector<Delta>& out);
+  void route(std::string_view s, std::vector<Delta>& out);
   void emit_text(std::string_view s, std::vector<Delta>& out);
   static void push(std::vector<Delta>& out, bool thinking, std::string_view s);
 
