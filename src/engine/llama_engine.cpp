@@ -443,7 +443,12 @@ std::optional<Error> LlamaEngine::wait_loaded() const {
 }
 
 Result<std::int64_t> LlamaEngine::count_tokens(const ChatRequest& req) {
-  if (auto err = wait_loaded()) return *err;
+  {
+    // Called on a network thread: never wait for a model that is still loading.
+    std::lock_guard lk(impl_->q->mu);
+    if (!impl_->loaded) return make_error(Errc::overloaded, "the model is still loading; try again shortly");
+    if (impl_->load_error) return *impl_->load_error;
+  }
   auto tokens = impl_->prompt_tokens(req);
   if (!tokens) return tokens.error();
   return static_cast<std::int64_t>(tokens->size());
