@@ -122,6 +122,11 @@ void parse_model_table(const toml::array& arr, Config& cfg) {
     m.parallel = (*t)["parallel"].value_or(std::int64_t{4});
     m.context = (*t)["context"].value_or(std::int64_t{4096});
     m.threads = (*t)["threads"].value_or(std::int64_t{0});
+    m.upstream_model = (*t)["upstream_model"].value_or(std::string());
+    m.api_key_env = (*t)["api_key_env"].value_or(std::string());
+    m.connect_timeout = (*t)["connect_timeout"].value_or(10.0);
+    m.first_byte_timeout = (*t)["first_byte_timeout"].value_or(120.0);
+    m.idle_timeout = (*t)["idle_timeout"].value_or(60.0);
     if (m.parallel < 1 || m.context < 64 || m.threads < 0) {
       throw std::runtime_error("config: model '" + m.name + "': parallel >= 1, context >= 64, threads >= 0");
     }

@@ -18,6 +18,11 @@ struct ModelConfig {
   std::int64_t parallel = 4;         // llama: sequences decoded together
   std::int64_t context = 4096;       // llama: tokens per sequence
   std::int64_t threads = 0;          // llama: decode threads (0 = one per core)
+  std::string upstream_model;        // openai/anthropic: model name sent upstream (default: name)
+  std::string api_key_env;           // openai/anthropic: environment variable holding the API key
+  double connect_timeout = 10;       // openai/anthropic, seconds
+  double first_byte_timeout = 120;   // openai/anthropic, seconds
+  double idle_timeout = 60;          // openai/anthropic, seconds between streamed bytes
 };
 
 // Every setting of `spool serve`.

@@ -3,6 +3,7 @@
 #include "app/config.hpp"
 #include "broker/memory_broker.hpp"
 #include "engine/mock_engine.hpp"
+#include "engine/openai_engine.hpp"
 #ifdef SPOOL_WITH_LLAMA
 #include "engine/llama_engine.hpp"
 #endif
@@ -78,9 +79,28 @@ int serve(Config& cfg) {
       continue;
     }
 #endif
+    if (m.engine == "openai") {
+      UpstreamOptions uo;
+      uo.base_url = m.target;
+      uo.upstream_model = m.upstream_model.empty() ? m.name : m.upstream_model;
+      const std::string& key_env = m.api_key_env.empty() ? cfg.api_key_env : m.api_key_env;
+      if (!key_env.empty()) {
+        const char* key = std::getenv(key_env.c_str());
+        if (!key) {
+          std::cerr << "spool: model '" << m.name << "': environment variable " << key_env << " is not set\n";
+          return 2;
+        }
+        uo.api_key = key;
+      }
+      uo.connect_timeout = seconds_ms(m.connect_timeout);
+      uo.first_byte_timeout = seconds_ms(m.first_byte_timeout);
+      uo.idle_timeout = seconds_ms(m.idle_timeout);
+      models.add(Model{m.name, "openai", std::make_shared<OpenAiEngine>(engine_ctx.get_executor(), uo)});
+      continue;
+    }
     if (m.engine != "mock") {
       std::cerr << "spool: model '" << m.name << "': engine '" << m.engine
-                << "' is not available in this build yet (available: mock"
+                << "' is not available in this build yet (available: mock, openai"
 #ifdef SPOOL_WITH_LLAMA
                 << ", llama"
 #endif

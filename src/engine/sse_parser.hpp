@@ -1,0 +1,35 @@
+// An incremental parser for Server-Sent Events, for engines that read upstream streams.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace spool {
+
+// One dispatched event.
+struct SseEvent {
+  std::string event;  // the `event:` field, empty when absent
+  std::string data;   // `data:` lines joined with '\n'
+};
+
+// Feed bytes as they arrive (any split); complete events are handed to the callback. Lines end
+// with \n, \r\n or \r; comments and unknown fields are ignored.
+class SseParser {
+ public:
+  // `on_event` returns false to stop parsing (feed() then returns false too).
+  explicit SseParser(std::function<bool(SseEvent&&)> on_event) : on_event_(std::move(on_event)) {}
+  bool feed(std::string_view bytes);
+  // Bytes held for an incomplete line or event.
+  std::size_t pending() const { return line_.size() + data_.size() + event_.size(); }
+
+ private:
+  bool line(std::string_view l);
+  std::function<bool(SseEvent&&)> on_event_;
+  std::string line_;
+  std::string event_, data_;
+  bool has_data_ = false;
+  bool after_cr_ = false;
+};
+
+}  // namespace spool
