@@ -3,7 +3,7 @@
 #include "app/config.hpp"
 #include "broker/memory_broker.hpp"
 #include "engine/mock_engine.hpp"
-#include "engine/openai_engine.hpp"
+#include "engine/upstream_engine.hpp"
 #ifdef SPOOL_WITH_LLAMA
 #include "engine/llama_engine.hpp"
 #endif
@@ -79,7 +79,7 @@ int serve(Config& cfg) {
       continue;
     }
 #endif
-    if (m.engine == "openai") {
+    if (m.engine == "openai" || m.engine == "anthropic") {
       UpstreamOptions uo;
       uo.base_url = m.target;
       uo.upstream_model = m.upstream_model.empty() ? m.name : m.upstream_model;
@@ -95,12 +95,14 @@ int serve(Config& cfg) {
       uo.connect_timeout = seconds_ms(m.connect_timeout);
       uo.first_byte_timeout = seconds_ms(m.first_byte_timeout);
       uo.idle_timeout = seconds_ms(m.idle_timeout);
-      models.add(Model{m.name, "openai", std::make_shared<OpenAiEngine>(engine_ctx.get_executor(), uo)});
+      UpstreamProtocol protocol = m.engine == "openai" ? openai_protocol() : anthropic_protocol();
+      models.add(Model{m.name, m.engine,
+                       std::make_shared<UpstreamEngine>(engine_ctx.get_executor(), uo, std::move(protocol))});
       continue;
     }
     if (m.engine != "mock") {
       std::cerr << "spool: model '" << m.name << "': engine '" << m.engine
-                << "' is not available in this build yet (available: mock, openai"
+                << "' is not available in this build yet (available: mock, openai, anthropic"
 #ifdef SPOOL_WITH_LLAMA
                 << ", llama"
 #endif

@@ -124,7 +124,6 @@ struct LlamaEngine::Impl {
   void admit(Slot& s, std::size_t seq);
   void release(Slot& s, std::size_t seq);
   void finish(Slot& s, std::size_t seq, StopReason reason);
-  void emit(Slot& s, const std::vector<ReplySplitter::Delta>& deltas);
   void step(llama_batch& batch);
 };
 
@@ -260,18 +259,8 @@ void LlamaEngine::Impl::release(Slot& s, std::size_t seq) {
   s = Slot{};
 }
 
-void LlamaEngine::Impl::emit(Slot& s, const std::vector<ReplySplitter::Delta>& deltas) {
-  for (const auto& d : deltas) {
-    if (d.thinking) {
-      s.job.sink->thinking(d.text);
-    } else {
-      s.job.sink->text(d.text);
-    }
-  }
-}
-
 void LlamaEngine::Impl::finish(Slot& s, std::size_t seq, StopReason reason) {
-  emit(s, s.splitter->finish());
+  send_deltas(*s.job.sink, s.splitter->finish());
   std::optional<std::string> stop = s.splitter->stopped();
   if (stop) reason = StopReason::stop_sequence;
   s.job.sink->finish(reason, std::move(stop));
@@ -340,7 +329,7 @@ void LlamaEngine::Impl::step(llama_batch& batch) {
       piece.assign(buf, static_cast<std::size_t>(n));
     }
     s.job.sink->output_tokens(++s.produced);
-    emit(s, s.splitter->feed(piece));
+    send_deltas(*s.job.sink, s.splitter->feed(piece));
     if (s.splitter->stopped()) {
       finish(s, i, StopReason::stop_sequence);
     } else if (s.produced >= s.max_tokens || s.n_past + 1 >= per_seq) {

@@ -129,16 +129,6 @@ void OpenAiStream::start() {
   sink_.begin(prompt_tokens_);
 }
 
-void OpenAiStream::emit(const std::vector<ReplySplitter::Delta>& deltas) {
-  for (const auto& d : deltas) {
-    if (d.thinking) {
-      sink_.thinking(d.text);
-    } else {
-      sink_.text(d.text);
-    }
-  }
-}
-
 void OpenAiStream::fail(std::string explanation) {
   if (done_) return;
   done_ = true;
@@ -148,7 +138,7 @@ void OpenAiStream::fail(std::string explanation) {
 void OpenAiStream::finish() {
   if (done_) return;
   start();
-  emit(splitter_.finish());
+  send_deltas(sink_, splitter_.finish());
   if (prompt_tokens_ > 0) sink_.begin(prompt_tokens_);  // the real count arrives with the last chunk
   if (completion_tokens_ > 0) sink_.output_tokens(completion_tokens_);
   done_ = true;
@@ -202,7 +192,7 @@ bool OpenAiStream::on_data(std::string_view data) {
       }
     }
     if (const auto* t = delta.if_contains("content"); t && t->is_string() && !t->as_string().empty()) {
-      emit(splitter_.feed(t->as_string()));
+      send_deltas(sink_, splitter_.feed(t->as_string()));
       if (splitter_.stopped()) {
         finish();
         return false;

@@ -37,7 +37,6 @@ class OpenAiStream {
   void start();
   void finish();
   void fail(std::string explanation);
-  void emit(const std::vector<ReplySplitter::Delta>& deltas);
 
   EngineSink& sink_;
   ReplySplitter splitter_;

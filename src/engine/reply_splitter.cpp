@@ -26,6 +26,16 @@ std::size_t partial_tag_suffix(std::string_view s, std::string_view tag) {
 
 }  // namespace
 
+void send_deltas(EngineSink& sink, const std::vector<ReplySplitter::Delta>& deltas) {
+  for (const auto& d : deltas) {
+    if (d.thinking) {
+      sink.thinking(d.text);
+    } else {
+      sink.text(d.text);
+    }
+  }
+}
+
 std::size_t complete_utf8_prefix(std::string_view s) {
   std::size_t i = 0;
   while (i < s.size()) {

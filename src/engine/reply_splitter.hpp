@@ -2,6 +2,7 @@
 // reasoning between <think> tags, and stop sequences. Shared by engines that decode text themselves.
 #pragma once
 
+#include "engine/engine.hpp"
 #include "engine/stop_matcher.hpp"
 
 #include <optional>
@@ -44,6 +45,9 @@ class ReplySplitter {
   std::string held_;  // text not yet routed (a possible tag)
   std::optional<std::string> stop_;
 };
+
+// Sends `deltas` to `sink` in order (thinking or text).
+void send_deltas(EngineSink& sink, const std::vector<ReplySplitter::Delta>& deltas);
 
 // Length of the longest prefix of `s` made of complete UTF-8 sequences (an invalid byte counts
 // as complete, so it is not held forever).

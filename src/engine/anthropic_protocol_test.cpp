@@ -1,0 +1,80 @@
+#include "engine/anthropic_protocol.hpp"
+
+#include <gtest/gtest.h>
+
+namespace spool {
+namespace {
+
+class TraceSink final : public EngineSink {
+ public:
+  void queued(std::optional<int>) override {}
+  void begin(std::int64_t n) override { trace += "B(" + std::to_string(n) + ")"; }
+  void thinking(std::string_view d) override { trace += "T(" + std::string(d) + ")"; }
+  void text(std::string_view d) override { trace += "X(" + std::string(d) + ")"; }
+  void tool_use(std::string_view n) override { trace += "U(" + std::string(n) + ")"; }
+  void tool_input(std::string_view j) override { trace += "J(" + std::string(j) + ")"; }
+  void output_tokens(std::int64_t n) override { trace += "O(" + std::to_string(n) + ")"; }
+  void finish(StopReason r, std::optional<std::string> s) override {
+    trace += "F(" + std::string(to_string(r)) + (s ? "," + *s : "") + ")";
+  }
+  void fail(Error e) override { trace += "E(" + e.explanation + ")"; }
+  bool stopped() const override { return false; }
+  std::string trace;
+};
+
+TEST(AnthropicStream, ReemitsTheUpstreamEvents) {
+  TraceSink sink;
+  AnthropicStream s(sink);
+  EXPECT_TRUE(s.on_event("message_start", R"({"type":"message_start","message":{"usage":{"input_tokens":9}}})"));
+  EXPECT_TRUE(s.on_event("ping", R"({"type":"ping"})"));
+  s.on_event("content_block_start", R"({"type":"content_block_start","index":0,"content_block":{"type":"thinking"}})");
+  s.on_event("content_block_delta",
+             R"({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hm"}})");
+  s.on_event("content_block_delta",
+             R"({"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"hi"}})");
+  s.on_event("content_block_start",
+             R"({"type":"content_block_start","index":2,"content_block":{"type":"tool_use","name":"f"}})");
+  s.on_event("content_block_delta",
+             R"({"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"{}"}})");
+  s.on_event(
+      "message_delta",
+      R"({"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":4}})");
+  EXPECT_FALSE(s.on_event("", R"({"type":"message_stop"})"));
+  EXPECT_EQ(sink.trace, "B(9)T(hm)X(hi)U(f)J({})O(4)F(tool_use)");
+}
+
+TEST(AnthropicStream, ErrorsAndCuts) {
+  TraceSink a;
+  AnthropicStream s1(a);
+  EXPECT_FALSE(s1.on_event("error", R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})"));
+  EXPECT_EQ(a.trace, "E(upstream error: Overloaded)");
+  TraceSink b;
+  AnthropicStream s2(b);
+  s2.on_event("message_start", R"({"message":{}})");
+  s2.on_end();
+  EXPECT_EQ(b.trace, "B(0)E(upstream closed the stream before the reply finished)");
+  TraceSink c;
+  AnthropicStream s3(c);
+  EXPECT_FALSE(s3.on_event("message_start", "{oops"));
+  EXPECT_NE(c.trace.find("E(malformed event"), std::string::npos);
+}
+
+TEST(AnthropicRequest, BodyKeepsBlocksAndSettings) {
+  ChatRequest r;
+  r.system = "sys";
+  r.thinking = true;
+  r.max_tokens = 2048;
+  r.stop_sequences = {"END"};
+  r.messages.push_back(ChatMessage{"user", {ContentBlock{"text", "hi", "", "", {}}}});
+  auto body = anthropic_request_body(r, "claude-x");
+  EXPECT_EQ(body.at("model").as_string(), "claude-x");
+  EXPECT_EQ(body.at("max_tokens").as_int64(), 2048);
+  EXPECT_EQ(body.at("thinking").at("budget_tokens").as_int64(), 1024);
+  EXPECT_EQ(body.at("stop_sequences").at(0).as_string(), "END");
+  EXPECT_EQ(body.at("messages").at(0).at("content").at(0).at("text").as_string(), "hi");
+  r.max_tokens = 100;
+  EXPECT_FALSE(anthropic_request_body(r, "m").contains("thinking"));  // budget must stay below max_tokens
+}
+
+}  // namespace
+}  // namespace spool

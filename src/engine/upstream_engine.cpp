@@ -1,0 +1,146 @@
+#include "engine/upstream_engine.hpp"
+
+#include "engine/anthropic_protocol.hpp"
+#include "engine/openai_protocol.hpp"
+#include "http/client.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <fmt/format.h>
+
+namespace spool {
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr std::size_t kMaxErrorBody = std::size_t{64} * 1024;
+
+class UpstreamRun final : public EngineRun {
+ public:
+  UpstreamRun() : cancel_(std::make_shared<http::ClientCancel>()) {}
+  void cancel() override { cancel_->cancel(); }
+  const std::shared_ptr<http::ClientCancel>& handle() const { return cancel_; }
+
+ private:
+  std::shared_ptr<http::ClientCancel> cancel_;
+};
+
+asio::awaitable<void> stream_reply(UpstreamOptions opts, UpstreamProtocol protocol,
+                                   std::shared_ptr<const ChatRequest> req, std::shared_ptr<EngineSink> sink,
+                                   std::shared_ptr<http::ClientCancel> cancel) {
+  std::string base = opts.base_url;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  http::ClientRequest cr;
+  cr.method = "POST";
+  cr.url = base + protocol.route;
+  cr.headers = {{"Content-Type", "application/json"}, {"Accept", "text/event-stream"}};
+  for (auto& h : protocol.headers(opts)) cr.headers.push_back(std::move(h));
+  cr.body = protocol.body(opts, *req);
+  cr.connect_timeout = opts.connect_timeout;
+  cr.first_byte_timeout = opts.first_byte_timeout;
+  cr.idle_timeout = opts.idle_timeout;
+
+  std::unique_ptr<UpstreamReply> reply = protocol.reply(*sink, *req);
+  SseParser parser([&](SseEvent&& e) { return reply->on_event(e); });
+  int status = 0;
+  std::string error_body;
+  auto on_head = [&](const http::ClientResponseHead& h) { status = h.status; };
+  auto on_data = [&](std::string_view d) {
+    if (sink->stopped()) return false;
+    if (status >= 400) {
+      error_body.append(d.substr(0, kMaxErrorBody - std::min(kMaxErrorBody, error_body.size())));
+      return error_body.size() < kMaxErrorBody;
+    }
+    return parser.feed(d);
+  };
+  const Status done = co_await http::stream_request(std::move(cr), on_head, on_data, cancel);
+  if (sink->stopped() || reply->done()) co_return;
+  if (status >= 400) {
+    sink->fail(make_error(Errc::upstream, fmt::format("upstream {} answered HTTP {}: {}", base, status,
+                                                      upstream_error_message(error_body))));
+    co_return;
+  }
+  if (!done) {
+    sink->fail(done.error());
+    co_return;
+  }
+  reply->on_end();
+}
+
+// OpenAiStream as an UpstreamReply.
+class OpenAiReply final : public UpstreamReply {
+ public:
+  OpenAiReply(EngineSink& sink, const ChatRequest& req) : stream_(sink, req.stop_sequences) {}
+  bool on_event(const SseEvent& e) override { return stream_.on_data(e.data); }
+  void on_end() override { stream_.on_end(); }
+  bool done() const override { return stream_.done(); }
+
+ private:
+  OpenAiStream stream_;
+};
+
+class AnthropicReply final : public UpstreamReply {
+ public:
+  AnthropicReply(EngineSink& sink, const ChatRequest&) : stream_(sink) {}
+  bool on_event(const SseEvent& e) override { return stream_.on_event(e.event, e.data); }
+  void on_end() override { stream_.on_end(); }
+  bool done() const override { return stream_.done(); }
+
+ private:
+  AnthropicStream stream_;
+};
+
+}  // namespace
+
+UpstreamProtocol openai_protocol() {
+  UpstreamProtocol p;
+  p.route = "/chat/completions";
+  p.headers = [](const UpstreamOptions& o) {
+    std::vector<std::pair<std::string, std::string>> h;
+    if (!o.api_key.empty()) h.emplace_back("Authorization", "Bearer " + o.api_key);
+    return h;
+  };
+  p.body = [](const UpstreamOptions& o, const ChatRequest& r) {
+    return boost::json::serialize(openai_request_body(r, o.upstream_model));
+  };
+  p.reply = [](EngineSink& sink, const ChatRequest& r) -> std::unique_ptr<UpstreamReply> {
+    return std::make_unique<OpenAiReply>(sink, r);
+  };
+  return p;
+}
+
+UpstreamProtocol anthropic_protocol() {
+  UpstreamProtocol p;
+  p.route = "/v1/messages";
+  p.headers = [](const UpstreamOptions& o) {
+    std::vector<std::pair<std::string, std::string>> h{{"anthropic-version", "2023-06-01"}};
+    if (!o.api_key.empty()) h.emplace_back("x-api-key", o.api_key);
+    return h;
+  };
+  p.body = [](const UpstreamOptions& o, const ChatRequest& r) {
+    return boost::json::serialize(anthropic_request_body(r, o.upstream_model));
+  };
+  p.reply = [](EngineSink& sink, const ChatRequest& r) -> std::unique_ptr<UpstreamReply> {
+    return std::make_unique<AnthropicReply>(sink, r);
+  };
+  return p;
+}
+
+UpstreamEngine::UpstreamEngine(asio::any_io_executor ex, UpstreamOptions opts, UpstreamProtocol protocol)
+    : ex_(std::move(ex)), opts_(std::move(opts)), protocol_(std::move(protocol)) {}
+
+std::shared_ptr<EngineRun> UpstreamEngine::start(std::shared_ptr<const ChatRequest> req,
+                                                 std::shared_ptr<EngineSink> sink) {
+  auto run = std::make_shared<UpstreamRun>();
+  asio::co_spawn(ex_, stream_reply(opts_, protocol_, std::move(req), std::move(sink), run->handle()), asio::detached);
+  return run;
+}
+
+Result<std::int64_t> UpstreamEngine::count_tokens(const ChatRequest&) {
+  return make_error(Errc::invalid_request,
+                    "count_tokens needs the model's tokenizer, and an upstream model server does not expose one");
+}
+
+}  // namespace spool
