@@ -76,12 +76,6 @@ json::object anthropic_request_body(const ChatRequest& req, std::string_view ups
   return body;
 }
 
-void AnthropicStream::fail(std::string explanation) {
-  if (done_) return;
-  done_ = true;
-  sink_.fail(make_error(Errc::upstream, std::move(explanation)));
-}
-
 void AnthropicStream::finish() {
   if (done_) return;
   if (!started_) sink_.begin(0);
@@ -89,8 +83,10 @@ void AnthropicStream::finish() {
   sink_.finish(stop_reason_.value_or(StopReason::end_turn), stop_sequence_);
 }
 
-bool AnthropicStream::on_event(std::string_view type, std::string_view data) {
+bool AnthropicStream::on_event(const SseEvent& e) {
   if (done_) return false;
+  const std::string_view type = e.event;
+  const std::string_view data = e.data;
   boost::system::error_code ec;
   json::value v = json::parse(data, ec);
   if (ec || !v.is_object()) {

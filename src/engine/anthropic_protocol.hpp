@@ -2,7 +2,7 @@
 // and the upstream's events re-emitted through a sink (ids, indexes and the log are Spool's).
 #pragma once
 
-#include "engine/engine.hpp"
+#include "engine/upstream_reply.hpp"
 
 #include <boost/json/object.hpp>
 
@@ -16,22 +16,17 @@ namespace spool {
 boost::json::object anthropic_request_body(const ChatRequest& req, std::string_view upstream_model);
 
 // Feeds one streamed Anthropic reply into a sink.
-class AnthropicStream {
+class AnthropicStream final : public UpstreamReply {
  public:
-  explicit AnthropicStream(EngineSink& sink) : sink_(sink) {}
-  // One SSE event (`type` may be empty: the data's "type" is used). False once the reply is over.
-  bool on_event(std::string_view type, std::string_view data);
-  // The upstream closed the stream.
-  void on_end();
-  bool done() const { return done_; }
+  explicit AnthropicStream(EngineSink& sink) : UpstreamReply(sink) {}
+  // One SSE event (without an `event:` name the data's "type" is used).
+  bool on_event(const SseEvent& e) override;
+  void on_end() override;
 
  private:
-  void fail(std::string explanation);
   void finish();
 
-  EngineSink& sink_;
   bool started_ = false;
-  bool done_ = false;
   std::optional<StopReason> stop_reason_;
   std::optional<std::string> stop_sequence_;
 };

@@ -121,18 +121,12 @@ std::string upstream_error_message(std::string_view body) {
 }
 
 OpenAiStream::OpenAiStream(EngineSink& sink, std::vector<std::string> stop_sequences)
-    : sink_(sink), splitter_(std::move(stop_sequences)) {}
+    : UpstreamReply(sink), splitter_(std::move(stop_sequences)) {}
 
 void OpenAiStream::start() {
   if (started_) return;
   started_ = true;
   sink_.begin(prompt_tokens_);
-}
-
-void OpenAiStream::fail(std::string explanation) {
-  if (done_) return;
-  done_ = true;
-  sink_.fail(make_error(Errc::upstream, std::move(explanation)));
 }
 
 void OpenAiStream::finish() {

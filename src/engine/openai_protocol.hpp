@@ -4,6 +4,7 @@
 
 #include "engine/engine.hpp"
 #include "engine/reply_splitter.hpp"
+#include "engine/upstream_reply.hpp"
 
 #include <boost/json/object.hpp>
 
@@ -19,29 +20,25 @@ namespace spool {
 boost::json::object openai_request_body(const ChatRequest& req, std::string_view upstream_model);
 
 // Feeds one streamed reply into a sink.
-class OpenAiStream {
+class OpenAiStream final : public UpstreamReply {
  public:
   OpenAiStream(EngineSink& sink, std::vector<std::string> stop_sequences);
+
+  bool on_event(const SseEvent& e) override { return on_data(e.data); }
 
   // One SSE `data:` payload. Returns true to keep reading, false when the reply is over
   // (finished, [DONE], a stop sequence, or an error already reported to the sink).
   bool on_data(std::string_view data);
 
   // The upstream closed the stream: finishes if it had finished, else reports the cut.
-  void on_end();
-
-  // True once the sink was finished or failed.
-  bool done() const { return done_; }
+  void on_end() override;
 
  private:
   void start();
   void finish();
-  void fail(std::string explanation);
 
-  EngineSink& sink_;
   ReplySplitter splitter_;
   bool started_ = false;
-  bool done_ = false;
   std::optional<StopReason> finish_reason_;
   std::int64_t prompt_tokens_ = 0, completion_tokens_ = 0, chunks_ = 0;
   int tool_index_ = -1;  // index of the open tool call, -1 = none

@@ -69,29 +69,6 @@ asio::awaitable<void> stream_reply(UpstreamOptions opts, UpstreamProtocol protoc
   reply->on_end();
 }
 
-// OpenAiStream as an UpstreamReply.
-class OpenAiReply final : public UpstreamReply {
- public:
-  OpenAiReply(EngineSink& sink, const ChatRequest& req) : stream_(sink, req.stop_sequences) {}
-  bool on_event(const SseEvent& e) override { return stream_.on_data(e.data); }
-  void on_end() override { stream_.on_end(); }
-  bool done() const override { return stream_.done(); }
-
- private:
-  OpenAiStream stream_;
-};
-
-class AnthropicReply final : public UpstreamReply {
- public:
-  AnthropicReply(EngineSink& sink, const ChatRequest&) : stream_(sink) {}
-  bool on_event(const SseEvent& e) override { return stream_.on_event(e.event, e.data); }
-  void on_end() override { stream_.on_end(); }
-  bool done() const override { return stream_.done(); }
-
- private:
-  AnthropicStream stream_;
-};
-
 }  // namespace
 
 UpstreamProtocol openai_protocol() {
@@ -106,7 +83,7 @@ UpstreamProtocol openai_protocol() {
     return boost::json::serialize(openai_request_body(r, o.upstream_model));
   };
   p.reply = [](EngineSink& sink, const ChatRequest& r) -> std::unique_ptr<UpstreamReply> {
-    return std::make_unique<OpenAiReply>(sink, r);
+    return std::make_unique<OpenAiStream>(sink, r.stop_sequences);
   };
   return p;
 }
@@ -122,8 +99,8 @@ UpstreamProtocol anthropic_protocol() {
   p.body = [](const UpstreamOptions& o, const ChatRequest& r) {
     return boost::json::serialize(anthropic_request_body(r, o.upstream_model));
   };
-  p.reply = [](EngineSink& sink, const ChatRequest& r) -> std::unique_ptr<UpstreamReply> {
-    return std::make_unique<AnthropicReply>(sink, r);
+  p.reply = [](EngineSink& sink, const ChatRequest&) -> std::unique_ptr<UpstreamReply> {
+    return std::make_unique<AnthropicStream>(sink);
   };
   return p;
 }

@@ -3,7 +3,7 @@
 #pragma once
 
 #include "engine/engine.hpp"
-#include "engine/sse_parser.hpp"
+#include "engine/upstream_reply.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 
@@ -23,18 +23,6 @@ struct UpstreamOptions {
   std::chrono::milliseconds connect_timeout{10000};
   std::chrono::milliseconds first_byte_timeout{120000};
   std::chrono::milliseconds idle_timeout{60000};
-};
-
-// Decodes one streamed reply into a sink.
-class UpstreamReply {
- public:
-  virtual ~UpstreamReply() = default;
-  // One SSE event; false once the reply is over (finished, stopped, or failed into the sink).
-  virtual bool on_event(const SseEvent& e) = 0;
-  // The upstream closed the stream.
-  virtual void on_end() = 0;
-  // True once the sink was finished or failed.
-  virtual bool done() const = 0;
 };
 
 // An upstream wire protocol.
