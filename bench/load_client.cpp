@@ -805,10 +805,87 @@ awaitable<int> sc_cancel(Run& R) {
   co_return finish(R, j, err.empty(), err);
 }
 
+// ---------------------------------------------------------------------------------------------
+// generate: a real model's throughput. Rounds of J concurrent streamed replies, each a POST that
+// streams its own reply: Spool's or llama-server's /v1/messages (Anthropic events), or
+// llama-server's /v1/chat/completions (--api openai). Greedy decoding; every prompt is distinct
+// so no server reuses a cached prompt. Reports output tokens/s over the whole run and the time
+// to first token.
+
+std::string generate_body(Ctx& c, bool openai, long words, long max_tokens, const std::string& tag) {
+  std::string prompt = tag;
+  for (long i = 1; i < words; ++i) prompt += " word";  // one token each in common vocabularies
+  std::string s = R"({"model":")" + json_escape(c.model) + R"(","max_tokens":)" + std::to_string(max_tokens) +
+                  R"(,"temperature":0,"stream":true,"messages":[{"role":"user","content":")" + json_escape(prompt) +
+                  R"("}])";
+  if (openai) s += R"(,"stream_options":{"include_usage":true})";
+  return s + "}";
+}
+
+awaitable<int> sc_generate(Run& R) {
+  Ctx& c = R.c;
+  const long J = static_cast<long>(R.o.num("jobs", 4));
+  const long rounds = static_cast<long>(R.o.num("rounds", 3));
+  const long words = static_cast<long>(R.o.num("prompt-words", 100));
+  const long G = static_cast<long>(R.o.num("tokens", 128));
+  const std::string api = R.o.str("api", "anthropic");
+  const bool openai = api == "openai";
+  JsonLine j;
+  j.str("scenario", "generate").str("target", R.o.str("label", "spool")).str("api", api);
+  add_params(j, {{"jobs", J}, {"rounds", rounds}, {"prompt_words", words}, {"tokens", G}});
+  const std::string path = R.o.str("path", openai ? "/v1/chat/completions" : "/v1/messages");
+  const std::string tag = hex_tag(8);
+  std::vector<ObsResult> res(static_cast<std::size_t>(J * rounds));
+  std::vector<ObsSpec> specs(res.size());  // observe() keeps a reference to its spec
+  Semaphore gate(c, J);
+  R.cpu_start();
+  const std::int64_t t_start = now_ns();
+  for (long round = 0; round < rounds && !c.aborting; ++round) {
+    WaitGroup done(c, J);
+    for (long i = 0; i < J; ++i) {
+      ObsSpec& spec = specs[static_cast<std::size_t>(round * J + i)];
+      spec.method = "POST";
+      spec.target = c.prefix + path;
+      spec.openai = openai;
+      spec.close_on_stop = true;
+      spec.body = generate_body(c, openai, words, G, tag + "-" + std::to_string(round) + "-" + std::to_string(i));
+      spawn(c, observe(c, spec, res[static_cast<std::size_t>(round * J + i)], &gate, nullptr, &done));
+    }
+    co_await done.wait();
+  }
+  const std::int64_t t_end = now_ns();
+  const double cpu = R.cpu_used();
+  long complete = 0;
+  std::int64_t tokens = 0, deltas = 0;
+  std::vector<std::int64_t> ttft;
+  std::string err;
+  for (auto& r : res) {
+    if (r.got_stop && !r.got_error && !r.failed) ++complete;
+    if (r.failed && err.empty()) err = r.error;
+    tokens += r.output_tokens >= 0 ? r.output_tokens : static_cast<std::int64_t>(r.deltas);
+    deltas += static_cast<std::int64_t>(r.deltas);
+    if (r.t_first_delta >= 0) ttft.push_back(r.t_first_delta - r.t_begin);
+  }
+  const double secs = static_cast<double>(t_end - t_start) / 1e9;
+  j.num("replies", static_cast<long long>(complete))
+      .num("output_tokens", static_cast<long long>(tokens))
+      .num("deltas", static_cast<long long>(deltas))
+      .num("seconds", secs, 3)
+      .num("tokens_per_s", secs > 0 ? static_cast<double>(tokens) / secs : 0, 1);
+  if (cpu >= 0) j.num("server_cpu_s", cpu, 3);
+  Percentiles p = percentiles(ttft, 1e6);
+  j.pct("ttft", p, "ms");
+  const long want = J * rounds;
+  bool ok = complete == want;
+  co_return finish(R, j, ok,
+                   ok ? "" : std::to_string(want - complete) + " replies incomplete" + (err.empty() ? "" : ": " + err));
+}
+
 awaitable<int> dispatch(Run& R, std::string scenario) {
   if (scenario == "fanout") co_return co_await sc_fanout(R);
   if (scenario == "catchup" || scenario == "replay") co_return co_await sc_catchup(R, scenario);
   if (scenario == "idle") co_return co_await sc_idle(R);
+  if (scenario == "generate") co_return co_await sc_generate(R);
   if (R.c.nchan && (scenario == "jobs" || scenario == "initiate" || scenario == "cancel")) {
     JsonLine j = R.line(scenario);
     j.str("skipped", "not applicable to nchan");
@@ -831,7 +908,7 @@ awaitable<void> run_scenario(Run& R, int& rc, std::string scenario) {
 
 const char* kUsage = R"(usage: spool_bench --scenario NAME [options]
 
-scenarios: fanout catchup replay jobs initiate idle cancel (one per run, one JSON line)
+scenarios: fanout catchup replay jobs initiate idle cancel generate (one per run, one JSON line)
            machine (machine info)   selftest (SSE parser / HTTP framing checks)
 common:    --target spool|nchan (spool)  --host 127.0.0.1  --port 8080
            --server-pid PID (for CPU and RSS; nginx: the master pid, workers are added)
@@ -845,6 +922,8 @@ jobs:      --jobs 100 --tokens 100 --token-delay-ms 20
 initiate:  --requests 10000 --connections 64 --tokens 1
 idle:      --observers 1000 --jobs K/1000 --tokens 3 --settle-ms 1000 --hold-s 2
 cancel:    --observers 100 --tokens 3000 --pre-cancel-ms 1000 --cancel-timeout-s 10
+generate:  --jobs 4 --rounds 3 --prompt-words 100 --tokens 128 --api anthropic|openai --label NAME
+           [--path /v1/messages | /v1/chat/completions]  (a real model; greedy; distinct prompts)
 )";
 
 }  // namespace

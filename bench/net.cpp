@@ -1,6 +1,7 @@
 #include "net.hpp"
 
 #include <algorithm>
+#include <optional>
 
 namespace bench {
 
@@ -8,6 +9,15 @@ namespace {
 // One read buffer for every connection: a coroutine reads into it and parses the bytes before
 // it suspends again, and everything runs on one thread.
 char g_buf[256 * 1024];
+// The non-negative integer right after the first `key` in `s`.
+std::optional<std::int64_t> number_after(std::string_view s, std::string_view key) {
+  auto at = s.find(key);
+  if (at == std::string_view::npos) return std::nullopt;
+  std::int64_t n = 0;
+  bool any = false;
+  for (auto i = at + key.size(); i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i, any = true) n = n * 10 + (s[i] - '0');
+  return any ? std::optional<std::int64_t>(n) : std::nullopt;
+}
 }  // namespace
 
 const char* read_buffer() { return g_buf; }
@@ -230,14 +240,19 @@ awaitable<void> observe(Ctx& c, const ObsSpec& spec, ObsResult& r, Semaphore* ga
     co_return;
   }
   std::string req;
-  req.reserve(256 + spec.target.size() + spec.extra_headers.size());
-  req += "GET ";
+  req.reserve(256 + spec.target.size() + spec.extra_headers.size() + spec.body.size());
+  req += spec.method;
+  req += ' ';
   req += spec.target;
   req += " HTTP/1.1\r\nHost: ";
   req += c.host;
   req += "\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n";
+  if (!spec.body.empty()) {
+    req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(spec.body.size()) + "\r\n";
+  }
   req += spec.extra_headers;
   req += "\r\n";
+  req += spec.body;
   auto [wec, wn] = co_await asio::async_write(s, asio::buffer(req), nothrow);
   (void)wn;
   if (wec) {
@@ -289,7 +304,29 @@ awaitable<void> observe(Ctx& c, const ObsSpec& spec, ObsResult& r, Semaphore* ga
   body.start(h);
   SseParser sse;
   bool close_now = false;
+  auto delta = [&] {
+    ++r.deltas;
+    if (r.t_first_delta < 0) r.t_first_delta = t_now;
+    if (spec.record) r.arrivals.push_back(t_now);
+  };
   auto on_event = [&](const SseEvent& e) {
+    if (spec.openai) {  // data-only chunks; a bench needs no JSON parser for them
+      ++r.events;
+      if (r.t_first < 0) r.t_first = t_now;
+      if (e.data == "[DONE]") {
+        r.got_stop = true;
+        r.t_stop = t_now;
+      } else if (e.data.find(R"("content":")") != std::string_view::npos &&
+                 e.data.find(R"("content":"")") == std::string_view::npos) {
+        delta();
+      } else if (auto n = number_after(e.data, R"("completion_tokens":)")) {
+        r.output_tokens = *n;
+      } else if (e.data.find(R"("error")") != std::string_view::npos) {
+        r.got_error = true;
+        r.t_stop = t_now;
+      }
+      return;
+    }
     if (e.type == "ping") {
       ++r.pings;
       return;
@@ -297,8 +334,9 @@ awaitable<void> observe(Ctx& c, const ObsSpec& spec, ObsResult& r, Semaphore* ga
     ++r.events;
     if (r.t_first < 0) r.t_first = t_now;
     if (e.type == "content_block_delta") {
-      ++r.deltas;
-      if (spec.record) r.arrivals.push_back(t_now);
+      delta();
+    } else if (e.type == "message_delta") {
+      if (auto n = number_after(e.data, R"("output_tokens":)")) r.output_tokens = *n;
     } else if (e.type == "message_stop") {
       r.got_stop = true;
       r.t_stop = t_now;

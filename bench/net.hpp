@@ -210,11 +210,16 @@ struct ObsResult {
   std::string error;
   std::uint64_t events = 0, deltas = 0, pings = 0, bytes = 0;
   std::int64_t t_begin = -1, t_headers = -1, t_first = -1, t_stop = -1, t_closed = -1;
+  std::int64_t t_first_delta = -1;     // first content delta (time to first token)
+  std::int64_t output_tokens = -1;     // from the reply's usage, when it reports one
   std::vector<std::int64_t> arrivals;  // content_block_delta arrival times, if recorded
   tcp::socket* sock = nullptr;         // while the observer runs
 };
 
 struct ObsSpec {
+  std::string method = "GET";  // POST with `body` (JSON) for a reply streamed by the request itself
+  std::string body;
+  bool openai = false;         // OpenAI chat-completion chunks instead of Anthropic events
   std::string target;          // request target (path and query)
   std::string extra_headers;   // complete header lines, each ending in CRLF
   bool close_on_stop = false;  // close our side after message_stop/error (nchan never closes)

@@ -6,7 +6,8 @@
 #   ${SPOOL_LLAMA_DIR}/lib  prebuilt linux-x64 CPU libraries (@node-llama-cpp/linux-x64)
 #
 # Defines:
-#   spool::llama             IMPORTED target: libllama + libggml + libggml-base and their headers.
+#   spool::llama             IMPORTED target: libllama-common + libllama + libggml + libggml-base and
+#                            their headers (common's chat.h: Jinja chat templates).
 #                            Usage requirement SPOOL_LLAMA_LIB_DIR="<lib dir>": where the CPU backend
 #                            variants (libggml-cpu-*.so) are; see the note below.
 #   SPOOL_LLAMA_DIR, SPOOL_LLAMA_LIB_DIR, SPOOL_LLAMA_VOCAB_DIR   (cache-free variables)
@@ -41,7 +42,8 @@ message(STATUS "llama.cpp ${SPOOL_LLAMA_TAG} (node-llama-cpp prebuilt): ${SPOOL_
 # The three libraries a llama.h user links. Their SONAMEs are their file names
 # (libllama.v0.5.0.so, libggml.v0.5.0.so, libggml-base.so); each has RUNPATH $ORIGIN, so they
 # find each other; the executable finds them through its own RPATH (below).
-set(_spool_llama_include ${SPOOL_LLAMA_DIR}/src/include ${SPOOL_LLAMA_DIR}/src/ggml/include)
+set(_spool_llama_include ${SPOOL_LLAMA_DIR}/src/include ${SPOOL_LLAMA_DIR}/src/ggml/include
+                          ${SPOOL_LLAMA_DIR}/src/common ${SPOOL_LLAMA_DIR}/src/vendor)
 add_library(spool_llama_ggml_base SHARED IMPORTED GLOBAL)
 set_target_properties(spool_llama_ggml_base PROPERTIES
   IMPORTED_LOCATION ${SPOOL_LLAMA_LIB_DIR}/libggml-base.so
@@ -57,8 +59,14 @@ set_target_properties(spool_llama_llama PROPERTIES
   IMPORTED_LOCATION ${SPOOL_LLAMA_LIB_DIR}/libllama.${SPOOL_LLAMA_TAG}.so
   IMPORTED_SONAME libllama.${SPOOL_LLAMA_TAG}.so
   INTERFACE_LINK_LIBRARIES spool_llama_ggml)
+# llama.cpp's common library (prebuilt too): the Jinja chat-template engine llama-server uses.
+add_library(spool_llama_common SHARED IMPORTED GLOBAL)
+set_target_properties(spool_llama_common PROPERTIES
+  IMPORTED_LOCATION ${SPOOL_LLAMA_LIB_DIR}/libllama-common.so
+  IMPORTED_SONAME libllama-common.so
+  INTERFACE_LINK_LIBRARIES spool_llama_llama)
 add_library(spool_llama INTERFACE)
-target_link_libraries(spool_llama INTERFACE spool_llama_llama spool_llama_ggml spool_llama_ggml_base)
+target_link_libraries(spool_llama INTERFACE spool_llama_common spool_llama_llama spool_llama_ggml spool_llama_ggml_base)
 # The headers are third-party: no warnings from them under -Wall -Wextra.
 target_include_directories(spool_llama SYSTEM INTERFACE ${_spool_llama_include})
 target_compile_definitions(spool_llama INTERFACE SPOOL_LLAMA_LIB_DIR="${SPOOL_LLAMA_LIB_DIR}")
@@ -85,6 +93,21 @@ if(TARGET spool_unit_tests)
   target_link_libraries(spool_unit_tests PRIVATE spool_tiny_gguf)
   target_compile_definitions(spool_unit_tests PRIVATE SPOOL_LLAMA_VOCAB_DIR="${SPOOL_LLAMA_VOCAB_DIR}")
   list(APPEND _spool_llama_exes spool_unit_tests)
+endif()
+
+# llama-batched-bench compiled from the bundle against the same prebuilt libraries as Spool: the
+# "llama.cpp alone" reference of bench/llama.sh. It lives beside the libraries, where ggml looks
+# for its CPU backends, so it picks the same CPU variant Spool does.
+if(SPOOL_BUILD_BENCH)
+  set(_spool_bb ${SPOOL_LLAMA_DIR}/src/tools/batched-bench)
+  add_executable(llama_batched_bench_prebuilt ${_spool_bb}/batched-bench.cpp ${_spool_bb}/main.cpp)
+  target_include_directories(llama_batched_bench_prebuilt PRIVATE ${_spool_bb})
+  target_link_libraries(llama_batched_bench_prebuilt PRIVATE spool::llama Threads::Threads)
+  set_target_properties(llama_batched_bench_prebuilt PROPERTIES
+    OUTPUT_NAME llama-batched-bench RUNTIME_OUTPUT_DIRECTORY ${SPOOL_LLAMA_LIB_DIR}
+    CXX_CLANG_TIDY "")
+  target_compile_options(llama_batched_bench_prebuilt PRIVATE -w)
+  list(APPEND _spool_llama_exes llama_batched_bench_prebuilt)
 endif()
 
 set_target_properties(${_spool_llama_exes} PROPERTIES

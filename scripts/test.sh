@@ -17,10 +17,14 @@ run_suite() {  # $1 = build dir
 
 scripts/build.sh release
 scripts/check-tidy.sh
+# llama.cpp's own llama-server (same bundle) is the real upstream of the openai/anthropic e2e tests.
+SPOOL_LLAMA_SERVER="$(scripts/build-llama-tools.sh build)/llama-server"
+export SPOOL_LLAMA_SERVER
 run_suite build
 echo "== benchmark smoke run (small sizes; figures are not asserted)"
 scripts/deps.sh bench || echo "nginx/nchan could not be installed; the nchan lines will say skipped" >&2
 bash bench/run.sh --quick build/spool build/bench/spool_bench
+bash bench/llama.sh --quick --models tiny --jobs 2
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 scripts/build.sh asan
 run_suite build-asan

@@ -200,7 +200,11 @@ void finalize_config(Config& cfg) {
     m.target = spec.substr(colon + 1);
     cfg.models.push_back(std::move(m));
   }
-  if (cfg.models.empty()) cfg.models.push_back(ModelConfig{"mock", "mock", "", -1});
+  if (cfg.models.empty()) {
+    ModelConfig mock;
+    mock.name = mock.engine = "mock";
+    cfg.models.push_back(std::move(mock));
+  }
   for (std::size_t i = 0; i < cfg.models.size(); ++i) {
     for (std::size_t j = 0; j < i; ++j) {
       if (cfg.models[i].name == cfg.models[j].name)

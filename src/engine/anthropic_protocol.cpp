@@ -102,10 +102,14 @@ bool AnthropicStream::on_event(const SseEvent& e) {
     return false;
   }
   if (kind == "message_start") {
+    // Spool's usage has no cache fields: the prompt is every input token, cached or not
+    // (llama-server reports a reused prompt prefix as cache_read_input_tokens).
     std::int64_t input = 0;
     if (const auto* n = path(o, "message", "usage"); n && n->is_object()) {
-      if (const auto* it = n->as_object().if_contains("input_tokens"); it && it->is_number()) {
-        input = it->to_number<std::int64_t>();
+      for (const char* field : {"input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"}) {
+        if (const auto* it = n->as_object().if_contains(field); it && it->is_number()) {
+          input += it->to_number<std::int64_t>();
+        }
       }
     }
     started_ = true;
@@ -148,6 +152,8 @@ bool AnthropicStream::on_event(const SseEvent& e) {
                                              : StopReason::end_turn;
     }
     stop_sequence_ = string_at(path(o, "delta", "stop_sequence"));
+    // A matched stop sequence means stop_reason "stop_sequence" (llama-server says "end_turn").
+    if (stop_sequence_) stop_reason_ = StopReason::stop_sequence;
     if (const auto* n = path(o, "usage", "output_tokens"); n && n->is_number()) {
       sink_.output_tokens(n->to_number<std::int64_t>());
     }

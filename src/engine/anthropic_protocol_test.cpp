@@ -46,6 +46,24 @@ TEST(AnthropicStream, ReemitsTheUpstreamEvents) {
   EXPECT_EQ(sink.trace, "B(9)T(hm)X(hi)U(f)J({})O(4)F(tool_use)");
 }
 
+TEST(AnthropicStream, CachedPromptTokensCountAsInput) {
+  TraceSink sink;
+  AnthropicStream s(sink);
+  s.on_event(SseEvent{"message_start", R"({"type":"message_start","message":{"usage":{"input_tokens":1,)"
+                                       R"("cache_read_input_tokens":10,"cache_creation_input_tokens":2}}})"});
+  EXPECT_EQ(sink.trace, "B(13)");
+}
+
+TEST(AnthropicStream, AMatchedStopSequenceIsStopReasonStopSequence) {
+  TraceSink sink;
+  AnthropicStream s(sink);
+  s.on_event(SseEvent{"message_start", R"({"type":"message_start","message":{"usage":{"input_tokens":3}}})"});
+  s.on_event(SseEvent{"message_delta", R"({"type":"message_delta","delta":{"stop_reason":"end_turn",)"
+                                       R"("stop_sequence":"END"},"usage":{"output_tokens":2}})"});
+  s.on_event(SseEvent{"message_stop", R"({"type":"message_stop"})"});
+  EXPECT_EQ(sink.trace, "B(3)O(2)F(stop_sequence,END)");
+}
+
 TEST(AnthropicStream, ErrorsAndCuts) {
   TraceSink a;
   AnthropicStream s1(a);

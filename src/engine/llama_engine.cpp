@@ -2,6 +2,7 @@
 
 #include "engine/reply_splitter.hpp"
 
+#include <chat.h>  // llama.cpp's common library: Jinja chat templates
 #include <ggml-backend.h>
 #include <llama.h>
 
@@ -65,28 +66,53 @@ struct Slot {
 
 Error engine_error(std::string what) { return make_error(Errc::internal, std::move(what)); }
 
-// The conversation as (role, content) pairs for the chat template; non-text blocks a text
-// model cannot read are an error.
-Result<std::vector<std::pair<std::string, std::string>>> conversation(const ChatRequest& req) {
-  std::vector<std::pair<std::string, std::string>> msgs;
-  if (!req.system.empty()) msgs.emplace_back("system", req.system);
+// The request as llama.cpp's chat-template inputs (the OpenAI-style messages Jinja templates
+// expect): tool_use blocks become tool calls, tool_result blocks become "tool" messages. Blocks a
+// text model cannot read are an error; thinking blocks of earlier turns are not fed back.
+common_chat_msg chat_msg(std::string role, std::string content) {
+  common_chat_msg m;
+  m.role = std::move(role);
+  m.content = std::move(content);
+  return m;
+}
+
+Result<common_chat_templates_inputs> template_inputs(const ChatRequest& req) {
+  common_chat_templates_inputs in;
+  in.use_jinja = true;
+  in.add_generation_prompt = true;
+  in.enable_thinking = req.thinking;
+  if (!req.system.empty()) in.messages.push_back(chat_msg("system", req.system));
   for (const auto& m : req.messages) {
-    std::string content;
+    common_chat_msg msg = chat_msg(m.role, "");
     for (const auto& b : m.content) {
       if (b.type == "text") {
-        content += b.text;
+        msg.content += b.text;
       } else if (b.type == "tool_use") {
-        content += "[tool call " + b.name + ": " +
-                   boost::json::serialize(b.raw.contains("input") ? b.raw.at("input") : boost::json::object{}) + "]";
+        const auto* input = b.raw.if_contains("input");
+        msg.tool_calls.push_back(common_chat_tool_call{
+            .name = b.name, .arguments = input ? boost::json::serialize(*input) : "{}", .id = b.id});
       } else if (b.type == "tool_result") {
-        content += "[tool result: " + b.text + "]";
+        in.messages.push_back(chat_msg("tool", b.text));
+        in.messages.back().tool_call_id = b.id;
       } else if (b.type == "image" || b.type == "document") {
         return make_error(Errc::invalid_request, "this model reads text only; the request has a " + b.type + " block");
-      }  // thinking blocks of earlier turns are not fed back
+      }
     }
-    msgs.emplace_back(m.role, std::move(content));
+    if (!msg.content.empty() || !msg.tool_calls.empty()) in.messages.push_back(std::move(msg));
   }
-  return msgs;
+  for (const auto& t : req.tools) {
+    in.tools.push_back(common_chat_tool{
+        .name = t.name,
+        .description = t.description,
+        .parameters = t.input_schema.is_null() ? R"({"type":"object"})" : boost::json::serialize(t.input_schema)});
+  }
+  if (req.tool_choice) {
+    const auto& type = req.tool_choice->type;
+    in.tool_choice = type == "none"                    ? COMMON_CHAT_TOOL_CHOICE_NONE
+                     : type == "any" || type == "tool" ? COMMON_CHAT_TOOL_CHOICE_REQUIRED
+                                                       : COMMON_CHAT_TOOL_CHOICE_AUTO;
+  }
+  return in;
 }
 
 std::optional<Error> check_gguf(const std::string& path) {
@@ -114,7 +140,7 @@ struct LlamaEngine::Impl {
   llama_model* model = nullptr;
   const llama_vocab* vocab = nullptr;
   llama_context* ctx = nullptr;
-  std::string tmpl;
+  common_chat_templates_ptr templates;
   std::vector<Slot> slots;
   std::thread thread;
 
@@ -128,28 +154,15 @@ struct LlamaEngine::Impl {
 };
 
 Result<std::vector<llama_token>> LlamaEngine::Impl::prompt_tokens(const ChatRequest& req) const {
-  auto conv = conversation(req);
-  if (!conv) return conv.error();
-  std::vector<llama_chat_message> msgs;
-  std::size_t total = 0;
-  for (const auto& [role, content] : *conv) {
-    msgs.push_back(llama_chat_message{role.c_str(), content.c_str()});
-    total += role.size() + content.size();
+  auto inputs = template_inputs(req);
+  if (!inputs) return inputs.error();
+  std::string text;
+  try {
+    text = common_chat_templates_apply(templates.get(), *inputs).prompt;
+  } catch (const std::exception& e) {
+    return make_error(Errc::invalid_request,
+                      std::string("the model's chat template rejected the conversation: ") + e.what());
   }
-  std::string text(total * 2 + 256, '\0');
-  const char* t = tmpl.c_str();
-  int32_t n =
-      llama_chat_apply_template(t, msgs.data(), msgs.size(), true, text.data(), static_cast<int32_t>(text.size()));
-  if (n < 0) {
-    t = "chatml";  // the model's template is not one llama.cpp knows without jinja
-    n = llama_chat_apply_template(t, msgs.data(), msgs.size(), true, text.data(), static_cast<int32_t>(text.size()));
-  }
-  if (n < 0) return engine_error("could not apply a chat template");
-  if (static_cast<std::size_t>(n) > text.size()) {
-    text.resize(static_cast<std::size_t>(n));
-    n = llama_chat_apply_template(t, msgs.data(), msgs.size(), true, text.data(), n);
-  }
-  text.resize(static_cast<std::size_t>(n));
   std::vector<llama_token> tokens(text.size() + 8);
   int32_t k = llama_tokenize(vocab, text.data(), static_cast<int32_t>(text.size()), tokens.data(),
                              static_cast<int32_t>(tokens.size()), true, true);
@@ -182,8 +195,13 @@ bool LlamaEngine::Impl::load() {
     return false;
   }
   vocab = llama_model_get_vocab(model);
-  if (const char* t = llama_model_chat_template(model, nullptr)) tmpl = t;
-  if (tmpl.empty()) tmpl = "chatml";
+  try {
+    // The model's own (Jinja) template, as llama-server renders it; chatml when it has none.
+    templates = common_chat_templates_init(model, "");
+  } catch (const std::exception& e) {
+    load_error = engine_error(std::string("the chat template of ") + opts.model_path + " does not parse: " + e.what());
+    return false;
+  }
   const int parallel = std::max(1, opts.parallel);
   llama_context_params cp = llama_context_default_params();
   cp.n_ctx = static_cast<uint32_t>(std::max(64, opts.context) * parallel);
@@ -398,6 +416,7 @@ void LlamaEngine::Impl::run() {
     }
   }
   if (ctx) llama_free(ctx);
+  templates.reset();  // before the model it was made from
   if (model) llama_model_free(model);
 }
 

@@ -2,27 +2,22 @@
 // make_tiny_gguf from llama.cpp's phi-3 vocabulary) in-process.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startServer, SPOOL_BIN } from './lib/harness.mjs';
+import { startServer } from './lib/harness.mjs';
+import { makeTinyModel, tinyModelMissing } from './lib/llama.mjs';
 import { client, chat, waitStatus, waitUntil, streamUrl } from './lib/http.mjs';
 import { readSSE, textOf } from './lib/sse.mjs';
 
-const buildDir = path.dirname(SPOOL_BIN);
-const maker = path.join(buildDir, 'make_tiny_gguf');
-const vocab = path.join(buildDir, '_deps/llama/src/models/ggml-vocab-phi-3.gguf');
-const haveLlama = fs.existsSync(maker) && fs.existsSync(vocab);
 
 let dir;
 let srv;
 let c;
 before(async () => {
-  if (!haveLlama) return;
+  if (tinyModelMissing) return;
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-llama-e2e-'));
-  const model = path.join(dir, 'tiny.gguf');
-  execFileSync(maker, ['--vocab', vocab, '--out', model]);
+  const model = makeTinyModel(path.join(dir, 'tiny.gguf'));
   const config = path.join(dir, 'spool.toml');
   fs.writeFileSync(config, [
     '[[models]]', 'name = "tiny"', 'engine = "llama"', `target = "${model}"`, 'parallel = 1', 'context = 256', 'threads = 1', '',
@@ -36,7 +31,7 @@ after(async () => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const opts = { skip: haveLlama ? false : 'built without the llama engine' };
+const opts = { skip: tinyModelMissing };
 
 test('a llama job streams a well-formed message with real token counts', opts, async () => {
   const id = `llama-${process.pid}-1`;

@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# Real-model throughput, one JSON line per measurement (machine info first):
+#
+#   llama   Spool's in-process llama engine, N parallel jobs, next to llama.cpp alone on the same
+#           model, batch, threads and prebuilt libraries (llama-batched-bench compiled against
+#           them), and next to llama-server (built from the same bundle, native) doing the same
+#           streamed replies. The ratio line compares Spool with batched-bench.
+#   proxy   Spool's openai engine in front of llama-server vs llama-server alone: output tokens/s
+#           and time to first token of streamed /v1/chat/completions-equivalent replies.
+#
+#   bench/llama.sh [--quick] [--jobs "1 4"] [--threads 1] [--models "tiny small"] [--out FILE]
+#
+# Models are random-weight llama GGUFs written by make_tiny_gguf with the phi-3 vocabulary:
+# `tiny` is the test model (64 wide, 2 layers: the 32k-token output layer dominates, so any
+# per-token overhead shows); `small` is 512 wide with 8 layers (closer to a real model's balance).
+# Needs: build/spool, build/bench/spool_bench, build/make_tiny_gguf and the batched-bench beside
+# the prebuilt libraries (scripts/build.sh release); builds llama-server itself
+# (scripts/build-llama-tools.sh, ~3 min the first time). Exit status 1 when a run failed.
+set -uo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(dirname "$here")
+build=$root/build
+spool=$build/spool
+bench=$build/bench/spool_bench
+maker=$build/make_tiny_gguf
+vocab=$build/_deps/llama/src/models/ggml-vocab-phi-3.gguf
+bb_same=$build/_deps/llama/lib/llama-batched-bench
+jobs_list="1 4"
+threads=1
+models="tiny small"
+out=""
+quick=0
+while (($#)); do
+  case "$1" in
+    --quick) quick=1 ;;
+    --jobs) jobs_list="$2"; shift ;;
+    --threads) threads="$2"; shift ;;
+    --models) models="$2"; shift ;;
+    --out) out="$2"; shift ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    *) echo "llama.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+log() { echo "llama.sh: $*" >&2; }
+emit() { echo "$1"; [[ -n "$out" ]] && echo "$1" >>"$out"; return 0; }
+for f in "$spool" "$bench" "$maker" "$bb_same" "$vocab"; do
+  [[ -e "$f" ]] || { log "missing $f (scripts/build.sh release builds it)"; exit 2; }
+done
+tools=$("$root/scripts/build-llama-tools.sh" "$build") || { log "could not build llama-server"; exit 2; }
+llama_server=$tools/llama-server
+bb_native=$tools/llama-batched-bench
+
+work=$(mktemp -d /tmp/spool-llama-bench.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+failures=0
+
+prompt_words=100
+tokens=128
+if ((quick)); then tokens=32; fi
+
+# rounds MODEL: enough rounds for a stable figure, fewer on the slower model
+rounds() { if [[ $1 == tiny ]]; then ((quick)) && echo 2 || echo 10; else ((quick)) && echo 1 || echo 3; fi; }
+
+make_model() {  # make_model NAME → path
+  local f=$work/$1.gguf
+  case "$1" in
+    tiny) "$maker" --vocab "$vocab" --out "$f" --ctx 4096 2>/dev/null ;;
+    small) "$maker" --vocab "$vocab" --out "$f" --embd 512 --layers 8 --ff 1536 --ctx 4096 2>/dev/null ;;
+    *) log "unknown model $1"; return 1 ;;
+  esac
+  echo "$f"
+}
+
+# wait_listening LOGFILE REGEX PID → port
+wait_listening() {
+  local line
+  for _ in $(seq 1 300); do
+    kill -0 "$3" 2>/dev/null || { log "server exited at start-up:"; tail -n 20 "$1" >&2; return 1; }
+    line=$(grep -m1 -oE "$2" "$1" 2>/dev/null || true)
+    if [[ -n "$line" ]]; then echo "${line##*:}"; return 0; fi
+    sleep 0.1
+  done
+  log "server did not start: $1"; return 1
+}
+
+start_spool() {  # start_spool CONFIG: sets pid, port
+  local n=${#pids[@]}
+  "$spool" serve --host 127.0.0.1 --port 0 --log-level warn --config "$1" >"$work/spool.$n.log" 2>&1 &
+  pid=$!
+  pids+=("$pid")
+  port=$(wait_listening "$work/spool.$n.log" 'spool listening on http://[0-9.]+:[0-9]+' "$pid")
+}
+
+start_llama_server() {  # start_llama_server MODEL PARALLEL CTX_PER_SEQ: sets lpid, lport
+  local n=${#pids[@]}
+  "$llama_server" -m "$1" --host 127.0.0.1 --port 0 -np "$2" -c $(($2 * $3)) -t "$threads" -tb "$threads" \
+    >"$work/llama-server.$n.log" 2>&1 &
+  lpid=$!
+  pids+=("$lpid")
+  lport=$(wait_listening "$work/llama-server.$n.log" 'listening on http://127.0.0.1:[0-9]+' "$lpid") || return 1
+  for _ in $(seq 1 300); do  # listening comes before the model is loaded
+    curl -fs "http://127.0.0.1:$lport/health" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  log "llama-server never became healthy"; return 1
+}
+
+stop() { kill -TERM "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
+
+generate() {  # generate PORT PID LABEL MODEL JOBS ROUNDS [extra spool_bench args] → JSON line
+  local port=$1 pid=$2 label=$3 model=$4 jobs=$5 rounds=$6
+  shift 6
+  local line
+  line=$("$bench" --scenario generate --port "$port" --server-pid "$pid" --label "$label" --model "$model" \
+    --jobs "$jobs" --rounds "$rounds" --prompt-words "$prompt_words" --tokens "$tokens" "$@") || failures=$((failures + 1))
+  echo "$line"
+}
+
+num() { grep -o "\"$2\": *[0-9.]*" <<<"$1" | head -1 | grep -o '[0-9.]*$'; }
+
+emit "$("$bench" --scenario machine --mode llama)"
+for model in $models; do
+  gguf=$(make_model "$model") || exit 2
+  ctx=$((prompt_words + tokens + 64))
+  for jobs in $jobs_list; do
+    r=$(rounds "$model")
+    # Spool, in-process llama engine
+    cat >"$work/spool.toml" <<EOF
+[[models]]
+name = "$model"
+engine = "llama"
+target = "$gguf"
+parallel = $jobs
+context = $ctx
+threads = $threads
+EOF
+    start_spool "$work/spool.toml" || exit 1
+    # the prompt as the model sees it (chat template included; spool_bench's prompts start with a
+    # tag like this one): batched-bench gets the same length
+    prompt="0123abcd-0-0$(printf ' word%.0s' $(seq 2 "$prompt_words"))"
+    npp=$(curl -fs "http://127.0.0.1:$port/v1/messages/count_tokens" -H 'content-type: application/json' \
+      -d "{\"model\":\"$model\",\"messages\":[{\"role\":\"user\",\"content\":\"$prompt\"}]}" |
+      grep -o '"input_tokens":[0-9]*' | grep -o '[0-9]*$')
+    [[ -n "$npp" ]] || { log "count_tokens failed"; exit 1; }
+    generate "$port" "$pid" spool-llama "$model" "$jobs" 1 >/dev/null  # warm-up
+    s=$(generate "$port" "$pid" spool-llama "$model" "$jobs" "$r")
+    stop "$pid"
+    emit "$s"
+    # llama.cpp alone, same libraries: npl sequences of npp prompt tokens then ntg tokens each
+    bb=$("$bb_same" -m "$gguf" -c $((jobs * ctx)) -b 512 -ub 512 -npp "$npp" -ntg "$tokens" -npl "$jobs" \
+      -t "$threads" -tb "$threads" --output-format jsonl 2>/dev/null | grep '"speed_tg"' | tail -1)
+    bbn=$("$bb_native" -m "$gguf" -c $((jobs * ctx)) -b 512 -ub 512 -npp "$npp" -ntg "$tokens" -npl "$jobs" \
+      -t "$threads" -tb "$threads" --output-format jsonl 2>/dev/null | grep '"speed_tg"' | tail -1)
+    for pair in "batched-bench-same-libs:$bb" "batched-bench-native:$bbn"; do
+      label=${pair%%:*}
+      j=${pair#*:}
+      t=$(num "$j" t)
+      [[ -n "$t" ]] || { log "$label gave no figures"; failures=$((failures + 1)); continue; }
+      emit "{\"scenario\":\"generate\",\"target\":\"$label\",\"model\":\"$model\",\"jobs\":$jobs,\"prompt_tokens\":$npp,\"tokens\":$tokens,\"threads\":$threads,\"seconds_per_round\":$t,\"tokens_per_s\":$(awk -v n=$((jobs * tokens)) -v t="$t" 'BEGIN{printf "%.1f", n/t}'),\"decode_tokens_per_s\":$(num "$j" speed_tg)}"
+    done
+    spool_tps=$(num "$s" tokens_per_s)
+    bb_t=$(num "$bb" t)
+    if [[ -n "$spool_tps" && -n "$bb_t" ]]; then
+      emit "{\"scenario\":\"llama-overhead\",\"model\":\"$model\",\"jobs\":$jobs,\"threads\":$threads,\"spool_vs_llama_cpp_same_libs\":$(awk -v a="$spool_tps" -v n=$((jobs * tokens)) -v t="$bb_t" 'BEGIN{printf "%.3f", a/(n/t)}')}"
+    fi
+    # llama-server (native build): the same streamed replies, and Spool's openai engine in front of it
+    start_llama_server "$gguf" "$jobs" "$ctx" || exit 1
+    generate "$lport" "$lpid" llama-server "$model" "$jobs" 1 --api openai >/dev/null  # warm-up
+    direct=$(generate "$lport" "$lpid" llama-server "$model" "$jobs" "$r" --api openai)
+    emit "$direct"
+    cat >"$work/proxy.toml" <<EOF
+[[models]]
+name = "$model"
+engine = "openai"
+target = "http://127.0.0.1:$lport/v1"
+EOF
+    start_spool "$work/proxy.toml" || exit 1
+    proxy=$(generate "$port" "$pid" spool-openai-proxy "$model" "$jobs" "$r")
+    stop "$pid"
+    stop "$lpid"
+    emit "$proxy"
+    a=$(num "$proxy" tokens_per_s) b=$(num "$direct" tokens_per_s)
+    ta=$(num "$proxy" ttft_p50_ms) tb=$(num "$direct" ttft_p50_ms)
+    if [[ -n "$a" && -n "$b" && -n "$ta" && -n "$tb" ]]; then
+      emit "{\"scenario\":\"proxy-overhead\",\"model\":\"$model\",\"jobs\":$jobs,\"tokens_per_s_ratio\":$(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.3f", a/b}'),\"ttft_p50_added_ms\":$(awk -v a="$ta" -v b="$tb" 'BEGIN{printf "%.3f", a-b}')}"
+    fi
+  done
+done
+((failures == 0))
