@@ -2,9 +2,8 @@
 # Real-model throughput, one JSON line per measurement (machine info first):
 #
 #   llama   Spool's in-process llama engine, N parallel jobs, next to llama.cpp alone on the same
-#           model, batch, threads and prebuilt libraries (llama-batched-bench compiled against
-#           them), and next to llama-server (built from the same bundle, native) doing the same
-#           streamed replies. The ratio line compares Spool with batched-bench.
+#           model, batch, threads and libraries: llama-batched-bench (decoding only: no sampling,
+#           no detokenizing, no HTTP) and llama-server doing the same streamed replies.
 #   proxy   Spool's openai engine in front of llama-server vs llama-server alone: output tokens/s
 #           and time to first token of streamed /v1/chat/completions-equivalent replies.
 #
@@ -13,9 +12,9 @@
 # Models are random-weight llama GGUFs written by make_tiny_gguf with the phi-3 vocabulary:
 # `tiny` is the test model (64 wide, 2 layers: the 32k-token output layer dominates, so any
 # per-token overhead shows); `small` is 512 wide with 8 layers (closer to a real model's balance).
-# Needs: build/spool, build/bench/spool_bench, build/make_tiny_gguf and the batched-bench beside
-# the prebuilt libraries (scripts/build.sh release); builds llama-server itself
-# (scripts/build-llama-tools.sh, ~3 min the first time). Exit status 1 when a run failed.
+# Needs build/spool, build/bench/spool_bench and build/make_tiny_gguf (scripts/build.sh release);
+# builds llama-server and llama-batched-bench itself in the same llama.cpp tree
+# (scripts/build-llama-tools.sh, ~1 min the first time). Exit status 1 when a run failed.
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -25,7 +24,6 @@ spool=$build/spool
 bench=$build/bench/spool_bench
 maker=$build/make_tiny_gguf
 vocab=$build/_deps/llama/src/models/ggml-vocab-phi-3.gguf
-bb_same=$build/_deps/llama/lib/llama-batched-bench
 jobs_list="1 4"
 threads=1
 models="tiny small"
@@ -46,12 +44,12 @@ done
 
 log() { echo "llama.sh: $*" >&2; }
 emit() { echo "$1"; [[ -n "$out" ]] && echo "$1" >>"$out"; return 0; }
-for f in "$spool" "$bench" "$maker" "$bb_same" "$vocab"; do
+for f in "$spool" "$bench" "$maker" "$vocab"; do
   [[ -e "$f" ]] || { log "missing $f (scripts/build.sh release builds it)"; exit 2; }
 done
 tools=$("$root/scripts/build-llama-tools.sh" "$build") || { log "could not build llama-server"; exit 2; }
 llama_server=$tools/llama-server
-bb_native=$tools/llama-batched-bench
+batched_bench=$tools/llama-batched-bench
 
 work=$(mktemp -d /tmp/spool-llama-bench.XXXXXX)
 pids=()
@@ -156,28 +154,24 @@ EOF
     s=$(generate "$port" "$pid" spool-llama "$model" "$jobs" "$r")
     stop "$pid"
     emit "$s"
-    # llama.cpp alone, same libraries: npl sequences of npp prompt tokens then ntg tokens each
-    bb=$("$bb_same" -m "$gguf" -c $((jobs * ctx)) -b 512 -ub 512 -npp "$npp" -ntg "$tokens" -npl "$jobs" \
+    # llama.cpp alone: npl sequences of npp prompt tokens then ntg tokens each, decoding only
+    bb=$("$batched_bench" -m "$gguf" -c $((jobs * ctx)) -b 512 -ub 512 -npp "$npp" -ntg "$tokens" -npl "$jobs" \
       -t "$threads" -tb "$threads" --output-format jsonl 2>/dev/null | grep '"speed_tg"' | tail -1)
-    bbn=$("$bb_native" -m "$gguf" -c $((jobs * ctx)) -b 512 -ub 512 -npp "$npp" -ntg "$tokens" -npl "$jobs" \
-      -t "$threads" -tb "$threads" --output-format jsonl 2>/dev/null | grep '"speed_tg"' | tail -1)
-    for pair in "batched-bench-same-libs:$bb" "batched-bench-native:$bbn"; do
-      label=${pair%%:*}
-      j=${pair#*:}
-      t=$(num "$j" t)
-      [[ -n "$t" ]] || { log "$label gave no figures"; failures=$((failures + 1)); continue; }
-      emit "{\"scenario\":\"generate\",\"target\":\"$label\",\"model\":\"$model\",\"jobs\":$jobs,\"prompt_tokens\":$npp,\"tokens\":$tokens,\"threads\":$threads,\"seconds_per_round\":$t,\"tokens_per_s\":$(awk -v n=$((jobs * tokens)) -v t="$t" 'BEGIN{printf "%.1f", n/t}'),\"decode_tokens_per_s\":$(num "$j" speed_tg)}"
-    done
-    spool_tps=$(num "$s" tokens_per_s)
     bb_t=$(num "$bb" t)
-    if [[ -n "$spool_tps" && -n "$bb_t" ]]; then
-      emit "{\"scenario\":\"llama-overhead\",\"model\":\"$model\",\"jobs\":$jobs,\"threads\":$threads,\"spool_vs_llama_cpp_same_libs\":$(awk -v a="$spool_tps" -v n=$((jobs * tokens)) -v t="$bb_t" 'BEGIN{printf "%.3f", a/(n/t)}')}"
+    if [[ -n "$bb_t" ]]; then
+      emit "{\"scenario\":\"generate\",\"target\":\"llama-batched-bench\",\"model\":\"$model\",\"jobs\":$jobs,\"prompt_tokens\":$npp,\"tokens\":$tokens,\"threads\":$threads,\"seconds_per_round\":$bb_t,\"tokens_per_s\":$(awk -v n=$((jobs * tokens)) -v t="$bb_t" 'BEGIN{printf "%.1f", n/t}'),\"decode_tokens_per_s\":$(num "$bb" speed_tg)}"
+    else
+      log "llama-batched-bench gave no figures"; failures=$((failures + 1))
     fi
-    # llama-server (native build): the same streamed replies, and Spool's openai engine in front of it
+    # llama-server: the same streamed replies, and Spool's openai engine in front of it
     start_llama_server "$gguf" "$jobs" "$ctx" || exit 1
     generate "$lport" "$lpid" llama-server "$model" "$jobs" 1 --api openai >/dev/null  # warm-up
     direct=$(generate "$lport" "$lpid" llama-server "$model" "$jobs" "$r" --api openai)
     emit "$direct"
+    spool_tps=$(num "$s" tokens_per_s) direct_tps=$(num "$direct" tokens_per_s)
+    if [[ -n "$spool_tps" && -n "$direct_tps" && -n "$bb_t" ]]; then
+      emit "{\"scenario\":\"llama-overhead\",\"model\":\"$model\",\"jobs\":$jobs,\"threads\":$threads,\"spool_vs_llama_server\":$(awk -v a="$spool_tps" -v b="$direct_tps" 'BEGIN{printf "%.3f", a/b}'),\"spool_vs_batched_bench\":$(awk -v a="$spool_tps" -v n=$((jobs * tokens)) -v t="$bb_t" 'BEGIN{printf "%.3f", a/(n/t)}')}"
+    fi
     cat >"$work/proxy.toml" <<EOF
 [[models]]
 name = "$model"

@@ -1,36 +1,24 @@
 #!/usr/bin/env bash
-# Builds llama.cpp's own `llama-server` and `llama-batched-bench` from the same source bundle the
-# llama engine uses (scripts/fetch-llama.sh → build/_deps/llama/src). They are the reference the
-# upstream-engine tests talk to and the bench compares against; Spool itself does not need them.
-# Usage: scripts/build-llama-tools.sh [BUILD_DIR]   (default: build)
-# Prints the directory holding both binaries on stdout. Idempotent (ninja rebuilds nothing when
-# nothing changed). No network: the web UI is neither downloaded nor built.
+# Builds llama.cpp's own `llama-server` and `llama-batched-bench` in the llama.cpp build tree of a
+# Spool build (cmake/llama.cmake configured it: same flags, same libraries as Spool's engine).
+# They are the real upstream of the upstream-engine tests and the reference of bench/llama.sh;
+# Spool itself does not need them.
+# Usage: scripts/build-llama-tools.sh [SPOOL_BUILD_DIR]   (default: build; configure it first)
+# Prints the directory holding both binaries on stdout. No network: the web UI is neither
+# downloaded nor built.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
-mkdir -p "$build"
-build=$(cd "$build" && pwd)
-llama=$build/_deps/llama
-out=$llama/build
-
-log() { echo "build-llama-tools: $*" >&2; }
-
-"$root/scripts/fetch-llama.sh" "$llama"
-
-jobs=${SPOOL_JOBS:-$(nproc)}
-start=$SECONDS
-if [ ! -f "$out/build.ninja" ]; then
-  log "configuring $out"
-  # Static, CPU-only, native instructions; only what the two tools need.
-  cmake -S "$llama/src" -B "$out" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=ON -DGGML_BACKEND_DL=OFF \
-    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON \
-    -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF \
-    -DLLAMA_LLGUIDANCE=OFF >"$out.configure.log" 2>&1 || { cat "$out.configure.log" >&2; exit 1; }
+llama_dir=$(sed -n 's/^SPOOL_LLAMA_DIR:PATH=//p' "$build/CMakeCache.txt" 2>/dev/null || true)
+tree=$llama_dir/build
+if [ -z "$llama_dir" ] || [ ! -f "$tree/build.ninja" ]; then
+  echo "build-llama-tools: no llama.cpp build tree for $build (scripts/build.sh release makes one)" >&2
+  exit 1
 fi
-log "building llama-server llama-batched-bench (-j$jobs)"
-nice cmake --build "$out" -j "$jobs" --target llama-server llama-batched-bench >"$out.build.log" 2>&1 ||
-  { tail -50 "$out.build.log" >&2; exit 1; }
-log "done in $((SECONDS - start)) s"
-echo "$out/bin"
+start=$SECONDS
+echo "build-llama-tools: building llama-server llama-batched-bench in $tree" >&2
+nice cmake --build "$tree" -j "${SPOOL_JOBS:-$(nproc)}" --target llama-server llama-batched-bench >"$tree.tools.log" 2>&1 ||
+  { tail -50 "$tree.tools.log" >&2; exit 1; }
+echo "build-llama-tools: done in $((SECONDS - start)) s" >&2
+echo "$tree/bin"

@@ -1,9 +1,9 @@
 #include "engine/llama_engine.hpp"
 
+#include "engine/argmax.hpp"
 #include "engine/reply_splitter.hpp"
 
 #include <chat.h>  // llama.cpp's common library: Jinja chat templates
-#include <ggml-backend.h>
 #include <llama.h>
 
 #include <boost/json/serialize.hpp>
@@ -54,6 +54,7 @@ struct Slot {
   bool active = false;
   Pending job;
   llama_sampler* sampler = nullptr;
+  bool argmax = false;  // greedy without penalties: the top logit, no sampler pass over the vocabulary
   std::vector<llama_token> prompt;
   std::size_t prompted = 0;  // prompt tokens already decoded
   llama_pos n_past = 0;
@@ -151,7 +152,15 @@ struct LlamaEngine::Impl {
   void release(Slot& s, std::size_t seq);
   void finish(Slot& s, std::size_t seq, StopReason reason);
   void step(llama_batch& batch);
+  llama_token top_logit(int batch_index) const;
 };
+
+// What llama.cpp's greedy sampler picks, without its copy of every logit into a candidate array
+// (on small models that copy costs as much as a decode step).
+llama_token LlamaEngine::Impl::top_logit(int batch_index) const {
+  const float* logits = llama_get_logits_ith(ctx, batch_index);
+  return static_cast<llama_token>(first_argmax(logits, static_cast<std::size_t>(llama_vocab_n_tokens(vocab))));
+}
 
 Result<std::vector<llama_token>> LlamaEngine::Impl::prompt_tokens(const ChatRequest& req) const {
   auto inputs = template_inputs(req);
@@ -179,9 +188,6 @@ Result<std::vector<llama_token>> LlamaEngine::Impl::prompt_tokens(const ChatRequ
 bool LlamaEngine::Impl::load() {
   std::call_once(g_backend_once, [] {
     llama_log_set([](ggml_log_level, const char*, void*) {}, nullptr);
-    // The CPU backend is a separate library beside libggml; ggml only searches the
-    // executable's directory by itself.
-    ggml_backend_load_all_from_path(SPOOL_LLAMA_LIB_DIR);
     llama_backend_init();
   });
   if (auto bad = check_gguf(opts.model_path)) {
@@ -245,6 +251,7 @@ void LlamaEngine::Impl::admit(Slot& s, std::size_t seq) {
   s.max_tokens = r.max_tokens > 0 ? r.max_tokens : opts.default_max_tokens;
   s.splitter.emplace(r.stop_sequences);
   s.sampler = llama_sampler_chain_init(llama_sampler_chain_default_params());
+  s.argmax = false;
   const bool penalties = r.repetition_penalty || r.frequency_penalty || r.presence_penalty;
   if (penalties) {
     llama_sampler_chain_add(s.sampler,
@@ -256,6 +263,7 @@ void LlamaEngine::Impl::admit(Slot& s, std::size_t seq) {
   const double temperature = r.temperature.value_or(1.0);
   if (temperature <= 0.0) {
     llama_sampler_chain_add(s.sampler, llama_sampler_init_greedy());
+    s.argmax = !penalties;
   } else {
     if (r.top_k && *r.top_k > 0)
       llama_sampler_chain_add(s.sampler, llama_sampler_init_top_k(static_cast<int32_t>(*r.top_k)));
@@ -331,7 +339,7 @@ void LlamaEngine::Impl::step(llama_batch& batch) {
       release(s, i);
       continue;
     }
-    const llama_token tok = llama_sampler_sample(s.sampler, ctx, s.logits_index);
+    const llama_token tok = s.argmax ? top_logit(s.logits_index) : llama_sampler_sample(s.sampler, ctx, s.logits_index);
     if (llama_vocab_is_eog(vocab, tok)) {
       finish(s, i, StopReason::end_turn);
       continue;

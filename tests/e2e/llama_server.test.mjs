@@ -113,6 +113,15 @@ test('the in-process llama engine renders the chat template as llama-server does
   assert.equal(counted.json.input_tokens, want.usage.prompt_tokens);
 });
 
+test('the in-process llama engine decodes greedily exactly as llama-server does', opts, async () => {
+  // same GGUF, same llama.cpp build: same prompt tokens, same logits, same argmax, same text
+  const want = await directOpenAi(40);
+  const got = await runJob('local', 40);
+  assert.equal(got.text, want.choices[0].message.content);
+  assert.equal(got.delta.usage.input_tokens, want.usage.prompt_tokens);
+  assert.equal(got.delta.usage.output_tokens, want.usage.completion_tokens);
+});
+
 test('stop sequences: applied by Spool for openai, passed upstream for anthropic', opts, async () => {
   const full = (await directOpenAi(24)).choices[0].message.content;
   // a stop string that first occurs well inside the reply
