@@ -108,7 +108,11 @@ test('the in-process llama engine renders the chat template as llama-server does
   const system = 'You answer briefly.';
   const want = await direct('/v1/chat/completions',
     { model: 'tiny', messages: [{ role: 'system', content: system }, ...MESSAGES], max_tokens: 1 });
-  const counted = await c.post('/v1/messages/count_tokens', { model: 'local', system, messages: MESSAGES });
+  let counted;
+  await waitUntil(async () => {  // 529 while the model is still loading
+    counted = await c.post('/v1/messages/count_tokens', { model: 'local', system, messages: MESSAGES });
+    return counted.status !== 529;
+  }, { timeoutMs: 20_000, what: 'the local model to load' });
   assert.equal(counted.status, 200, counted.text);
   assert.equal(counted.json.input_tokens, want.usage.prompt_tokens);
 });

@@ -8,17 +8,34 @@ import { SPOOL_BIN } from './harness.mjs';
 
 const buildDir = path.dirname(SPOOL_BIN);
 const maker = path.join(buildDir, 'make_tiny_gguf');
-const vocab = path.join(buildDir, '_deps/llama/src/models/ggml-vocab-phi-3.gguf');
+
+/** The llama.cpp directory of the build (cmake/llama.cmake's SPOOL_LLAMA_DIR; build trees may share one). */
+function llamaDir() {
+  try {
+    const cache = fs.readFileSync(path.join(buildDir, 'CMakeCache.txt'), 'utf8');
+    const m = /^SPOOL_LLAMA_DIR:PATH=(.*)$/m.exec(cache);
+    if (m) return m[1].trim();
+  } catch { /* no cache: not a CMake build tree */ }
+  return path.join(buildDir, '_deps/llama');
+}
+const vocab = path.join(llamaDir(), 'src/models/ggml-vocab-phi-3.gguf');
 export const LLAMA_SERVER_BIN = process.env.SPOOL_LLAMA_SERVER
   ? path.resolve(process.env.SPOOL_LLAMA_SERVER)
-  : path.join(buildDir, '_deps/llama/build/bin/llama-server');
+  : path.join(llamaDir(), 'build/bin/llama-server');
+
+// With SPOOL_REQUIRE_LLAMA=1 (scripts/test.sh) a missing part fails the run instead of skipping.
+function missing(why) {
+  if (why && process.env.SPOOL_REQUIRE_LLAMA === '1') throw new Error(`SPOOL_REQUIRE_LLAMA=1 but ${why}`);
+  return why;
+}
 
 /** Why the tiny model cannot be made here, or false when it can (a `skip` option for node:test). */
-export const tinyModelMissing = fs.existsSync(maker) && fs.existsSync(vocab) ? false : 'built without the llama engine';
+export const tinyModelMissing = missing(fs.existsSync(maker) && fs.existsSync(vocab) ? false
+  : `built without the llama engine (no ${maker} or ${vocab})`);
 
 /** Why llama-server cannot run here, or false when it can. */
-export const llamaServerMissing = tinyModelMissing ||
-  (fs.existsSync(LLAMA_SERVER_BIN) ? false : `no llama-server at ${LLAMA_SERVER_BIN} (scripts/build-llama-tools.sh)`);
+export const llamaServerMissing = tinyModelMissing || missing(fs.existsSync(LLAMA_SERVER_BIN) ? false
+  : `no llama-server at ${LLAMA_SERVER_BIN} (scripts/build-llama-tools.sh)`);
 
 /**
  * Writes the tiny random-weight GGUF to `file` (same shape options ⇒ same bytes).
