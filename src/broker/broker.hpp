@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -99,6 +100,15 @@ class Broker {
   virtual boost::asio::awaitable<Status> remove(std::string id) = 0;
   // Owner recorded at creation, or not_found.
   virtual boost::asio::awaitable<Result<std::string>> owner(std::string id) = 0;
+  // Returns once everything written for `id` by this instance is visible to every instance
+  // (immediately for a single-process broker); broker_unavailable if that cannot happen now.
+  virtual boost::asio::awaitable<Status> flush(std::string id);
+  // Asks the instance running `id` to cancel it; false when no other instance can run jobs
+  // (a single-process broker), true once the request is sent.
+  virtual boost::asio::awaitable<Result<bool>> request_cancel(std::string id);
+  // `handler(id)` is called, from a broker thread, when another instance asks to cancel or
+  // delete a stream this instance may be running.
+  virtual void on_remote_cancel(std::function<void(const std::string&)> handler);
   // Counts of streams by status and of open observers, for /metrics.
   virtual std::vector<std::pair<StreamStatus, std::size_t>> counts() const = 0;
   // Open observers over all streams (cheap: called on every observe).

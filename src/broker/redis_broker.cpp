@@ -1,0 +1,848 @@
+#include "broker/redis_broker.hpp"
+
+#include "broker/memory_broker.hpp"
+#include "core/error_body.hpp"
+#include "core/ids.hpp"
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+
+namespace spool {
+namespace asio = boost::asio;
+
+namespace {
+
+using Command = std::vector<std::string>;
+// A flush() waiting for its stream's writes, and the executor to resume it on.
+struct FlushWaiter {
+  asio::any_io_executor ex;
+  asio::any_completion_handler<void(Status)> h;
+};
+
+void resume(FlushWaiter w, Status st) {
+  asio::post(w.ex, [h = std::move(w.h), st = std::move(st)]() mutable { std::move(h)(std::move(st)); });
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+SysTime from_ms(std::int64_t ms) { return SysTime(std::chrono::milliseconds(ms)); }
+
+std::int64_t to_int(std::string_view s, std::int64_t fallback = 0) {
+  std::int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  return ec == std::errc{} ? v : fallback;
+}
+
+std::optional<StreamStatus> parse_status(std::string_view s) {
+  for (auto st : {StreamStatus::pending, StreamStatus::processing, StreamStatus::completed, StreamStatus::cancelled,
+                  StreamStatus::error}) {
+    if (to_string(st) == s) return st;
+  }
+  return std::nullopt;
+}
+
+bool is_terminal_event(std::string_view type) { return type == "message_stop" || type == "error"; }
+
+// Appends a batch for one stream, if this instance still owns it and it is not terminal.
+// KEYS: meta, log. ARGV: instance, now_ms, status ('' = unchanged), error_message, expire_ms
+// (0 = keep), input_tokens ('' = unchanged), output_tokens, queue_position ('' = unchanged,
+// '-' = none), then (position, type, data) triples. Positions already stored are skipped, so a
+// batch retried after a lost reply is harmless. Returns the last position, -1 when the stream is
+// gone or another instance owns it, -2 when it is already terminal (ended by someone else).
+constexpr std::string_view kAppendScript = R"lua(
+local inst = redis.call('HGET', KEYS[1], 'instance')
+if inst ~= ARGV[1] then return -1 end
+local st = redis.call('HGET', KEYS[1], 'status')
+if st == 'completed' or st == 'cancelled' or st == 'error' then return -2 end
+local last = tonumber(redis.call('HGET', KEYS[1], 'events') or '0')
+for i = 9, #ARGV, 3 do
+  local pos = tonumber(ARGV[i])
+  if pos > last then
+    redis.call('XADD', KEYS[2], '0-' .. pos, 'type', ARGV[i + 1], 'data', ARGV[i + 2])
+    last = pos
+  end
+end
+redis.call('HSET', KEYS[1], 'events', last)
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'input_tokens', ARGV[6], 'output_tokens', ARGV[7]) end
+if ARGV[8] == '-' then redis.call('HDEL', KEYS[1], 'queue_position')
+elseif ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'queue_position', ARGV[8]) end
+if ARGV[3] ~= '' and ARGV[3] ~= st then
+  redis.call('HSET', KEYS[1], 'status', ARGV[3], 'updated_at', ARGV[2])
+  if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'error_message', ARGV[4]) end
+  if ARGV[3] == 'completed' or ARGV[3] == 'cancelled' or ARGV[3] == 'error' then
+    redis.call('HSET', KEYS[1], 'completed_at', ARGV[2])
+    redis.call('HDEL', KEYS[1], 'queue_position')
+    if tonumber(ARGV[5]) > 0 then
+      redis.call('PEXPIRE', KEYS[1], ARGV[5])
+      redis.call('PEXPIRE', KEYS[2], ARGV[5])
+    end
+  end
+end
+return last
+)lua";
+
+// Creates a stream record unless the id is taken. KEYS: meta. ARGV: field/value pairs. Returns 1 or 0.
+constexpr std::string_view kCreateScript = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+)lua";
+
+// Ends a running stream whose owner's lease ran out. KEYS: running, meta, log. ARGV: id, now_ms,
+// error event JSON, expire_ms. Returns 1 when it ended the stream.
+constexpr std::string_view kLostScript = R"lua(
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score or tonumber(score) > tonumber(ARGV[2]) then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+local st = redis.call('HGET', KEYS[2], 'status')
+if not st or st == 'completed' or st == 'cancelled' or st == 'error' then return 0 end
+local last = tonumber(redis.call('HGET', KEYS[2], 'events') or '0') + 1
+redis.call('XADD', KEYS[3], '0-' .. last, 'type', 'error', 'data', ARGV[3])
+redis.call('HSET', KEYS[2], 'events', last, 'status', 'error', 'error_message', 'instance lost',
+           'updated_at', ARGV[2], 'completed_at', ARGV[2], 'instance', '')
+redis.call('HDEL', KEYS[2], 'queue_position')
+if tonumber(ARGV[4]) > 0 then
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+end
+return 1
+)lua";
+
+// What a writer still owes Redis for one stream.
+struct Outbox {
+  std::vector<std::pair<std::uint64_t, NewEvent>> events;  // (position, event)
+  std::optional<StreamStatus> status;
+  std::optional<std::string> error_message;
+  std::optional<Usage> usage;
+  std::optional<std::optional<int>> queue_position;
+  bool empty() const { return events.empty() && !status && !error_message && !usage && !queue_position; }
+};
+
+}  // namespace
+
+struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
+  Impl(asio::any_io_executor e, RedisBrokerOptions o)
+      : ex(std::move(e)),
+        opts(std::move(o)),
+        mirror(ex, MemoryBrokerOptions{std::chrono::seconds(0), std::chrono::milliseconds(60000)}),
+        cmd(RedisConnection::create(ex, opts.endpoint, opts.connect_timeout)),
+        reader(RedisConnection::create(ex, opts.endpoint, opts.connect_timeout)),
+        sub(RedisConnection::create(ex, opts.endpoint, opts.connect_timeout)),
+        flush_wake(ex),
+        read_wake(ex) {
+    if (opts.instance.empty()) opts.instance = uuid4();
+  }
+
+  asio::any_io_executor ex;
+  RedisBrokerOptions opts;
+  MemoryBroker mirror;  // local copies: streams run here and streams observed here
+  std::shared_ptr<RedisConnection> cmd, reader, sub;
+  asio::steady_timer flush_wake, read_wake;  // cancelled to wake the flusher / the reader
+  std::atomic<bool> stopping{false};
+
+  // One stream this instance runs.
+  struct Owned {
+    std::shared_ptr<StreamWriter> mirror;  // the local copy's writer
+    std::uint64_t position = 0;            // events published so far
+    Outbox out;
+    bool terminal = false;  // its terminal status is queued (or stored)
+    std::deque<FlushWaiter> waiters;
+  };
+  // One stream another instance runs that has observers here.
+  struct Watched {
+    std::shared_ptr<StreamWriter> mirror;
+    std::uint64_t position = 0;  // last event copied
+    bool loaded = false;         // its log so far is copied; the reader takes over
+    bool terminal = false;
+    int idle_sweeps = 0;  // sweeps that found no observers
+  };
+  mutable std::mutex mu;
+  std::unordered_map<std::string, Owned> owned;
+  std::unordered_map<std::string, Watched> watched;
+  std::function<void(const std::string&)> on_cancel;
+  std::string append_sha, lost_sha, create_sha;
+  std::atomic<std::int64_t> reader_client_id{-1};
+
+  std::string meta_key(std::string_view id) const { return opts.prefix + "{" + std::string(id) + "}:meta"; }
+  std::string log_key(std::string_view id) const { return opts.prefix + "{" + std::string(id) + "}:log"; }
+  std::string running_key() const { return opts.prefix + "running"; }
+  std::string control_channel() const { return opts.prefix + "control"; }
+  std::string expire_ms() const { return std::to_string(opts.stream_expiration.count() * 1000); }
+  // The id inside a log key.
+  std::optional<std::string> id_of_log_key(std::string_view key) const {
+    const auto open = key.find('{');
+    const auto close = key.rfind("}:log");
+    if (open == std::string_view::npos || close == std::string_view::npos || close < open) return std::nullopt;
+    return std::string(key.substr(open + 1, close - open - 1));
+  }
+  static Error not_found(const std::string& id) {
+    return make_error(Errc::not_found, "Stream with message_id " + id + " not found");
+  }
+
+  void kick_flush() {
+    asio::post(ex, [self = shared_from_this()] { self->flush_wake.cancel(); });
+  }
+  void kick_reader() {
+    asio::post(ex, [self = shared_from_this()] { self->read_wake.cancel(); });
+    if (const auto client = reader_client_id.load(); client >= 0) {
+      // A blocked XREAD does not see new streams: unblock it (it then re-reads the watch list).
+      asio::co_spawn(ex, cmd->command(redis_args("CLIENT", "UNBLOCK", std::to_string(client))), asio::detached);
+    }
+  }
+
+  // Queues `f(outbox)` for stream `id` and wakes the flusher.
+  template <class F>
+  void queue(const std::string& id, F&& f) {
+    {
+      std::lock_guard lk(mu);
+      auto it = owned.find(id);
+      if (it == owned.end()) return;  // deleted or ended by someone else
+      f(it->second);
+    }
+    kick_flush();
+  }
+
+  asio::awaitable<Status> load_scripts() {
+    std::vector<Command> load;
+    for (const auto script : {kAppendScript, kLostScript, kCreateScript}) {
+      load.push_back({"SCRIPT", "LOAD", std::string(script)});
+    }
+    auto r = co_await cmd->pipeline(std::move(load));
+    if (!r) co_return r.error();
+    for (const auto& v : *r) {
+      if (!v.is_string())
+        co_return make_error(Errc::broker_unavailable, "Redis refused the broker's scripts: " + v.str);
+    }
+    std::lock_guard lk(mu);
+    append_sha = (*r)[0].str;
+    lost_sha = (*r)[1].str;
+    create_sha = (*r)[2].str;
+    co_return Ok{};
+  }
+
+  // (Re)connects the command connection and everything that depends on it.
+  asio::awaitable<Status> connect_cmd() {
+    auto st = co_await cmd->connect();
+    if (!st) co_return st;
+    auto ver = co_await cmd->command(redis_args("INFO", "server"));
+    if (ver && ver->is_string()) {
+      const auto at = ver->str.find("redis_version:");
+      if (at != std::string::npos) {
+        const int major = static_cast<int>(to_int(std::string_view(ver->str).substr(at + 14, 1), 0));
+        if (major > 0 && major < 6) {
+          cmd->close();
+          co_return make_error(Errc::broker_unavailable, "Redis at " + opts.endpoint.where() +
+                                                             " is older than 6.2; the redis broker needs 6.2 or later");
+        }
+      }
+    }
+    co_return co_await load_scripts();
+  }
+
+  asio::awaitable<Status> connect_reader() {
+    auto st = co_await reader->connect();
+    if (!st) co_return st;
+    auto id = co_await reader->command(redis_args("CLIENT", "ID"));
+    if (!id) co_return id.error();
+    reader_client_id = id->integer;
+    co_return Ok{};
+  }
+
+  asio::awaitable<Status> connect_sub() {
+    auto st = co_await sub->connect();
+    if (!st) co_return st;
+    auto r = co_await sub->command(redis_args("SUBSCRIBE", control_channel()));
+    if (!r) co_return r.error();
+    co_return Ok{};
+  }
+
+  // Keeps `conn` connected: reconnects with backoff after a loss.
+  asio::awaitable<void> keep_connected(std::shared_ptr<RedisConnection> conn,
+                                       asio::awaitable<Status> (Impl::*connect)()) {
+    auto self = shared_from_this();
+    asio::steady_timer t(ex);
+    std::chrono::milliseconds backoff{100};
+    while (!stopping) {
+      if (conn->connected()) {
+        backoff = std::chrono::milliseconds(100);
+        t.expires_after(std::chrono::milliseconds(100));
+        co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+        continue;
+      }
+      auto st = co_await (this->*connect)();
+      if (st) {
+        spdlog::info("redis broker: connected to {}", opts.endpoint.where());
+        kick_flush();
+        kick_reader();
+        continue;
+      }
+      spdlog::warn("redis broker: {}; retrying in {} ms", st.error().explanation, backoff.count());
+      t.expires_after(backoff);
+      co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+    }
+  }
+
+  // Sends every owned stream's outbox to Redis, in pipelined batches, until stopped.
+  asio::awaitable<void> flusher() {
+    auto self = shared_from_this();
+    while (!stopping) {
+      struct Taken {
+        std::string id;
+        std::size_t events = 0;
+        bool status = false, error_message = false, usage = false, queue_position = false;
+        bool terminal = false;
+      };
+      std::vector<Taken> taken;
+      std::vector<Command> cmds;
+      {
+        std::lock_guard lk(mu);
+        for (auto& [id, o] : owned) {
+          if (o.out.empty()) continue;
+          Taken t{id};
+          Command c{"EVALSHA", append_sha, "2", meta_key(id), log_key(id), opts.instance, std::to_string(now_ms())};
+          c.push_back(o.out.status ? std::string(to_string(*o.out.status)) : "");
+          c.push_back(o.out.error_message.value_or(""));
+          c.push_back(expire_ms());
+          c.push_back(o.out.usage ? std::to_string(o.out.usage->input_tokens) : "");
+          c.push_back(o.out.usage ? std::to_string(o.out.usage->output_tokens) : "");
+          if (!o.out.queue_position) {
+            c.emplace_back("");
+          } else {
+            c.push_back(*o.out.queue_position ? std::to_string(**o.out.queue_position) : "-");
+          }
+          for (const auto& [pos, e] : o.out.events) {
+            c.push_back(std::to_string(pos));
+            c.push_back(e.type);
+            c.push_back(e.json);
+          }
+          t.events = o.out.events.size();
+          t.status = o.out.status.has_value();
+          t.error_message = o.out.error_message.has_value();
+          t.usage = o.out.usage.has_value();
+          t.queue_position = o.out.queue_position.has_value();
+          t.terminal = o.out.status && is_terminal(*o.out.status);
+          taken.push_back(std::move(t));
+          cmds.push_back(std::move(c));
+          if (taken.back().terminal) cmds.push_back({"ZREM", running_key(), id});
+        }
+      }
+      if (cmds.empty() || !cmd->connected()) {
+        flush_wake.expires_after(std::chrono::seconds(3600));
+        co_await flush_wake.async_wait(asio::as_tuple(asio::use_awaitable));
+        continue;
+      }
+      auto replies = co_await cmd->pipeline(std::move(cmds));
+      if (!replies) {
+        fail_waiters(replies.error());
+        continue;  // kept: sent again once reconnected
+      }
+      std::vector<std::string> ended_elsewhere;
+      std::vector<std::pair<FlushWaiter, Status>> wake;
+      bool reload = false;
+      {
+        std::lock_guard lk(mu);
+        std::size_t r = 0;
+        for (const auto& t : taken) {
+          const RedisValue& v = (*replies)[r];
+          r += t.terminal ? 2 : 1;
+          auto it = owned.find(t.id);
+          if (it == owned.end()) continue;
+          Owned& o = it->second;
+          if (v.is_error()) {
+            if (v.str.rfind("NOSCRIPT", 0) == 0)
+              reload = true;  // Redis restarted: load and resend
+            else
+              spdlog::error("redis broker: append to {} failed: {}", t.id, v.str);
+            continue;
+          }
+          if (v.integer < 0) {  // deleted, or ended by another instance (lease lost): stop the job
+            ended_elsewhere.push_back(t.id);
+            for (auto& w : o.waiters) wake.emplace_back(std::move(w), Status{Ok{}});
+            owned.erase(it);
+            continue;
+          }
+          o.out.events.erase(o.out.events.begin(), o.out.events.begin() + static_cast<std::ptrdiff_t>(t.events));
+          if (t.status) o.out.status.reset();
+          if (t.error_message) o.out.error_message.reset();
+          if (t.usage) o.out.usage.reset();
+          if (t.queue_position) o.out.queue_position.reset();
+          if (o.out.empty()) {
+            for (auto& w : o.waiters) wake.emplace_back(std::move(w), Status{Ok{}});
+            o.waiters.clear();
+            if (o.terminal) {  // finished and stored: its local copy stays while observed
+              Watched& w = watched[t.id];
+              w.mirror = o.mirror;
+              w.position = o.position;
+              w.loaded = w.terminal = true;
+              owned.erase(it);
+            }
+          }
+        }
+      }
+      for (auto& [w, st] : wake) resume(std::move(w), std::move(st));
+      for (const auto& id : ended_elsewhere) {
+        if (on_cancel) on_cancel(id);
+      }
+      if (reload) co_await load_scripts();
+    }
+  }
+
+  void fail_waiters(const Error& e) {
+    std::vector<FlushWaiter> hs;
+    {
+      std::lock_guard lk(mu);
+      for (auto& [id, o] : owned) {
+        for (auto& w : o.waiters) hs.push_back(std::move(w));
+        o.waiters.clear();
+      }
+    }
+    for (auto& h : hs) resume(std::move(h), Status{e});
+  }
+
+  // Copies entries [(entry id, [field, value, ...])] of `id`'s log into its mirror.
+  void apply_entries(const std::string& id, const std::vector<RedisValue>& entries) {
+    std::vector<NewEvent> events;
+    bool terminal = false;
+    std::shared_ptr<StreamWriter> writer;
+    {
+      std::lock_guard lk(mu);
+      auto it = watched.find(id);
+      if (it == watched.end()) return;
+      Watched& w = it->second;
+      writer = w.mirror;
+      for (const auto& e : entries) {
+        if (!e.is_array() || e.elements.size() < 2) continue;
+        const std::string& eid = e.elements[0].str;
+        const auto dash = eid.find('-');
+        const auto pos = static_cast<std::uint64_t>(to_int(std::string_view(eid).substr(dash + 1)));
+        if (pos != w.position + 1) continue;  // already copied (or a gap, which the writer never makes)
+        NewEvent ev;
+        const auto& f = e.elements[1].elements;
+        for (std::size_t i = 0; i + 1 < f.size(); i += 2) {
+          if (f[i].str == "type") ev.type = f[i + 1].str;
+          if (f[i].str == "data") ev.json = f[i + 1].str;
+        }
+        terminal = terminal || is_terminal_event(ev.type);
+        events.push_back(std::move(ev));
+        w.position = pos;
+      }
+      if (terminal) w.terminal = true;
+    }
+    if (events.empty()) return;
+    // The mirror's status only tells its cursors when to end.
+    const auto status = terminal ? std::optional<StreamStatus>(StreamStatus::completed) : std::nullopt;
+    writer->publish(events, status);
+  }
+
+  // One blocking XREAD over every watched stream at a time, until stopped.
+  asio::awaitable<void> reader_loop() {
+    auto self = shared_from_this();
+    while (!stopping) {
+      Command c{"XREAD", "COUNT", "1000", "BLOCK", "5000", "STREAMS"};
+      std::vector<std::string> ids;
+      {
+        std::lock_guard lk(mu);
+        for (const auto& [id, w] : watched) {
+          if (w.loaded && !w.terminal) ids.push_back(id);
+        }
+        for (const auto& id : ids) c.push_back(log_key(id));
+        for (const auto& id : ids) c.push_back("0-" + std::to_string(watched.at(id).position));
+      }
+      if (ids.empty() || !reader->connected()) {
+        read_wake.expires_after(std::chrono::seconds(3600));
+        co_await read_wake.async_wait(asio::as_tuple(asio::use_awaitable));
+        continue;
+      }
+      auto r = co_await reader->command(std::move(c));
+      if (!r || r->is_nil()) continue;  // lost (reconnected elsewhere), unblocked or timed out
+      if (r->is_error()) {
+        spdlog::warn("redis broker: XREAD failed: {}", r->str);
+        continue;
+      }
+      for (const auto& s : r->elements) {
+        if (!s.is_array() || s.elements.size() < 2) continue;
+        if (auto id = id_of_log_key(s.elements[0].str)) apply_entries(*id, s.elements[1].elements);
+      }
+    }
+  }
+
+  // Renews this instance's leases and ends streams whose owner's lease ran out.
+  asio::awaitable<void> lease_loop() {
+    auto self = shared_from_this();
+    asio::steady_timer t(ex);
+    while (!stopping) {
+      t.expires_after(std::max(opts.lease / 3, std::chrono::milliseconds(10)));
+      co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (stopping || !cmd->connected()) continue;
+      const std::int64_t now = now_ms();
+      Command renew{"ZADD", running_key(), "XX"};  // XX: never re-adds a stream the flusher removed
+      {
+        std::lock_guard lk(mu);
+        for (const auto& [id, o] : owned) {
+          renew.push_back(std::to_string(now + opts.lease.count()));
+          renew.push_back(id);
+        }
+      }
+      if (renew.size() > 3) co_await cmd->command(std::move(renew));
+      auto due_cmd = redis_args("ZRANGEBYSCORE", running_key(), "-inf", std::to_string(now), "LIMIT", "0", "100");
+      auto due = co_await cmd->command(std::move(due_cmd));
+      if (!due || !due->is_array() || due->elements.empty()) continue;
+      std::vector<Command> ends;
+      std::string sha;
+      {
+        std::lock_guard lk(mu);
+        sha = lost_sha;
+      }
+      for (const auto& e : due->elements) {
+        const std::string& id = e.str;
+        const std::string error = boost::json::serialize(
+            error_body(make_error(Errc::internal, "instance lost: the instance running this job stopped"), id));
+        ends.push_back({"EVALSHA", sha, "3", running_key(), meta_key(id), log_key(id), id, std::to_string(now), error,
+                        expire_ms()});
+      }
+      auto r = co_await cmd->pipeline(std::move(ends));
+      if (r) {
+        for (std::size_t i = 0; i < r->size(); ++i) {
+          if ((*r)[i].integer == 1) spdlog::warn("redis broker: {} ended: instance lost", due->elements[i].str);
+        }
+      }
+    }
+  }
+
+  // Drops mirrors of other instances' streams nobody here observes any more.
+  asio::awaitable<void> mirror_sweep() {
+    auto self = shared_from_this();
+    asio::steady_timer t(ex);
+    while (!stopping) {
+      t.expires_after(std::chrono::seconds(1));
+      co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+      std::vector<std::string> drop;
+      std::vector<std::string> candidates;
+      {
+        std::lock_guard lk(mu);
+        for (const auto& [id, w] : watched) candidates.push_back(id);
+      }
+      for (const auto& id : candidates) {
+        auto info = co_await mirror.info(id);
+        std::lock_guard lk(mu);
+        auto it = watched.find(id);
+        if (it == watched.end()) continue;
+        if (info && info->observers > 0) {
+          it->second.idle_sweeps = 0;
+        } else if (++it->second.idle_sweeps >= 2) {
+          drop.push_back(id);
+          watched.erase(it);
+        }
+      }
+      for (const auto& id : drop) {
+        bool still_owned = false;
+        {
+          std::lock_guard lk(mu);
+          still_owned = owned.count(id) > 0;
+        }
+        if (!still_owned) co_await mirror.remove(id);
+      }
+    }
+  }
+
+  void on_control(const RedisValue& v) {
+    const std::string& msg = v.elements.back().str;
+    const auto space = msg.find(' ');
+    if (space == std::string::npos) return;
+    const std::string verb = msg.substr(0, space);
+    const std::string id = msg.substr(space + 1);
+    bool mine = false;
+    {
+      std::lock_guard lk(mu);
+      mine = owned.count(id) > 0;
+      if (verb == "delete") {
+        owned.erase(id);
+        watched.erase(id);
+      }
+    }
+    if (mine && on_cancel) on_cancel(id);
+    if (verb == "delete") {
+      asio::co_spawn(ex, mirror.remove(id), asio::detached);
+    }
+  }
+};
+
+namespace {
+
+class RedisWriter final : public StreamWriter {
+ public:
+  RedisWriter(std::shared_ptr<RedisBroker::Impl> b, std::string id, std::shared_ptr<StreamWriter> mirror)
+      : b_(std::move(b)), id_(std::move(id)), mirror_(std::move(mirror)) {}
+
+  std::uint64_t publish(std::span<const NewEvent> events, std::optional<StreamStatus> status,
+                        std::optional<std::string> error_message) override {
+    std::uint64_t last = 0;
+    b_->queue(id_, [&](RedisBroker::Impl::Owned& o) {
+      last = mirror_->publish(events, status, error_message);
+      std::uint64_t pos = last - events.size();
+      for (const auto& e : events) o.out.events.emplace_back(++pos, e);
+      o.position = last;
+      if (status && !o.terminal) {
+        o.out.status = status;
+        if (error_message) o.out.error_message = error_message;
+        o.terminal = is_terminal(*status);
+      }
+    });
+    return last;
+  }
+
+  void set_status(StreamStatus status, std::optional<std::string> error_message) override {
+    publish({}, status, std::move(error_message));
+  }
+
+  void set_usage(Usage usage) override {
+    mirror_->set_usage(usage);
+    b_->queue(id_, [&](RedisBroker::Impl::Owned& o) { o.out.usage = usage; });
+  }
+
+  void set_queue_position(std::optional<int> position) override {
+    mirror_->set_queue_position(position);
+    b_->queue(id_, [&](RedisBroker::Impl::Owned& o) { o.out.queue_position = position; });
+  }
+
+ private:
+  std::shared_ptr<RedisBroker::Impl> b_;
+  std::string id_;
+  std::shared_ptr<StreamWriter> mirror_;
+};
+
+}  // namespace
+
+RedisBroker::RedisBroker(asio::any_io_executor ex, RedisBrokerOptions opts)
+    : impl_(std::make_shared<Impl>(std::move(ex), std::move(opts))) {}
+
+RedisBroker::~RedisBroker() { stop(); }
+
+const std::string& RedisBroker::instance() const { return impl_->opts.instance; }
+
+asio::awaitable<Status> RedisBroker::start() {
+  auto& b = *impl_;
+  b.sub->set_push_handler([w = std::weak_ptr<Impl>(impl_)](RedisValue v) {
+    if (auto self = w.lock()) self->on_control(v);
+  });
+  auto st = co_await b.connect_cmd();
+  if (!st) co_return st;
+  if (auto r = co_await b.connect_reader(); !r) co_return r;
+  if (auto r = co_await b.connect_sub(); !r) co_return r;
+  asio::co_spawn(b.ex, b.keep_connected(b.cmd, &Impl::connect_cmd), asio::detached);
+  asio::co_spawn(b.ex, b.keep_connected(b.reader, &Impl::connect_reader), asio::detached);
+  asio::co_spawn(b.ex, b.keep_connected(b.sub, &Impl::connect_sub), asio::detached);
+  asio::co_spawn(b.ex, b.flusher(), asio::detached);
+  asio::co_spawn(b.ex, b.reader_loop(), asio::detached);
+  asio::co_spawn(b.ex, b.lease_loop(), asio::detached);
+  asio::co_spawn(b.ex, b.mirror_sweep(), asio::detached);
+  co_return Ok{};
+}
+
+void RedisBroker::stop() {
+  auto& b = *impl_;
+  if (b.stopping.exchange(true)) return;
+  b.mirror.stop();
+  asio::post(b.ex, [self = impl_] {
+    self->flush_wake.cancel();
+    self->read_wake.cancel();
+  });
+  b.cmd->close();
+  b.reader->close();
+  b.sub->close();
+}
+
+asio::awaitable<Result<std::shared_ptr<StreamWriter>>> RedisBroker::create(StreamSpec spec) {
+  auto& b = *impl_;
+  const std::string now = std::to_string(now_ms());
+  std::string sha;
+  {
+    std::lock_guard lk(b.mu);
+    sha = b.create_sha;
+  }
+  std::vector<Command> cmds;
+  cmds.push_back(redis_args("EVALSHA", sha, "1", b.meta_key(spec.id), "status", "pending", "instance", b.opts.instance,
+                            "created_at", now, "updated_at", now, "model", spec.model, "message_count",
+                            std::to_string(spec.message_count), "thinking", spec.thinking_enabled ? "1" : "0", "owner",
+                            spec.owner, "events", "0", "input_tokens", "0", "output_tokens", "0"));
+  cmds.push_back(redis_args("ZADD", b.running_key(), "NX", std::to_string(now_ms() + b.opts.lease.count()), spec.id));
+  auto r = co_await b.cmd->pipeline(std::move(cmds));
+  if (!r) co_return r.error();
+  if ((*r)[0].is_error()) co_return make_error(Errc::broker_unavailable, "Redis refused a create: " + (*r)[0].str);
+  if ((*r)[0].integer != 1) co_return make_error(Errc::invalid_request, "Stream with this message_id already exists");
+  const std::string id = spec.id;
+  // A stale local copy (a stream of that id deleted meanwhile) makes way.
+  co_await b.mirror.remove(id);
+  auto mirror = co_await b.mirror.create(std::move(spec));
+  if (!mirror) co_return mirror.error();
+  {
+    std::lock_guard lk(b.mu);
+    b.watched.erase(id);
+    b.owned[id].mirror = *mirror;
+  }
+  co_return std::shared_ptr<StreamWriter>(std::make_shared<RedisWriter>(impl_, id, std::move(*mirror)));
+}
+
+asio::awaitable<Result<StreamInfo>> RedisBroker::info(std::string id) {
+  auto& b = *impl_;
+  auto r = co_await b.cmd->command(redis_args("HGETALL", b.meta_key(id)));
+  if (!r) co_return r.error();
+  if (!r->is_array() || r->elements.empty()) co_return Impl::not_found(id);
+  std::map<std::string, std::string, std::less<>> f;
+  for (std::size_t i = 0; i + 1 < r->elements.size(); i += 2) f[r->elements[i].str] = r->elements[i + 1].str;
+  auto get = [&](std::string_view k) -> std::string_view {
+    auto it = f.find(k);
+    return it == f.end() ? std::string_view{} : std::string_view(it->second);
+  };
+  StreamInfo info;
+  info.id = id;
+  info.status = parse_status(get("status")).value_or(StreamStatus::pending);
+  info.created_at = from_ms(to_int(get("created_at")));
+  info.updated_at = from_ms(to_int(get("updated_at")));
+  if (!get("completed_at").empty()) info.completed_at = from_ms(to_int(get("completed_at")));
+  if (f.count("error_message")) info.error_message = std::string(get("error_message"));
+  info.message_count = static_cast<int>(to_int(get("message_count")));
+  info.thinking_enabled = get("thinking") == "1";
+  info.model = std::string(get("model"));
+  info.events = static_cast<std::uint64_t>(to_int(get("events")));
+  info.usage = Usage{to_int(get("input_tokens")), to_int(get("output_tokens"))};
+  if (!get("queue_position").empty()) info.queue_position = static_cast<int>(to_int(get("queue_position")));
+  if (auto local = co_await b.mirror.info(id)) info.observers = local->observers;
+  co_return info;
+}
+
+asio::awaitable<Result<std::unique_ptr<Cursor>>> RedisBroker::open(std::string id, std::uint64_t after,
+                                                                   asio::any_io_executor ex) {
+  auto& b = *impl_;
+  bool local = false;
+  {
+    std::lock_guard lk(b.mu);
+    local = b.owned.count(id) > 0 || b.watched.count(id) > 0;
+  }
+  if (!local) {
+    // Another instance's stream (or a finished one of ours whose copy was dropped): copy its log
+    // so far, then let the reader follow it.
+    auto meta = co_await b.cmd->command(redis_args("HMGET", b.meta_key(id), "status", "model"));
+    if (!meta) co_return meta.error();
+    if (!meta->is_array() || meta->elements.empty() || meta->elements[0].is_nil()) co_return Impl::not_found(id);
+    std::shared_ptr<StreamWriter> writer;
+    {
+      auto created = co_await b.mirror.create(StreamSpec{id, meta->elements[1].str, 0, false, ""});
+      std::lock_guard lk(b.mu);
+      if (b.owned.count(id) == 0 && b.watched.count(id) == 0 && created) {
+        b.watched[id].mirror = *created;
+        writer = *created;
+      }
+    }
+    if (writer) {
+      auto log = co_await b.cmd->command(redis_args("XRANGE", b.log_key(id), "-", "+"));
+      if (!log) {
+        std::lock_guard lk(b.mu);
+        b.watched.erase(id);
+      }
+      if (!log) {
+        co_await b.mirror.remove(id);
+        co_return log.error();
+      }
+      b.apply_entries(id, log->elements);
+      {
+        std::lock_guard lk(b.mu);
+        if (auto it = b.watched.find(id); it != b.watched.end()) it->second.loaded = true;
+      }
+      b.kick_reader();
+    }
+  }
+  co_return co_await b.mirror.open(std::move(id), after, std::move(ex));
+}
+
+asio::awaitable<Status> RedisBroker::remove(std::string id) {
+  auto& b = *impl_;
+  std::vector<Command> cmds;
+  cmds.push_back(redis_args("DEL", b.meta_key(id), b.log_key(id)));
+  cmds.push_back(redis_args("ZREM", b.running_key(), id));
+  cmds.push_back(redis_args("PUBLISH", b.control_channel(), "delete " + id));
+  auto r = co_await b.cmd->pipeline(std::move(cmds));
+  if (!r) co_return r.error();
+  {
+    std::lock_guard lk(b.mu);
+    b.owned.erase(id);
+    b.watched.erase(id);
+  }
+  co_await b.mirror.remove(id);
+  if ((*r)[0].integer == 0) co_return Impl::not_found(id);
+  co_return Ok{};
+}
+
+asio::awaitable<Result<std::string>> RedisBroker::owner(std::string id) {
+  auto& b = *impl_;
+  auto r = co_await b.cmd->command(redis_args("HMGET", b.meta_key(id), "status", "owner"));
+  if (!r) co_return r.error();
+  if (!r->is_array() || r->elements.size() < 2 || r->elements[0].is_nil()) co_return Impl::not_found(id);
+  co_return r->elements[1].str;
+}
+
+namespace {
+
+// Parks a flush() until its stream's outbox is stored (or resumes it at once when empty).
+struct InitiateFlush {
+  std::shared_ptr<RedisBroker::Impl> b;
+  std::string id;
+  template <class Handler>
+  void operator()(Handler&& handler) {
+    FlushWaiter w{asio::get_associated_executor(handler), std::forward<Handler>(handler)};
+    {
+      std::lock_guard lk(b->mu);
+      auto it = b->owned.find(id);
+      if (it != b->owned.end() && !it->second.out.empty()) {
+        it->second.waiters.push_back(std::move(w));
+        b->kick_flush();
+        return;
+      }
+    }
+    resume(std::move(w), Status{Ok{}});
+  }
+};
+
+}  // namespace
+
+// Not a coroutine (g++ 12 mishandles temporaries around co_await): returns the operation.
+asio::awaitable<Status> RedisBroker::flush(std::string id) {
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void(Status)>(InitiateFlush{impl_, std::move(id)},
+                                                                            asio::use_awaitable);
+}
+
+asio::awaitable<Result<bool>> RedisBroker::request_cancel(std::string id) {
+  auto& b = *impl_;
+  auto r = co_await b.cmd->command(redis_args("PUBLISH", b.control_channel(), "cancel " + id));
+  if (!r) co_return r.error();
+  co_return true;
+}
+
+void RedisBroker::on_remote_cancel(std::function<void(const std::string&)> handler) {
+  impl_->on_cancel = std::move(handler);
+}
+
+std::vector<std::pair<StreamStatus, std::size_t>> RedisBroker::counts() const { return impl_->mirror.counts(); }
+
+std::size_t RedisBroker::observers() const { return impl_->mirror.observers(); }
+
+}  // namespace spool
