@@ -19,7 +19,7 @@ scripts/build.sh release
 scripts/check-tidy.sh
 # llama.cpp's own llama-server (same bundle) is the real upstream of the openai/anthropic e2e tests.
 SPOOL_LLAMA_SERVER="$(scripts/build-llama-tools.sh build)/llama-server"
-export SPOOL_LLAMA_SERVER SPOOL_REQUIRE_LLAMA=1
+export SPOOL_LLAMA_SERVER SPOOL_REQUIRE_LLAMA=1 SPOOL_REQUIRE_REDIS=1
 run_suite build
 echo "== benchmark smoke run (small sizes; figures are not asserted)"
 scripts/deps.sh bench || echo "nginx/nchan could not be installed; the nchan lines will say skipped" >&2

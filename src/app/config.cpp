@@ -90,7 +90,10 @@ std::vector<Setting> settings(Config& c) {
       list("auth_secrets", c.auth_secrets, "Further accepted secrets (comma-separated)"),
       scalar("stream_scoping", c.stream_scoping, "A stream is visible only to the secret that created it"),
       scalar("broker", c.broker, "Broker: memory or redis"),
-      scalar("redis_url", c.redis_url, "Redis server for the redis broker"),
+      scalar("redis_url", c.redis_url, "Redis server for the redis broker: redis://[:password@]host[:port][/db]"),
+      scalar("redis_prefix", c.redis_prefix, "Prefix of every Redis key and channel the broker uses"),
+      scalar("redis_lease", c.redis_lease,
+             "Seconds after which a dead instance's running jobs are ended (error: instance lost)"),
       scalar("stream_expiration", c.stream_expiration, "Seconds a terminal stream is kept (0 = until deleted)"),
       scalar("maximum_stream_length", c.maximum_stream_length, "Most events one stream's log may hold"),
       scalar("ping_interval", c.ping_interval, "Seconds without a frame before an SSE ping"),
@@ -218,6 +221,7 @@ void finalize_config(Config& cfg) {
   if (cfg.maximum_stream_length < 2) throw std::runtime_error("maximum_stream_length must be at least 2");
   if (cfg.max_body_bytes <= 0) throw std::runtime_error("max_body_bytes must be > 0");
   if (cfg.stream_expiration < 0) throw std::runtime_error("stream_expiration must be >= 0");
+  if (cfg.redis_lease < 0.1) throw std::runtime_error("redis_lease must be at least 0.1 seconds");
   if (cfg.log_format != "text" && cfg.log_format != "json") throw std::runtime_error("log_format must be text or json");
 }
 

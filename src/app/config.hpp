@@ -37,6 +37,8 @@ struct Config {
   bool stream_scoping = false;
   std::string broker = "memory";
   std::string redis_url = "redis://127.0.0.1:6379/0";
+  std::string redis_prefix = "spool:";
+  double redis_lease = 10;  // seconds
   std::int64_t stream_expiration = 3600;
   std::int64_t maximum_stream_length = 100000;
   double ping_interval = 15.0;           // seconds

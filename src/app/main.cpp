@@ -2,6 +2,7 @@
 #include "api/router.hpp"
 #include "app/config.hpp"
 #include "broker/memory_broker.hpp"
+#include "broker/redis_broker.hpp"
 #include "engine/mock_engine.hpp"
 #include "engine/upstream_engine.hpp"
 #ifdef SPOOL_WITH_LLAMA
@@ -10,16 +11,19 @@
 #include "http/server.hpp"
 #include "stream/job_service.hpp"
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_future.hpp>
 
 #include <spdlog/spdlog.h>
 
 #include <sys/resource.h>
 
 #include <cstdio>
+#include <future>
 #include <iostream>
 #include <thread>
 
@@ -50,10 +54,6 @@ std::chrono::milliseconds seconds_ms(double s) {
 int serve(Config& cfg) {
   setup_logging(cfg);
   raise_fd_limit();
-  if (cfg.broker == "redis") {
-    std::cerr << "spool: the redis broker is not available in this build yet; use --broker memory\n";
-    return 2;
-  }
   const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
   const std::size_t nthreads = cfg.threads > 0 ? static_cast<std::size_t>(cfg.threads) : hw;
 
@@ -119,8 +119,35 @@ int serve(Config& cfg) {
     return 2;
   }
 
-  MemoryBroker broker(net.front()->get_executor(), MemoryBrokerOptions{std::chrono::seconds(cfg.stream_expiration),
-                                                                       std::chrono::milliseconds(1000)});
+  std::unique_ptr<Broker> broker_owner;
+  if (cfg.broker == "redis") {
+    auto endpoint = RedisEndpoint::parse(cfg.redis_url);
+    if (!endpoint) {
+      std::cerr << "spool: " << endpoint.error().explanation << "\n";
+      return 2;
+    }
+    RedisBrokerOptions ro;
+    ro.endpoint = *endpoint;
+    ro.prefix = cfg.redis_prefix;
+    ro.stream_expiration = std::chrono::seconds(cfg.stream_expiration);
+    ro.lease = seconds_ms(cfg.redis_lease);
+    auto redis = std::make_unique<RedisBroker>(net.front()->get_executor(), ro);
+    // Connect before serving: a cluster member that cannot reach Redis says so and exits.
+    auto started = asio::co_spawn(*net.front(), redis->start(), asio::use_future);
+    while (started.wait_for(std::chrono::seconds(0)) != std::future_status::ready) net.front()->run_one();
+    net.front()->restart();
+    if (auto st = started.get(); !st) {
+      std::cerr << "spool: " << st.error().explanation << "\n";
+      return 1;
+    }
+    spdlog::info("redis broker at {} (prefix {}), instance {}", ro.endpoint.where(), ro.prefix, redis->instance());
+    broker_owner = std::move(redis);
+  } else {
+    broker_owner = std::make_unique<MemoryBroker>(
+        net.front()->get_executor(),
+        MemoryBrokerOptions{std::chrono::seconds(cfg.stream_expiration), std::chrono::milliseconds(1000)});
+  }
+  Broker& broker = *broker_owner;
   JobService jobs(broker, JobServiceOptions{static_cast<std::uint64_t>(cfg.maximum_stream_length),
                                             static_cast<std::size_t>(cfg.max_active_streams)});
   Metrics metrics;
@@ -197,6 +224,9 @@ int serve(Config& cfg) {
   grace_owner.reset();
   server_owner.reset();
   engine_ctx_owner.reset();
+  // The Redis broker's background work holds it on the network contexts: let it go while they
+  // still exist (nothing calls it any more: it was stopped and the server is gone).
+  broker_owner.reset();
   net.clear();
   spdlog::info("stopped");
   return 0;

@@ -108,7 +108,7 @@ class Broker {
   virtual boost::asio::awaitable<Result<bool>> request_cancel(std::string id);
   // `handler(id)` is called, from a broker thread, when another instance asks to cancel or
   // delete a stream this instance may be running.
-  virtual void on_remote_cancel(std::function<void(const std::string&)> handler);
+  virtual void on_remote_cancel(const std::function<void(const std::string&)>& handler);
   // Counts of streams by status and of open observers, for /metrics.
   virtual std::vector<std::pair<StreamStatus, std::size_t>> counts() const = 0;
   // Open observers over all streams (cheap: called on every observe).

@@ -22,6 +22,8 @@
 #include <mutex>
 #include <unordered_map>
 
+// Commands are built into locals before co_await: g++ 12 mishandles temporaries (braced lists,
+// argument objects) created inside a co_await expression.
 namespace spool {
 namespace asio = boost::asio;
 
@@ -242,7 +244,8 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
   asio::awaitable<Status> connect_cmd() {
     auto st = co_await cmd->connect();
     if (!st) co_return st;
-    auto ver = co_await cmd->command(redis_args("INFO", "server"));
+    auto args = redis_args("INFO", "server");
+    auto ver = co_await cmd->command(std::move(args));
     if (ver && ver->is_string()) {
       const auto at = ver->str.find("redis_version:");
       if (at != std::string::npos) {
@@ -260,7 +263,8 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
   asio::awaitable<Status> connect_reader() {
     auto st = co_await reader->connect();
     if (!st) co_return st;
-    auto id = co_await reader->command(redis_args("CLIENT", "ID"));
+    auto args = redis_args("CLIENT", "ID");
+    auto id = co_await reader->command(std::move(args));
     if (!id) co_return id.error();
     reader_client_id = id->integer;
     co_return Ok{};
@@ -269,7 +273,8 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
   asio::awaitable<Status> connect_sub() {
     auto st = co_await sub->connect();
     if (!st) co_return st;
-    auto r = co_await sub->command(redis_args("SUBSCRIBE", control_channel()));
+    auto args = redis_args("SUBSCRIBE", control_channel());
+    auto r = co_await sub->command(std::move(args));
     if (!r) co_return r.error();
     co_return Ok{};
   }
@@ -641,7 +646,7 @@ const std::string& RedisBroker::instance() const { return impl_->opts.instance; 
 
 asio::awaitable<Status> RedisBroker::start() {
   auto& b = *impl_;
-  b.sub->set_push_handler([w = std::weak_ptr<Impl>(impl_)](RedisValue v) {
+  b.sub->set_push_handler([w = std::weak_ptr<Impl>(impl_)](const RedisValue& v) {
     if (auto self = w.lock()) self->on_control(v);
   });
   auto st = co_await b.connect_cmd();
@@ -704,7 +709,8 @@ asio::awaitable<Result<std::shared_ptr<StreamWriter>>> RedisBroker::create(Strea
 
 asio::awaitable<Result<StreamInfo>> RedisBroker::info(std::string id) {
   auto& b = *impl_;
-  auto r = co_await b.cmd->command(redis_args("HGETALL", b.meta_key(id)));
+  auto args = redis_args("HGETALL", b.meta_key(id));
+  auto r = co_await b.cmd->command(std::move(args));
   if (!r) co_return r.error();
   if (!r->is_array() || r->elements.empty()) co_return Impl::not_found(id);
   std::map<std::string, std::string, std::less<>> f;
@@ -741,12 +747,14 @@ asio::awaitable<Result<std::unique_ptr<Cursor>>> RedisBroker::open(std::string i
   if (!local) {
     // Another instance's stream (or a finished one of ours whose copy was dropped): copy its log
     // so far, then let the reader follow it.
-    auto meta = co_await b.cmd->command(redis_args("HMGET", b.meta_key(id), "status", "model"));
+    auto args = redis_args("HMGET", b.meta_key(id), "status", "model");
+    auto meta = co_await b.cmd->command(std::move(args));
     if (!meta) co_return meta.error();
     if (!meta->is_array() || meta->elements.empty() || meta->elements[0].is_nil()) co_return Impl::not_found(id);
     std::shared_ptr<StreamWriter> writer;
     {
-      auto created = co_await b.mirror.create(StreamSpec{id, meta->elements[1].str, 0, false, ""});
+      StreamSpec copy{id, meta->elements[1].str, 0, false, ""};
+      auto created = co_await b.mirror.create(std::move(copy));
       std::lock_guard lk(b.mu);
       if (b.owned.count(id) == 0 && b.watched.count(id) == 0 && created) {
         b.watched[id].mirror = *created;
@@ -754,7 +762,8 @@ asio::awaitable<Result<std::unique_ptr<Cursor>>> RedisBroker::open(std::string i
       }
     }
     if (writer) {
-      auto log = co_await b.cmd->command(redis_args("XRANGE", b.log_key(id), "-", "+"));
+      auto args = redis_args("XRANGE", b.log_key(id), "-", "+");
+      auto log = co_await b.cmd->command(std::move(args));
       if (!log) {
         std::lock_guard lk(b.mu);
         b.watched.erase(id);
@@ -794,7 +803,8 @@ asio::awaitable<Status> RedisBroker::remove(std::string id) {
 
 asio::awaitable<Result<std::string>> RedisBroker::owner(std::string id) {
   auto& b = *impl_;
-  auto r = co_await b.cmd->command(redis_args("HMGET", b.meta_key(id), "status", "owner"));
+  auto args = redis_args("HMGET", b.meta_key(id), "status", "owner");
+  auto r = co_await b.cmd->command(std::move(args));
   if (!r) co_return r.error();
   if (!r->is_array() || r->elements.size() < 2 || r->elements[0].is_nil()) co_return Impl::not_found(id);
   co_return r->elements[1].str;
@@ -832,13 +842,14 @@ asio::awaitable<Status> RedisBroker::flush(std::string id) {
 
 asio::awaitable<Result<bool>> RedisBroker::request_cancel(std::string id) {
   auto& b = *impl_;
-  auto r = co_await b.cmd->command(redis_args("PUBLISH", b.control_channel(), "cancel " + id));
+  auto args = redis_args("PUBLISH", b.control_channel(), "cancel " + id);
+  auto r = co_await b.cmd->command(std::move(args));
   if (!r) co_return r.error();
   co_return true;
 }
 
-void RedisBroker::on_remote_cancel(std::function<void(const std::string&)> handler) {
-  impl_->on_cancel = std::move(handler);
+void RedisBroker::on_remote_cancel(const std::function<void(const std::string&)>& handler) {
+  impl_->on_cancel = handler;
 }
 
 std::vector<std::pair<StreamStatus, std::size_t>> RedisBroker::counts() const { return impl_->mirror.counts(); }

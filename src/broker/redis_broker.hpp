@@ -51,7 +51,7 @@ class RedisBroker final : public Broker {
   boost::asio::awaitable<Result<std::string>> owner(std::string id) override;
   boost::asio::awaitable<Status> flush(std::string id) override;
   boost::asio::awaitable<Result<bool>> request_cancel(std::string id) override;
-  void on_remote_cancel(std::function<void(const std::string&)> handler) override;
+  void on_remote_cancel(const std::function<void(const std::string&)>& handler) override;
   // Streams mirrored here (run or watched by this instance), by status.
   std::vector<std::pair<StreamStatus, std::size_t>> counts() const override;
   // Observers on this instance.

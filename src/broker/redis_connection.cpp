@@ -130,7 +130,7 @@ struct RedisConnection::Impl : std::enable_shared_from_this<Impl> {
   bool writing = false;
   std::string out, writing_buf;
   std::deque<Completion> pending;  // replies owed, in order (pushed/popped only: no move-assignment)
-  std::array<char, 64 * 1024> rbuf{};
+  std::array<char, std::size_t{64} * 1024> rbuf{};
   PushHandler push;
   std::function<void(std::string)> lost;
 
@@ -243,7 +243,7 @@ struct RedisConnection::Impl : std::enable_shared_from_this<Impl> {
   }
 };
 
-std::shared_ptr<RedisConnection> RedisConnection::create(asio::any_io_executor ex, RedisEndpoint endpoint,
+std::shared_ptr<RedisConnection> RedisConnection::create(const asio::any_io_executor& ex, RedisEndpoint endpoint,
                                                          std::chrono::milliseconds connect_timeout) {
   auto impl = std::make_shared<Impl>(ex, std::move(endpoint), connect_timeout);
   impl->reader = redisReaderCreate();

@@ -64,7 +64,7 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
   using PushHandler = std::function<void(RedisValue)>;
 
   // The connection's I/O runs on `ex` (one thread).
-  static std::shared_ptr<RedisConnection> create(boost::asio::any_io_executor ex, RedisEndpoint endpoint,
+  static std::shared_ptr<RedisConnection> create(const boost::asio::any_io_executor& ex, RedisEndpoint endpoint,
                                                  std::chrono::milliseconds connect_timeout);
   ~RedisConnection();
 

@@ -2,10 +2,19 @@
 
 #include "core/ids.hpp"
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 namespace spool {
 namespace asio = boost::asio;
 
-JobService::JobService(Broker& broker, JobServiceOptions opts) : broker_(broker), opts_(opts) {}
+JobService::JobService(Broker& broker, JobServiceOptions opts) : broker_(broker), opts_(opts) {
+  broker_.on_remote_cancel([this](const std::string& id) {
+    if (auto j = find(id)) j->cancel();
+  });
+}
 
 std::shared_ptr<Job> JobService::find(const std::string& id) const {
   std::lock_guard lk(mu_);
@@ -83,12 +92,44 @@ asio::awaitable<void> JobService::prune_idempotency() {
 asio::awaitable<Status> JobService::cancel(std::string id) {
   auto info = co_await broker_.info(id);
   if (!info) co_return info.error();
-  if (auto j = find(id)) j->cancel();
+  if (auto j = find(id)) {
+    j->cancel();
+    co_return co_await broker_.flush(id);
+  }
+  if (is_terminal(info->status)) co_return Ok{};
+  auto sent = co_await broker_.request_cancel(id);
+  if (!sent) co_return sent.error();
+  if (*sent) co_await wait_until_ended(id, info->events);
   co_return Ok{};
 }
 
+asio::awaitable<void> JobService::wait_until_ended(std::string id, std::uint64_t after) {
+  auto ex = co_await asio::this_coro::executor;
+  auto cursor = co_await broker_.open(id, after, ex);
+  if (!cursor) co_return;
+  Cursor& c = **cursor;
+  asio::steady_timer deadline(ex);
+  deadline.expires_after(opts_.remote_cancel_wait);
+  bool expired = false;
+  deadline.async_wait([&c, &expired](boost::system::error_code ec) {
+    if (ec) return;
+    expired = true;
+    c.interrupt();
+  });
+  for (;;) {
+    ReadChunk chunk = co_await c.next();
+    if (chunk.kind == ReadChunk::Kind::end || expired) break;
+  }
+  deadline.cancel();
+  // The timer's handler (cancelled) still refers to `c`: let it run before the cursor goes.
+  co_await asio::post(ex, asio::use_awaitable);
+}
+
 asio::awaitable<Status> JobService::remove(std::string id) {
-  if (auto j = find(id)) j->cancel();
+  if (auto j = find(id)) {
+    j->cancel();
+    co_await broker_.flush(id);
+  }
   co_return co_await broker_.remove(std::move(id));
 }
 

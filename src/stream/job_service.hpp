@@ -5,6 +5,7 @@
 #include "engine/registry.hpp"
 #include "stream/job.hpp"
 
+#include <chrono>
 #include <mutex>
 #include <unordered_map>
 
@@ -14,6 +15,7 @@ namespace spool {
 struct JobServiceOptions {
   std::uint64_t maximum_stream_length = 100000;
   std::size_t max_active_streams = 10000;  // pending + processing on this instance; past it: overloaded
+  std::chrono::milliseconds remote_cancel_wait{15000};
 };
 
 // A request to start one job.
@@ -37,15 +39,21 @@ struct Started {
 // Runs jobs on engines and keeps them in the broker.
 class JobService {
  public:
+  // Registers with `broker` for remote cancels: stop the broker before destroying this.
   JobService(Broker& broker, JobServiceOptions opts);
+  JobService(const JobService&) = delete;
+  JobService& operator=(const JobService&) = delete;
 
   // Creates the stream and starts its engine; returns before any token is produced.
   boost::asio::awaitable<Result<Started>> start(StartJob job);
 
-  // Cancels `id` (§1.4); returns once the terminal events are in the log.
+  // Cancels `id` (§1.4); returns once the terminal events are in the log every instance reads.
+  // A job another instance runs is cancelled there (through the broker); this waits (at most
+  // `remote_cancel_wait`) until its terminal events arrive.
   boost::asio::awaitable<Status> cancel(std::string id);
 
-  // Cancels if active, then removes the stream and ends its observers (§1.5).
+  // Cancels if active (here or, through the broker, on the instance running it), then removes
+  // the stream and ends its observers everywhere (§1.5).
   boost::asio::awaitable<Status> remove(std::string id);
 
   // Cancels every active job (shutdown).
@@ -58,6 +66,8 @@ class JobService {
 
  private:
   std::shared_ptr<Job> find(const std::string& id) const;
+  // Waits until the log of `id` (read from event `after`) ends, at most remote_cancel_wait.
+  boost::asio::awaitable<void> wait_until_ended(std::string id, std::uint64_t after);
   // Forgets idempotency keys whose streams were deleted or expired.
   boost::asio::awaitable<void> prune_idempotency();
 

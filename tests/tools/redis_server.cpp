@@ -78,6 +78,7 @@ void RedisServer::start() {
     }
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // and dies with the test process
     std::vector<char*> argv;
+    argv.reserve(args.size() + 1);
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     ::execvp("redis-server", argv.data());

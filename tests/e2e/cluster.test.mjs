@@ -1,0 +1,148 @@
+// Several instances on one real Redis (§4.5): three Spool processes with --broker redis, each
+// able to serve every route for every stream; an instance killed with SIGKILL mid-stream; Redis
+// itself killed and restarted mid-stream.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer } from './lib/harness.mjs';
+import { client, chat, words, waitStatus, waitUntil, streamUrl, sleep } from './lib/http.mjs';
+import { openSSE, readSSE } from './lib/sse.mjs';
+import { startRedis, redisMissing } from './lib/redis.mjs';
+
+const LEASE_S = 1;
+let redis;
+let nodes = [];  // three instances
+let clients = [];
+
+const redisArgs = (url) => ['--broker', 'redis', '--redis-url', url, '--redis-lease', String(LEASE_S),
+  '--mock-token-delay-ms', '20'];
+
+before(async () => {
+  if (redisMissing) return;
+  redis = await startRedis({ persist: true });
+  nodes = await Promise.all([0, 1, 2].map(() => startServer(redisArgs(redis.url))));
+  clients = nodes.map((n) => client(n.url));
+});
+after(async () => {
+  for (const n of nodes) if (!n.exited()) await n.stop();
+  if (redis) await redis.stop();
+});
+
+const opts = { skip: redisMissing };
+let seq = 0;
+const nextId = (tag) => `cl-${tag}-${process.pid}-${++seq}`;
+/** The SSE body without ping frames (pings are per connection, never stored). */
+const framesOf = (text) => text.split('\n\n').filter((f) => f && !f.startsWith('event: ping')).join('\n\n');
+
+test('start on A; live observers on B and C and a late one on C get A\'s exact bytes', opts, async () => {
+  const [a, b, c] = clients;
+  const id = nextId('fan');
+  assert.equal((await a.start(chat(words(30)), id)).status, 200);
+  const live = [openSSE(streamUrl(nodes[1].url, id)), openSSE(streamUrl(nodes[2].url, id)),
+    openSSE(streamUrl(nodes[0].url, id))];
+  const results = await Promise.all(live.map((s) => s.done));
+  const late = await readSSE(streamUrl(nodes[2].url, id));
+  const reference = framesOf(results[2].text);
+  assert.ok(reference.includes('event: message_stop'), reference.slice(-200));
+  assert.equal(results[0].stored.length, 30 + 5);
+  for (const r of [results[0], results[1], late]) assert.equal(framesOf(r.text), reference);
+  // resume on B from an id: the rest, as A stored it
+  const tail = await readSSE(streamUrl(nodes[1].url, id, '?last_event_id=20'));
+  assert.equal(tail.stored[0].id, '21');
+  assert.equal(tail.stored.length, 35 - 20);
+  // the same record everywhere
+  const statuses = await Promise.all([a, b, c].map((x) => x.status(id)));
+  for (const s of statuses) {
+    assert.equal(s.status, 200);
+    assert.equal(s.json.status, 'completed');
+    assert.equal(s.json.metadata.events, 35);
+    assert.deepEqual(s.json.metadata.usage, statuses[0].json.metadata.usage);
+    assert.equal(s.json.completed_at, statuses[0].json.completed_at);
+  }
+});
+
+test('an id taken on one instance is taken on every instance', opts, async () => {
+  const id = nextId('dup');
+  assert.equal((await clients[0].start(chat('one'), id)).status, 200);
+  const again = await clients[1].start(chat('one'), id);
+  assert.equal(again.status, 400);
+  assert.match(again.text, /already exists/);
+});
+
+test('cancel on C stops the job running on A; the terminal events reach B before C answers', opts, async () => {
+  const [a, , c] = clients;
+  const id = nextId('cancel');
+  assert.equal((await a.start(chat(words(400)), id)).status, 200);
+  const onB = openSSE(streamUrl(nodes[1].url, id));
+  await onB.waitFor((e) => e.event === 'content_block_delta', 5000);
+  const res = await c.cancel(id);
+  assert.equal(res.status, 200, res.text);
+  // when C answers, the log (in Redis) already ends
+  const s = await c.status(id);
+  assert.equal(s.json.status, 'cancelled');
+  const r = await onB.done;
+  const ev = r.stored.map((e) => e.json);
+  assert.equal(ev.at(-1).type, 'message_stop');
+  assert.equal(ev.at(-2).delta.stop_reason, 'cancelled');
+  assert.ok(ev.length < 400, 'the job stopped early');
+  // A's engine stopped: the log does not grow any more
+  const n = s.json.metadata.events;
+  await sleep(200);
+  assert.equal((await a.status(id)).json.metadata.events, n);
+  assert.equal(r.stored.length, n);
+});
+
+test('delete on B removes a job running on A everywhere and releases observers on C', opts, async () => {
+  const [a, b, c] = clients;
+  const id = nextId('delete');
+  assert.equal((await a.start(chat(words(400)), id)).status, 200);
+  const onC = openSSE(streamUrl(nodes[2].url, id));
+  await onC.waitFor((e) => e.event === 'content_block_delta', 5000);
+  assert.equal((await b.remove(id)).status, 200);
+  await onC.done;
+  for (const x of [a, b, c]) assert.equal((await x.status(id)).status, 404);
+  await sleep(200);  // A must not write the stream back
+  for (const x of [a, b, c]) assert.equal((await x.status(id)).status, 404);
+  assert.equal((await c.remove(id)).status, 404);
+});
+
+test('an instance killed mid-stream: its job ends with error "instance lost" for observers elsewhere', opts, async () => {
+  const victim = await startServer(redisArgs(redis.url));
+  const id = nextId('lost');
+  assert.equal((await client(victim.url).start(chat(words(2000)), id)).status, 200);
+  const onB = openSSE(streamUrl(nodes[1].url, id), { timeoutMs: 20_000 });
+  await onB.waitFor((e) => e.event === 'content_block_delta', 5000);
+  victim.proc.kill('SIGKILL');
+  const t0 = Date.now();
+  const r = await onB.done;
+  const last = r.stored.at(-1).json;
+  assert.equal(last.type, 'error');
+  assert.match(last.detail, /instance lost/);
+  assert.ok(Date.now() - t0 < 10_000, 'within a bounded time');
+  const s = (await clients[2].status(id)).json;
+  assert.equal(s.status, 'error');
+  assert.match(s.error_message, /instance lost/);
+  await victim.exitPromise;
+});
+
+test('Redis killed mid-stream: 503 while it is down, then the job finishes with nothing lost', opts, async () => {
+  const [a, b] = clients;
+  const id = nextId('redis');
+  assert.equal((await a.start(chat(words(150)), id)).status, 200);  // 3 s of tokens
+  const onB = openSSE(streamUrl(nodes[1].url, id), { timeoutMs: 30_000 });
+  await onB.waitFor((e) => e.event === 'content_block_delta', 5000);
+  await redis.kill();
+  const down = await b.status(id);
+  assert.equal(down.status, 503);
+  assert.match(down.json.error.message + JSON.stringify(down.json), /Redis/);
+  const refused = await a.start(chat('x'), nextId('while-down'));
+  assert.equal(refused.status, 503);
+  await sleep(500);
+  await redis.start();
+  const s = await waitStatus(a, id, ['completed'], 20_000);
+  assert.equal(s.status, 'completed');
+  const r = await onB.done;
+  const fresh = await readSSE(streamUrl(nodes[2].url, id));
+  assert.equal(fresh.stored.length, 150 + 5);
+  assert.equal(framesOf(r.text), framesOf(fresh.text), 'the observer that lived through the outage saw everything');
+  for (const n of nodes) assert.equal(n.exited(), null, 'no instance died');
+});
