@@ -56,19 +56,27 @@ std::string hex_tag(int chars) {
 
 // Per-run bookkeeping: options, the watched server process, CPU baselines.
 struct Run {
-  Run(Ctx& ctx, const Options& opts, int server_pid) : c(ctx), o(opts), srv(server_pid) {}
+  Run(Ctx& ctx, const Options& opts, int server_pid, int server2_pid)
+      : c(ctx), o(opts), srv(server_pid), srv2(server2_pid) {}
   Ctx& c;
   const Options& o;
   ProcWatch srv;
-  ProcWatch::CpuSample cpu0;
+  ProcWatch srv2;  // a second instance (--server-pid2), added to the server CPU
+  ProcWatch::CpuSample cpu0, cpu0_2;
   double self0 = 0;
 
   void cpu_start() {
     cpu0 = srv.cpu_sample();
+    cpu0_2 = srv2.cpu_sample();
     self0 = self_cpu_seconds();
   }
-  // Server CPU seconds since cpu_start(), < 0 when unknown.
-  double cpu_used() const { return ProcWatch::cpu_delta(cpu0, srv.cpu_sample()); }
+  // Server CPU seconds since cpu_start() (both instances when there are two), < 0 when unknown.
+  double cpu_used() const {
+    const double a = ProcWatch::cpu_delta(cpu0, srv.cpu_sample());
+    if (!srv2.enabled() || a < 0) return a;
+    const double b = ProcWatch::cpu_delta(cpu0_2, srv2.cpu_sample());
+    return b < 0 ? -1 : a + b;
+  }
   JsonLine line(std::string_view scenario) const {
     JsonLine j;
     j.str("scenario", scenario).str("target", c.nchan ? "nchan" : "spool");
@@ -319,6 +327,11 @@ awaitable<int> sc_fanout(Run& R) {
   ObsSpec spec = observe_spec(c, id);
   spec.record = true;
   spec.reserve = static_cast<std::size_t>(W) + 4;
+  // --port2: every second observer watches through another instance (Redis broker).
+  const long port2 = static_cast<long>(R.o.num("port2", 0));
+  ObsSpec spec2 = spec;
+  if (port2 > 0) spec2.endpoint = tcp::endpoint(c.ep.address(), static_cast<unsigned short>(port2));
+  const auto on_second = [&](std::size_t i) { return port2 > 0 && i % 2 == 1; };
   WaitGroup attached(c, M), done(c, M);
   Semaphore gate(c, conc);
 
@@ -331,7 +344,8 @@ awaitable<int> sc_fanout(Run& R) {
       co_return finish(R, j, false, msg);
     }
   }
-  for (auto& r : res) spawn(c, observe(c, spec, r, &gate, &attached, &done));
+  for (std::size_t i = 0; i < res.size(); ++i)
+    spawn(c, observe(c, on_second(i) ? spec2 : spec, res[i], &gate, &attached, &done));
   WaitGroup swept(c, 1);
   spawn(c, sweep_late_closers(c, res, done, R.o.real("close-grace-ms", 5000), swept));
   co_await attached.wait();
@@ -377,6 +391,41 @@ awaitable<int> sc_fanout(Run& R) {
   j.num("latency_p50_ms", sp.p50).num("latency_p99_ms", sp.p99).num("latency_max_ms", sp.max);
   Percentiles iv = percentiles(interval, 1e6);
   j.pct("token_interval", iv, "ms");
+  if (port2 > 0) {
+    // Through the second instance: each live event's arrival there minus its first arrival at
+    // an observer of the instance running the job (which delivers from memory at once).
+    std::vector<std::int64_t> first_local(first.size(), LLONG_MAX);
+    for (std::size_t i = 0; i < res.size(); ++i) {
+      if (on_second(i)) continue;
+      for (std::size_t k = 0; k < res[i].arrivals.size() && k < first.size(); ++k)
+        first_local[k] = std::min(first_local[k], res[i].arrivals[k]);
+    }
+    std::vector<std::int64_t> remote;
+    for (std::size_t i = 0; i < res.size(); ++i) {
+      if (!on_second(i)) continue;
+      for (std::size_t k = 0; k < res[i].arrivals.size() && k < first.size(); ++k)
+        if (first_local[k] != LLONG_MAX && first_local[k] >= live_from)
+          remote.push_back(res[i].arrivals[k] - first_local[k]);
+    }
+    // The hop alone: an event's first arrival through the second instance minus its first
+    // arrival at the first (the rest of `remote` is the second instance's own fan-out spread).
+    std::vector<std::int64_t> first_remote(first.size(), LLONG_MAX);
+    for (std::size_t i = 0; i < res.size(); ++i) {
+      if (!on_second(i)) continue;
+      for (std::size_t k = 0; k < res[i].arrivals.size() && k < first.size(); ++k)
+        first_remote[k] = std::min(first_remote[k], res[i].arrivals[k]);
+    }
+    std::vector<std::int64_t> hop;
+    for (std::size_t k = 0; k < first.size(); ++k)
+      if (first_local[k] != LLONG_MAX && first_local[k] >= live_from && first_remote[k] != LLONG_MAX)
+        hop.push_back(first_remote[k] - first_local[k]);
+    Percentiles hp = percentiles(hop, 1e6);
+    j.num("cross_instance_hop_p50_ms", hp.p50).num("cross_instance_hop_p99_ms", hp.p99);
+    Percentiles rp = percentiles(remote, 1e6);
+    j.num("port2_observers", static_cast<long long>(M / 2));
+    j.num("cross_instance_latency_p50_ms", rp.p50).num("cross_instance_latency_p99_ms", rp.p99);
+    j.num("cross_instance_latency_max_ms", rp.max);
+  }
   if (c.nchan) {
     std::vector<std::int64_t> pl;
     pl.reserve(pub_times.size() * res.size());
@@ -915,6 +964,7 @@ common:    --target spool|nchan (spool)  --host 127.0.0.1  --port 8080
            --timeout-s 300  --connect-concurrency 256  --model default  --prefix ""
            --nchan-pub /pub/  --nchan-sub /sub/  --close-grace-ms 5000
 fanout:    --observers 100 --tokens 100 --token-delay-ms 20
+           [--port2 P --server-pid2 PID: half the observers watch through a second instance]
 catchup:   --observers 100 --tokens 1000 --min-seconds 0 --max-rounds 1
 replay:    --observers 1 --tokens 99995 (a log of tokens + 5 events) --min-seconds 0 --max-rounds 1
            (the wave of observers repeats until min-seconds of reading or max-rounds waves)
@@ -990,7 +1040,7 @@ int main(int argc, char** argv) {
   if (want + 64 > nofile)
     std::fprintf(stderr, "spool_bench: warning: %ld connections wanted but RLIMIT_NOFILE is %ld\n", want, nofile);
 
-  Run R(c, o, static_cast<int>(o.num("server-pid", 0)));
+  Run R(c, o, static_cast<int>(o.num("server-pid", 0)), static_cast<int>(o.num("server-pid2", 0)));
   int rc = 1;
   spawn(c, run_scenario(R, rc, scenario));
   c.arm(timeout);

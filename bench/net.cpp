@@ -76,9 +76,10 @@ awaitable<ReadResult> read_some(tcp::socket& s, bool wait_first) {
   }
 }
 
-awaitable<std::string> connect_socket(Ctx& c, tcp::socket& s) {
+awaitable<std::string> connect_socket(Ctx& c, tcp::socket& s, std::optional<tcp::endpoint> ep) {
   if (c.aborting) co_return std::string("aborted");
-  auto [ec] = co_await s.async_connect(c.ep, nothrow);
+  const tcp::endpoint to = ep.value_or(c.ep);
+  auto [ec] = co_await s.async_connect(to, nothrow);
   if (ec) {
     error_code ignore;
     s.close(ignore);
@@ -231,7 +232,7 @@ awaitable<void> observe(Ctx& c, const ObsSpec& spec, ObsResult& r, Semaphore* ga
     ~ClearSock() { r.sock = nullptr; }
   } clear_sock{r};
 
-  std::string err = co_await connect_socket(c, s);
+  std::string err = co_await connect_socket(c, s, spec.endpoint);
   if (!err.empty()) {
     release();
     r.failed = true;

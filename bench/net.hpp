@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -168,8 +169,9 @@ const char* read_buffer();
 std::size_t read_buffer_size();
 awaitable<ReadResult> read_some(tcp::socket& s, bool wait_first);
 
-// Connects (TCP_NODELAY, non-blocking); returns an empty string or what went wrong.
-awaitable<std::string> connect_socket(Ctx& c, tcp::socket& s);
+// Connects (TCP_NODELAY, non-blocking) to `ep` (default: the target, c.ep); returns an empty
+// string or what went wrong.
+awaitable<std::string> connect_socket(Ctx& c, tcp::socket& s, std::optional<tcp::endpoint> ep = std::nullopt);
 
 struct HttpResponse {
   int status = 0;
@@ -221,6 +223,7 @@ struct ObsSpec {
   std::string body;
   bool openai = false;         // OpenAI chat-completion chunks instead of Anthropic events
   std::string target;          // request target (path and query)
+  std::optional<tcp::endpoint> endpoint;  // another server than the target (a second instance)
   std::string extra_headers;   // complete header lines, each ending in CRLF
   bool close_on_stop = false;  // close our side after message_stop/error (nchan never closes)
   bool record = false;         // keep content_block_delta arrival times

@@ -25,6 +25,7 @@ echo "== benchmark smoke run (small sizes; figures are not asserted)"
 scripts/deps.sh bench || echo "nginx/nchan could not be installed; the nchan lines will say skipped" >&2
 bash bench/run.sh --quick build/spool build/bench/spool_bench
 bash bench/llama.sh --quick --models tiny --jobs 2
+bash bench/redis.sh --quick
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 scripts/build.sh asan
 run_suite build-asan

@@ -253,7 +253,7 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
         if (major > 0 && major < 6) {
           cmd->close();
           co_return make_error(Errc::broker_unavailable, "Redis at " + opts.endpoint.where() +
-                                                             " is older than 6.2; the redis broker needs 6.2 or later");
+                                                             " is older than 6; the redis broker needs Redis 6 or later");
         }
       }
     }

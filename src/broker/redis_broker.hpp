@@ -1,4 +1,4 @@
-// The Redis broker (§4.5): several instances share every stream through one Redis (≥ 6.2).
+// The Redis broker (§4.5): several instances share every stream through one Redis (≥ 6).
 //
 // Keys (P = the configured prefix; {id} is a hash tag, so a stream's keys share a cluster slot):
 //   P{id}:meta   hash: status, timestamps (ms since the epoch), model, usage, events, the owner

@@ -133,13 +133,14 @@ asio::awaitable<Status> JobService::remove(std::string id) {
   co_return co_await broker_.remove(std::move(id));
 }
 
-void JobService::cancel_all() {
-  std::vector<std::shared_ptr<Job>> jobs;
+asio::awaitable<void> JobService::cancel_all() {
+  std::vector<std::pair<std::string, std::shared_ptr<Job>>> jobs;
   {
     std::lock_guard lk(mu_);
-    for (auto& [id, j] : active_) jobs.push_back(j);
+    for (auto& [id, j] : active_) jobs.emplace_back(id, j);
   }
-  for (auto& j : jobs) j->cancel();
+  for (auto& [id, j] : jobs) j->cancel();
+  for (auto& [id, j] : jobs) co_await broker_.flush(id);
 }
 
 std::size_t JobService::active() const {

@@ -56,8 +56,9 @@ class JobService {
   // the stream and ends its observers everywhere (§1.5).
   boost::asio::awaitable<Status> remove(std::string id);
 
-  // Cancels every active job (shutdown).
-  void cancel_all();
+  // Cancels every active job (shutdown) and returns once their terminal events are stored
+  // where every instance reads them (broker flush; errors are ignored: the process is leaving).
+  boost::asio::awaitable<void> cancel_all();
 
   // Jobs running or queued on this instance.
   std::size_t active() const;

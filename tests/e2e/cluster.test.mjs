@@ -146,3 +146,17 @@ test('Redis killed mid-stream: 503 while it is down, then the job finishes with 
   assert.equal(framesOf(r.text), framesOf(fresh.text), 'the observer that lived through the outage saw everything');
   for (const n of nodes) assert.equal(n.exited(), null, 'no instance died');
 });
+
+test('an instance stopped with SIGTERM cancels its jobs in Redis before it exits', opts, async () => {
+  const leaving = await startServer(redisArgs(redis.url));
+  const id = nextId('sigterm');
+  assert.equal((await client(leaving.url).start(chat(words(2000)), id)).status, 200);
+  const onA = openSSE(streamUrl(nodes[0].url, id), { timeoutMs: 20_000 });
+  await onA.waitFor((e) => e.event === 'content_block_delta', 5000);
+  await leaving.stop();  // asserts exit code 0
+  const r = await onA.done;
+  const ev = r.stored.map((e) => e.json);
+  assert.equal(ev.at(-1).type, 'message_stop');
+  assert.equal(ev.at(-2).delta.stop_reason, 'cancelled');
+  assert.equal((await clients[1].status(id)).json.status, 'cancelled');
+});

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The Redis broker next to the memory broker, in one run, one JSON line per measurement
+# (machine info first):
+#
+#   fanout  one job on instance A, M observers: memory broker (all on A) vs Redis broker with
+#           half the observers on a second instance B. Reports events/s, server CPU per event
+#           (both instances), and the latency from delivery on A to delivery on B.
+#   jobs    J concurrent jobs at full speed (no token delay), one observer each, on one instance:
+#           memory vs Redis (every event also goes to Redis), events/s.
+#   ratio   redis/memory for events/s and CPU per event.
+#
+#   bench/redis.sh [--quick] [--out FILE]
+#
+# Needs build/spool and build/bench/spool_bench (scripts/build.sh) and redis-server
+# (scripts/deps.sh test). Redis runs without persistence here. Exit status 1 when a run failed.
+set -uo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(dirname "$here")
+spool=$root/build/spool
+bench=$root/build/bench/spool_bench
+out=""
+quick=0
+while (($#)); do
+  case "$1" in
+    --quick) quick=1 ;;
+    --out) out="$2"; shift ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "redis.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+log() { echo "redis.sh: $*" >&2; }
+emit() { echo "$1"; [[ -n "$out" ]] && echo "$1" >>"$out"; return 0; }
+for f in "$spool" "$bench"; do [[ -x "$f" ]] || { log "missing $f (scripts/build.sh)"; exit 2; }; done
+command -v redis-server >/dev/null || { log "redis-server is not installed (scripts/deps.sh test)"; exit 2; }
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+observers=1000 tokens=500 jobs=200 job_tokens=250
+if ((quick)); then observers=50 tokens=50 jobs=20 job_tokens=50; fi
+
+work=$(mktemp -d /tmp/spool-redis-bench.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+failures=0
+
+redis_port=$((20000 + RANDOM % 10000))
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && break
+  sleep 0.05
+done
+
+start_spool() {  # start_spool ARGS...: sets pid, port
+  local n=${#pids[@]} line
+  "$spool" serve --host 127.0.0.1 --port 0 --log-level warn "$@" >"$work/spool.$n.log" 2>&1 &
+  pid=$!
+  pids+=("$pid")
+  for _ in $(seq 1 100); do
+    line=$(grep -m1 -oE 'spool listening on http://[0-9.]+:[0-9]+' "$work/spool.$n.log" 2>/dev/null || true)
+    if [[ -n "$line" ]]; then port=${line##*:}; return 0; fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  log "spool did not start: $(tail -3 "$work/spool.$n.log")"
+  return 1
+}
+stop() { for p in "$@"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; }
+num() { grep -o "\"$2\": *[0-9.]*" <<<"$1" | head -1 | grep -o '[0-9.]*$'; }
+run() {  # run LABEL spool_bench ARGS... → JSON line with "broker": LABEL
+  local label=$1 line
+  shift
+  line=$("$bench" "$@") || failures=$((failures + 1))
+  emit "${line%\}},\"broker\":\"$label\"}"
+  last=$line
+}
+redis_args=(--broker redis --redis-url "redis://127.0.0.1:$redis_port" --redis-prefix "bench$RANDOM:")
+
+emit "$("$bench" --scenario machine --mode redis)"
+paced=(--mock-token-delay-ms 20)
+fast=(--mock-token-delay-ms 0 --max-active-streams 100000)
+
+# fanout: memory, one instance
+start_spool "${paced[@]}" || exit 1
+run memory --scenario fanout --port "$port" --server-pid "$pid" --observers "$observers" --tokens "$tokens"
+mem_fanout=$last
+stop "$pid"
+# fanout: redis, two instances, half the observers on each
+start_spool "${paced[@]}" "${redis_args[@]}" || exit 1
+a_pid=$pid a_port=$port
+start_spool "${paced[@]}" "${redis_args[@]}" || exit 1
+run redis --scenario fanout --port "$a_port" --server-pid "$a_pid" --port2 "$port" --server-pid2 "$pid" \
+  --observers "$observers" --tokens "$tokens"
+redis_fanout=$last
+stop "$a_pid" "$pid"
+
+# jobs at full speed: memory vs redis on one instance
+start_spool "${fast[@]}" || exit 1
+run memory --scenario jobs --port "$port" --server-pid "$pid" --jobs "$jobs" --tokens "$job_tokens" --token-delay-ms 0
+mem_jobs=$last
+stop "$pid"
+start_spool "${fast[@]}" "${redis_args[@]}" || exit 1
+run redis --scenario jobs --port "$port" --server-pid "$pid" --jobs "$jobs" --tokens "$job_tokens" --token-delay-ms 0
+redis_jobs=$last
+stop "$pid"
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "" || b == 0) print "null"; else printf "%.3f", a/b }'; }
+emit "{\"scenario\":\"ratio\",\"fanout_cpu_us_per_event_redis_over_memory\":$(ratio "$(num "$redis_fanout" server_cpu_us_per_event)" "$(num "$mem_fanout" server_cpu_us_per_event)"),\"jobs_events_per_s_redis_over_memory\":$(ratio "$(num "$redis_jobs" events_per_s)" "$(num "$mem_jobs" events_per_s)"),\"jobs_cpu_us_per_event_redis_over_memory\":$(ratio "$(num "$redis_jobs" server_cpu_us_per_event)" "$(num "$mem_jobs" server_cpu_us_per_event)")}"
+((failures == 0))
