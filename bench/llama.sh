@@ -42,8 +42,9 @@ while (($#)); do
   shift
 done
 
-log() { echo "llama.sh: $*" >&2; }
-emit() { echo "$1"; [[ -n "$out" ]] && echo "$1" >>"$out"; return 0; }
+name=llama.sh
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 for f in "$spool" "$bench" "$maker" "$vocab"; do
   [[ -e "$f" ]] || { log "missing $f (scripts/build.sh release builds it)"; exit 2; }
 done
@@ -51,15 +52,6 @@ tools=$("$root/scripts/build-llama-tools.sh" "$build") || { log "could not build
 llama_server=$tools/llama-server
 batched_bench=$tools/llama-batched-bench
 
-work=$(mktemp -d /tmp/spool-llama-bench.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 failures=0
 
 prompt_words=100
@@ -79,26 +71,6 @@ make_model() {  # make_model NAME → path
   echo "$f"
 }
 
-# wait_listening LOGFILE REGEX PID → port
-wait_listening() {
-  local line
-  for _ in $(seq 1 300); do
-    kill -0 "$3" 2>/dev/null || { log "server exited at start-up:"; tail -n 20 "$1" >&2; return 1; }
-    line=$(grep -m1 -oE "$2" "$1" 2>/dev/null || true)
-    if [[ -n "$line" ]]; then echo "${line##*:}"; return 0; fi
-    sleep 0.1
-  done
-  log "server did not start: $1"; return 1
-}
-
-start_spool() {  # start_spool CONFIG: sets pid, port
-  local n=${#pids[@]}
-  "$spool" serve --host 127.0.0.1 --port 0 --log-level warn --config "$1" >"$work/spool.$n.log" 2>&1 &
-  pid=$!
-  pids+=("$pid")
-  port=$(wait_listening "$work/spool.$n.log" 'spool listening on http://[0-9.]+:[0-9]+' "$pid")
-}
-
 start_llama_server() {  # start_llama_server MODEL PARALLEL CTX_PER_SEQ: sets lpid, lport
   local n=${#pids[@]}
   "$llama_server" -m "$1" --host 127.0.0.1 --port 0 -np "$2" -c $(($2 * $3)) -t "$threads" -tb "$threads" \
@@ -113,7 +85,6 @@ start_llama_server() {  # start_llama_server MODEL PARALLEL CTX_PER_SEQ: sets lp
   log "llama-server never became healthy"; return 1
 }
 
-stop() { kill -TERM "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
 
 generate() {  # generate PORT PID LABEL MODEL JOBS ROUNDS [extra spool_bench args] → JSON line
   local port=$1 pid=$2 label=$3 model=$4 jobs=$5 rounds=$6
@@ -124,7 +95,6 @@ generate() {  # generate PORT PID LABEL MODEL JOBS ROUNDS [extra spool_bench arg
   echo "$line"
 }
 
-num() { grep -o "\"$2\": *[0-9.]*" <<<"$1" | head -1 | grep -o '[0-9.]*$'; }
 
 emit "$("$bench" --scenario machine --mode llama)"
 for model in $models; do
@@ -142,7 +112,7 @@ parallel = $jobs
 context = $ctx
 threads = $threads
 EOF
-    start_spool "$work/spool.toml" || exit 1
+    start_spool --config "$work/spool.toml" || exit 1
     # the prompt as the model sees it (chat template included; spool_bench's prompts start with a
     # tag like this one): batched-bench gets the same length
     prompt="0123abcd-0-0$(printf ' word%.0s' $(seq 2 "$prompt_words"))"
@@ -178,7 +148,7 @@ name = "$model"
 engine = "openai"
 target = "http://127.0.0.1:$lport/v1"
 EOF
-    start_spool "$work/proxy.toml" || exit 1
+    start_spool --config "$work/proxy.toml" || exit 1
     proxy=$(generate "$port" "$pid" spool-openai-proxy "$model" "$jobs" "$r")
     stop "$pid"
     stop "$lpid"

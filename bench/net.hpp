@@ -221,13 +221,13 @@ struct ObsResult {
 struct ObsSpec {
   std::string method = "GET";  // POST with `body` (JSON) for a reply streamed by the request itself
   std::string body;
-  bool openai = false;         // OpenAI chat-completion chunks instead of Anthropic events
-  std::string target;          // request target (path and query)
+  bool openai = false;                    // OpenAI chat-completion chunks instead of Anthropic events
+  std::string target;                     // request target (path and query)
   std::optional<tcp::endpoint> endpoint;  // another server than the target (a second instance)
-  std::string extra_headers;   // complete header lines, each ending in CRLF
-  bool close_on_stop = false;  // close our side after message_stop/error (nchan never closes)
-  bool record = false;         // keep content_block_delta arrival times
-  std::size_t reserve = 0;     // arrivals to reserve
+  std::string extra_headers;              // complete header lines, each ending in CRLF
+  bool close_on_stop = false;             // close our side after message_stop/error (nchan never closes)
+  bool record = false;                    // keep content_block_delta arrival times
+  std::size_t reserve = 0;                // arrivals to reserve
 };
 
 // Opens one SSE stream and reads it to the end. `gate` (optional) is held from connect until

@@ -30,8 +30,9 @@ while (($#)); do
   esac
   shift
 done
-log() { echo "redis.sh: $*" >&2; }
-emit() { echo "$1"; [[ -n "$out" ]] && echo "$1" >>"$out"; return 0; }
+name=redis.sh
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 for f in "$spool" "$bench"; do [[ -x "$f" ]] || { log "missing $f (scripts/build.sh)"; exit 2; }; done
 command -v redis-server >/dev/null || { log "redis-server is not installed (scripts/deps.sh test)"; exit 2; }
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -39,15 +40,6 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 observers=1000 tokens=500 jobs=200 job_tokens=250
 if ((quick)); then observers=50 tokens=50 jobs=20 job_tokens=50; fi
 
-work=$(mktemp -d /tmp/spool-redis-bench.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 failures=0
 
 redis_port=$((20000 + RANDOM % 10000))
@@ -58,22 +50,6 @@ for _ in $(seq 1 100); do
   sleep 0.05
 done
 
-start_spool() {  # start_spool ARGS...: sets pid, port
-  local n=${#pids[@]} line
-  "$spool" serve --host 127.0.0.1 --port 0 --log-level warn "$@" >"$work/spool.$n.log" 2>&1 &
-  pid=$!
-  pids+=("$pid")
-  for _ in $(seq 1 100); do
-    line=$(grep -m1 -oE 'spool listening on http://[0-9.]+:[0-9]+' "$work/spool.$n.log" 2>/dev/null || true)
-    if [[ -n "$line" ]]; then port=${line##*:}; return 0; fi
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  log "spool did not start: $(tail -3 "$work/spool.$n.log")"
-  return 1
-}
-stop() { for p in "$@"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; }
-num() { grep -o "\"$2\": *[0-9.]*" <<<"$1" | head -1 | grep -o '[0-9.]*$'; }
 run() {  # run LABEL spool_bench ARGS... → JSON line with "broker": LABEL
   local label=$1 line
   shift

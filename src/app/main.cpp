@@ -199,9 +199,8 @@ int serve(Config& cfg) {
     if (ec) return;
     spdlog::info("signal {}: shutting down", sig);
     // Cancelled jobs' terminal events reach the broker before the connections close.
-    asio::co_spawn(*net.front(), jobs.cancel_all(), [&](const std::exception_ptr&) {
-      server.shutdown([&] { asio::post(*net.front(), stop_all); });
-    });
+    asio::co_spawn(*net.front(), jobs.cancel_all(),
+                   [&](const std::exception_ptr&) { server.shutdown([&] { asio::post(*net.front(), stop_all); }); });
     grace.expires_after(std::chrono::seconds(5));
     grace.async_wait([&](boost::system::error_code gec) {
       if (!gec) {

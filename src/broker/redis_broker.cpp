@@ -252,8 +252,9 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
         const int major = static_cast<int>(to_int(std::string_view(ver->str).substr(at + 14, 1), 0));
         if (major > 0 && major < 6) {
           cmd->close();
-          co_return make_error(Errc::broker_unavailable, "Redis at " + opts.endpoint.where() +
-                                                             " is older than 6; the redis broker needs Redis 6 or later");
+          co_return make_error(
+              Errc::broker_unavailable,
+              "Redis at " + opts.endpoint.where() + " is older than 6; the redis broker needs Redis 6 or later");
         }
       }
     }

@@ -1,0 +1,45 @@
+# Shared by bench/llama.sh and bench/redis.sh (sourced, not run). Before sourcing, set:
+#   name   the script's name for messages      spool  the spool binary
+#   out    a file that also gets every line (or "")
+# Gives: log, emit, num, a work directory $work and process list $pids cleaned up on exit,
+# wait_listening, start_spool, stop.
+
+log() { echo "$name: $*" >&2; }
+# One JSON line to stdout (and to $out).
+emit() { echo "$1"; [[ -n "$out" ]] && echo "$1" >>"$out"; return 0; }
+# num JSON KEY: the number after "KEY": in a JSON line.
+num() { grep -o "\"$2\": *[0-9.]*" <<<"$1" | head -1 | grep -o '[0-9.]*$'; }
+
+work=$(mktemp -d "/tmp/spool-$name.XXXXXX")
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# wait_listening LOGFILE REGEX PID: prints the port of the first REGEX match (…:PORT) in LOGFILE.
+wait_listening() {
+  local line
+  for _ in $(seq 1 300); do
+    kill -0 "$3" 2>/dev/null || { log "server exited at start-up:"; tail -n 20 "$1" >&2; return 1; }
+    line=$(grep -m1 -oE "$2" "$1" 2>/dev/null || true)
+    if [[ -n "$line" ]]; then echo "${line##*:}"; return 0; fi
+    sleep 0.1
+  done
+  log "server did not start: $1"; return 1
+}
+
+# start_spool ARGS...: a fresh `spool serve` on a free loopback port; sets pid and port.
+start_spool() {
+  local n=${#pids[@]}
+  "$spool" serve --host 127.0.0.1 --port 0 --log-level warn "$@" >"$work/spool.$n.log" 2>&1 &
+  pid=$!
+  pids+=("$pid")
+  port=$(wait_listening "$work/spool.$n.log" 'spool listening on http://[0-9.]+:[0-9]+' "$pid")
+}
+
+# stop PID...: SIGTERM and wait.
+stop() { for p in "$@"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; }
