@@ -65,6 +65,10 @@ int serve(Config& cfg) {
   }
   auto engine_ctx_owner = std::make_unique<asio::io_context>(1);  // engine work never runs on network threads
   asio::io_context& engine_ctx = *engine_ctx_owner;
+  // The Redis broker's flusher and reader get a thread of their own: behind observer writes on
+  // a network thread they would add that thread's queue to every event's trip between instances.
+  auto broker_ctx_owner = std::make_unique<asio::io_context>(1);
+  asio::io_context& broker_ctx = *broker_ctx_owner;
 
   ModelRegistry models;
   for (const auto& m : cfg.models) {
@@ -131,11 +135,10 @@ int serve(Config& cfg) {
     ro.prefix = cfg.redis_prefix;
     ro.stream_expiration = std::chrono::seconds(cfg.stream_expiration);
     ro.lease = seconds_ms(cfg.redis_lease);
-    auto redis = std::make_unique<RedisBroker>(net.front()->get_executor(), ro);
+    auto redis = std::make_unique<RedisBroker>(broker_ctx.get_executor(), ro);
     // Connect before serving: a cluster member that cannot reach Redis says so and exits.
-    auto started = asio::co_spawn(*net.front(), redis->start(), asio::use_future);
-    while (started.wait_for(std::chrono::seconds(0)) != std::future_status::ready) net.front()->run_one();
-    net.front()->restart();
+    auto started = asio::co_spawn(broker_ctx, redis->start(), asio::use_future);
+    while (started.wait_for(std::chrono::seconds(0)) != std::future_status::ready) broker_ctx.run_one();
     if (auto st = started.get(); !st) {
       std::cerr << "spool: " << st.error().explanation << "\n";
       return 1;
@@ -182,13 +185,16 @@ int serve(Config& cfg) {
   guards.reserve(net.size());
   for (auto& c : net) guards.push_back(asio::make_work_guard(*c));
   auto engine_guard = asio::make_work_guard(engine_ctx);
+  auto broker_guard = asio::make_work_guard(broker_ctx);
 
   auto stop_all = [&] {
     broker.stop();
     for (auto& g : guards) g.reset();
     engine_guard.reset();
+    broker_guard.reset();
     for (auto& c : net) c->stop();
     engine_ctx.stop();
+    broker_ctx.stop();
   };
 
   auto signals_owner = std::make_unique<asio::signal_set>(*net.front(), SIGINT, SIGTERM);
@@ -216,6 +222,7 @@ int serve(Config& cfg) {
 
   std::vector<std::thread> threads;
   threads.emplace_back([&] { engine_ctx.run(); });
+  if (cfg.broker == "redis") threads.emplace_back([&] { broker_ctx.run(); });
   for (std::size_t i = 1; i < net.size(); ++i) threads.emplace_back([&, i] { net[i]->run(); });
   net.front()->run();
   for (auto& t : threads) t.join();
@@ -225,9 +232,10 @@ int serve(Config& cfg) {
   grace_owner.reset();
   server_owner.reset();
   engine_ctx_owner.reset();
-  // The Redis broker's background work holds it on the network contexts: let it go while they
-  // still exist (nothing calls it any more: it was stopped and the server is gone).
+  // The Redis broker's background work holds it on its context: let it go while that still
+  // exists (nothing calls it any more: it was stopped and the server is gone).
   broker_owner.reset();
+  broker_ctx_owner.reset();
   net.clear();
   spdlog::info("stopped");
   return 0;
