@@ -542,10 +542,29 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
       t.expires_after(std::chrono::seconds(1));
       co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
       std::vector<std::string> drop;
-      std::vector<std::string> candidates;
+      std::vector<std::string> candidates, following;
       {
         std::lock_guard lk(mu);
-        for (const auto& [id, w] : watched) candidates.push_back(id);
+        for (const auto& [id, w] : watched) {
+          candidates.push_back(id);
+          if (w.loaded && !w.terminal) following.push_back(id);
+        }
+      }
+      // A followed stream whose record vanished (deleted while this instance missed the
+      // message, or lost with a Redis that kept no data) ends for its observers here.
+      if (!following.empty() && cmd->connected()) {
+        std::vector<Command> checks;
+        checks.reserve(following.size());
+        for (const auto& id : following) checks.push_back(redis_args("EXISTS", meta_key(id)));
+        auto exists = co_await cmd->pipeline(std::move(checks));
+        for (std::size_t i = 0; exists && i < following.size(); ++i) {
+          if ((*exists)[i].integer != 0) continue;
+          {
+            std::lock_guard lk(mu);
+            watched.erase(following[i]);
+          }
+          co_await mirror.remove(following[i]);
+        }
       }
       for (const auto& id : candidates) {
         auto info = co_await mirror.info(id);
@@ -601,9 +620,9 @@ class RedisWriter final : public StreamWriter {
 
   std::uint64_t publish(std::span<const NewEvent> events, std::optional<StreamStatus> status,
                         std::optional<std::string> error_message) override {
-    std::uint64_t last = 0;
+    std::uint64_t last = position_;  // a stream deleted (or ended elsewhere) takes nothing more
     b_->queue(id_, [&](RedisBroker::Impl::Owned& o) {
-      last = mirror_->publish(events, status, error_message);
+      last = position_ = mirror_->publish(events, status, error_message);
       std::uint64_t pos = last - events.size();
       for (const auto& e : events) o.out.events.emplace_back(++pos, e);
       o.position = last;
@@ -634,6 +653,7 @@ class RedisWriter final : public StreamWriter {
   std::shared_ptr<RedisBroker::Impl> b_;
   std::string id_;
   std::shared_ptr<StreamWriter> mirror_;
+  std::uint64_t position_ = 0;  // events published (under the broker's lock)
 };
 
 }  // namespace

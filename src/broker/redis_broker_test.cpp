@@ -12,6 +12,8 @@
 #include <boost/asio/use_future.hpp>
 
 #include <atomic>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -164,6 +166,45 @@ TEST(RedisBroker, ALostInstancesJobEndsWithAnErrorEvent) {
     EXPECT_EQ(info->status, StreamStatus::error);
     EXPECT_EQ(info->error_message.value_or(""), "instance lost");
     EXPECT_EQ(info->events, 2u);
+    b.stop();
+  });
+}
+
+TEST(RedisBroker, AStreamWhoseRecordVanishesEndsEverywhere) {
+  testing::RedisServer redis;
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    RedisBroker a(ex, options(redis));
+    RedisBroker b(ex, options(redis));
+    std::vector<std::string> asked;
+    a.on_remote_cancel([&](const std::string& id) { asked.push_back(id); });
+    EXPECT_TRUE((co_await a.start()).ok());
+    EXPECT_TRUE((co_await b.start()).ok());
+    StreamSpec spec{"s4", "m", 1, false, ""};
+    auto w = co_await a.create(spec);
+    const std::vector<NewEvent> head{{"message_start", R"({"type":"message_start"})"}};
+    (*w)->publish(head, StreamStatus::processing);
+    EXPECT_TRUE((co_await a.flush("s4")).ok());
+    // an observer on B follows the stream...
+    auto log = std::make_shared<std::optional<std::string>>();
+    asio::co_spawn(ex, read_all(b, "s4", 5s), [log](const std::exception_ptr&, std::string l) { log->emplace(l); });
+    co_await pause(100ms);
+    // ...when Redis loses its data (restarted without persistence): the record is gone
+    auto raw = RedisConnection::create(ex, *RedisEndpoint::parse(redis.url()), 2s);
+    EXPECT_TRUE((co_await raw->connect()).ok());
+    auto flushall = redis_args("FLUSHALL");
+    co_await raw->command(std::move(flushall));
+    raw->close();
+    // the observer on B is released (the mirror sweep notices within about a second), not
+    // left waiting until the 5 s limit
+    for (int i = 0; i < 300 && !log->has_value(); ++i) co_await pause(10ms);
+    EXPECT_TRUE(log->has_value());
+    EXPECT_NE(log->value_or("").find("event: message_start"), std::string::npos);
+    // the next write on A finds the stream gone and stops the job there
+    const std::vector<NewEvent> more{{"content_block_start", "{}"}};
+    (*w)->publish(more);
+    for (int i = 0; i < 100 && asked.empty(); ++i) co_await pause(10ms);
+    EXPECT_EQ(asked, std::vector<std::string>{"s4"});
+    a.stop();
     b.stop();
   });
 }
