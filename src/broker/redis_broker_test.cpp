@@ -186,7 +186,8 @@ TEST(RedisBroker, AStreamWhoseRecordVanishesEndsEverywhere) {
     EXPECT_TRUE((co_await a.flush("s4")).ok());
     // an observer on B follows the stream...
     auto log = std::make_shared<std::optional<std::string>>();
-    asio::co_spawn(ex, read_all(b, "s4", 5s), [log](const std::exception_ptr&, std::string l) { log->emplace(l); });
+    asio::co_spawn(ex, read_all(b, "s4", 5s),
+                   [log](const std::exception_ptr&, std::string l) { log->emplace(std::move(l)); });
     co_await pause(100ms);
     // ...when Redis loses its data (restarted without persistence): the record is gone
     auto raw = RedisConnection::create(ex, *RedisEndpoint::parse(redis.url()), 2s);
