@@ -160,3 +160,16 @@ test('an instance stopped with SIGTERM cancels its jobs in Redis before it exits
   assert.equal(ev.at(-2).delta.stop_reason, 'cancelled');
   assert.equal((await clients[1].status(id)).json.status, 'cancelled');
 });
+
+test('a Redis that cannot be reached at start-up, or a bad URL, is a clear start-up error', opts, async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { SPOOL_BIN } = await import('./lib/harness.mjs');
+  const run = (url) => spawnSync(SPOOL_BIN, ['serve', '--port', '0', '--broker', 'redis', '--redis-url', url],
+    { encoding: 'utf8', timeout: 15_000 });
+  const down = run('redis://127.0.0.1:1');
+  assert.equal(down.status, 1, down.stderr);
+  assert.match(down.stderr, /Redis at 127\.0\.0\.1:1 is unavailable/);
+  const bad = run('http://127.0.0.1:6379');
+  assert.equal(bad.status, 2, bad.stderr);
+  assert.match(bad.stderr, /redis URL 'http:\/\/127\.0\.0\.1:6379'.*redis:\/\//);
+});
