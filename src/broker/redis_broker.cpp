@@ -661,7 +661,12 @@ class RedisWriter final : public StreamWriter {
 RedisBroker::RedisBroker(asio::any_io_executor ex, RedisBrokerOptions opts)
     : impl_(std::make_shared<Impl>(std::move(ex), std::move(opts))) {}
 
-RedisBroker::~RedisBroker() { stop(); }
+RedisBroker::~RedisBroker() {
+  stop();
+  // A blocked XREAD (or any command in flight) holds a background coroutine, which holds the
+  // broker: with the executor no longer run, drop those completions so everything is freed.
+  for (auto* c : {impl_->cmd.get(), impl_->reader.get(), impl_->sub.get()}) c->abandon();
+}
 
 const std::string& RedisBroker::instance() const { return impl_->opts.instance; }
 

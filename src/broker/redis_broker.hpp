@@ -38,6 +38,7 @@ class RedisBroker final : public Broker {
  public:
   // Background work (flushing, reading, leases, reconnects) runs on `ex`.
   RedisBroker(boost::asio::any_io_executor ex, RedisBrokerOptions opts);
+  // Destroy only once nothing runs `ex` any more (threads joined, or the caller's own thread).
   ~RedisBroker() override;
 
   // Connects and starts the background work; broker_unavailable when Redis cannot be reached.

@@ -264,6 +264,11 @@ void RedisConnection::close() {
   asio::post(impl_->strand, [impl = impl_] { impl->fail("connection closed", false); });
 }
 
+void RedisConnection::abandon() {
+  std::deque<Completion> dropped;
+  dropped.swap(impl_->pending);
+}
+
 asio::awaitable<Status> RedisConnection::connect() {
   auto impl = impl_;
   const auto caller = co_await asio::this_coro::executor;

@@ -90,6 +90,11 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
   // Closes the socket; pending commands fail.
   void close();
 
+  // Destroys the pending commands' completions without running them: at teardown, when nothing
+  // runs the connection's executor any more (they may hold coroutines that hold this connection's
+  // owner, a cycle close() cannot break once its posted work will never run).
+  void abandon();
+
   struct Impl;
 
  private:
