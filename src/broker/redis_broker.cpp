@@ -845,6 +845,20 @@ struct InitiateFlush {
   template <class Handler>
   void operator()(Handler&& handler) {
     FlushWaiter w{asio::get_associated_executor(handler), std::forward<Handler>(handler)};
+    if (!b->cmd->connected()) {  // kept for later, but nobody waits for Redis to come back
+      bool pending = false;
+      {
+        std::lock_guard lk(b->mu);
+        auto it = b->owned.find(id);
+        pending = it != b->owned.end() && !it->second.out.empty();
+      }
+      if (pending) {
+        resume(std::move(w), Status{make_error(Errc::broker_unavailable,
+                                               "Redis at " + b->opts.endpoint.where() +
+                                                   " is unavailable; the change is kept and written when it is back")});
+        return;
+      }
+    }
     {
       std::lock_guard lk(b->mu);
       auto it = b->owned.find(id);

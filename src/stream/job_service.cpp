@@ -90,12 +90,12 @@ asio::awaitable<void> JobService::prune_idempotency() {
 }
 
 asio::awaitable<Status> JobService::cancel(std::string id) {
-  auto info = co_await broker_.info(id);
-  if (!info) co_return info.error();
-  if (auto j = find(id)) {
+  if (auto j = find(id)) {  // running here: stop it, whatever the broker's state
     j->cancel();
     co_return co_await broker_.flush(id);
   }
+  auto info = co_await broker_.info(id);
+  if (!info) co_return info.error();
   if (is_terminal(info->status)) co_return Ok{};
   auto sent = co_await broker_.request_cancel(id);
   if (!sent) co_return sent.error();

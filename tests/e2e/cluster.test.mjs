@@ -127,7 +127,9 @@ test('an instance killed mid-stream: its job ends with error "instance lost" for
 test('Redis killed mid-stream: 503 while it is down, then the job finishes with nothing lost', opts, async () => {
   const [a, b] = clients;
   const id = nextId('redis');
+  const other = nextId('redis-cancel');
   assert.equal((await a.start(chat(words(150)), id)).status, 200);  // 3 s of tokens
+  assert.equal((await a.start(chat(words(500)), other)).status, 200);
   const onB = openSSE(streamUrl(nodes[1].url, id), { timeoutMs: 30_000 });
   await onB.waitFor((e) => e.event === 'content_block_delta', 5000);
   await redis.kill();
@@ -136,6 +138,9 @@ test('Redis killed mid-stream: 503 while it is down, then the job finishes with 
   assert.match(down.json.error.message + JSON.stringify(down.json), /Redis/);
   const refused = await a.start(chat('x'), nextId('while-down'));
   assert.equal(refused.status, 503);
+  // a cancel on the instance running the job stops it at once, but cannot be confirmed: 503
+  const cancelled = await a.cancel(other);
+  assert.equal(cancelled.status, 503, cancelled.text);
   await sleep(500);
   await redis.start();
   const s = await waitStatus(a, id, ['completed'], 20_000);
@@ -145,6 +150,8 @@ test('Redis killed mid-stream: 503 while it is down, then the job finishes with 
   assert.equal(fresh.stored.length, 150 + 5);
   assert.equal(framesOf(r.text), framesOf(fresh.text), 'the observer that lived through the outage saw everything');
   for (const n of nodes) assert.equal(n.exited(), null, 'no instance died');
+  // the cancel made while Redis was down was kept and written once it was back
+  assert.equal((await waitStatus(b, other, ['cancelled'], 10_000)).status, 'cancelled');
 });
 
 test('an instance stopped with SIGTERM cancels its jobs in Redis before it exits', opts, async () => {
