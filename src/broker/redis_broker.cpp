@@ -47,6 +47,11 @@ std::int64_t now_ms() {
 
 SysTime from_ms(std::int64_t ms) { return SysTime(std::chrono::milliseconds(ms)); }
 
+std::int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 std::int64_t to_int(std::string_view s, std::int64_t fallback = 0) {
   std::int64_t v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -182,6 +187,9 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
   std::function<void(const std::string&)> on_cancel;
   std::string append_sha, lost_sha, create_sha;
   std::atomic<std::int64_t> reader_client_id{-1};
+  // When the command connection last came up (steady clock, ms): leases that ran out while this
+  // instance could not see Redis are not swept until their owners had a lease period to renew.
+  std::atomic<std::int64_t> cmd_up_since{0};
 
   std::string meta_key(std::string_view id) const { return opts.prefix + "{" + std::string(id) + "}:meta"; }
   std::string log_key(std::string_view id) const { return opts.prefix + "{" + std::string(id) + "}:log"; }
@@ -244,6 +252,7 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
   asio::awaitable<Status> connect_cmd() {
     auto st = co_await cmd->connect();
     if (!st) co_return st;
+    cmd_up_since = steady_ms();
     auto args = redis_args("INFO", "server");
     auto ver = co_await cmd->command(std::move(args));
     if (ver && ver->is_string()) {
@@ -509,6 +518,8 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
         }
       }
       if (renew.size() > 3) co_await cmd->command(std::move(renew));
+      // After an outage every lease looks expired: give their owners a lease period to renew.
+      if (steady_ms() - cmd_up_since.load() < opts.lease.count()) continue;
       auto due_cmd = redis_args("ZRANGEBYSCORE", running_key(), "-inf", std::to_string(now), "LIMIT", "0", "100");
       auto due = co_await cmd->command(std::move(due_cmd));
       if (!due || !due->is_array() || due->elements.empty()) continue;
