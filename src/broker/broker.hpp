@@ -29,6 +29,15 @@ struct StreamSpec {
   std::string owner;  // the auth secret's identity that created it (for stream scoping)
 };
 
+// The job an Idempotency-Key started: the stream's id and the digest of the request body.
+struct KeyedJob {
+  std::string id;
+  std::string digest;
+};
+
+// How long the redis broker remembers an Idempotency-Key (the memory broker: while its stream exists).
+inline constexpr std::chrono::hours kIdempotencyWindow{24};
+
 // One event to append: its SSE type and its JSON, serialized once.
 struct NewEvent {
   std::string type;
@@ -100,6 +109,11 @@ class Broker {
   virtual boost::asio::awaitable<Status> remove(std::string id) = 0;
   // Owner recorded at creation, or not_found.
   virtual boost::asio::awaitable<Result<std::string>> owner(std::string id) = 0;
+  // The job `key` (an owner-qualified Idempotency-Key) started, if its stream still exists.
+  virtual boost::asio::awaitable<Result<std::optional<KeyedJob>>> find_key(std::string key) = 0;
+  // Binds `key` to `job` (whose stream exists) unless another stream that still exists holds it:
+  // then returns that one and changes nothing. Atomic across every instance sharing the broker.
+  virtual boost::asio::awaitable<Result<std::optional<KeyedJob>>> claim_key(std::string key, KeyedJob job) = 0;
   // Returns once everything written for `id` by this instance is visible to every instance
   // (immediately for a single-process broker); broker_unavailable if that cannot happen now.
   virtual boost::asio::awaitable<Status> flush(std::string id);

@@ -51,6 +51,7 @@ struct MemoryBroker::Stream {
   mutable std::mutex mu;
   StreamInfo info;
   std::string owner;
+  std::string key;  // the Idempotency-Key bound to it, if any (guarded by the broker's mutex)
   EventLog log;
   bool removed = false;
   std::vector<std::weak_ptr<Waker>> waiters;
@@ -253,6 +254,7 @@ std::size_t MemoryBroker::sweep_expired(SysTime now) {
         gone = is_terminal(info.status) && info.completed_at && *info.completed_at + opts_.stream_expiration <= now;
       }
       if (gone) {
+        drop_key_locked(*it->second);
         expired.push_back(std::move(it->second));
         it = streams_.erase(it);
       } else {
@@ -319,6 +321,7 @@ asio::awaitable<Status> MemoryBroker::remove(std::string id) {
     if (it == streams_.end()) co_return not_found(id);
     s = std::move(it->second);
     streams_.erase(it);
+    drop_key_locked(*s);
   }
   Stream::WakeList wake;
   {
@@ -334,6 +337,30 @@ asio::awaitable<Result<std::string>> MemoryBroker::owner(std::string id) {
   auto s = find(id);
   if (!s) co_return not_found(id);
   co_return s->owner;
+}
+
+void MemoryBroker::drop_key_locked(const Stream& s) {
+  if (s.key.empty()) return;
+  auto it = keys_.find(s.key);
+  if (it != keys_.end() && it->second.id == s.info.id) keys_.erase(it);
+}
+
+asio::awaitable<Result<std::optional<KeyedJob>>> MemoryBroker::find_key(std::string key) {
+  std::lock_guard lk(mu_);
+  auto it = keys_.find(key);
+  if (it == keys_.end()) co_return std::optional<KeyedJob>();
+  co_return std::optional<KeyedJob>(it->second);
+}
+
+asio::awaitable<Result<std::optional<KeyedJob>>> MemoryBroker::claim_key(std::string key, KeyedJob job) {
+  std::lock_guard lk(mu_);
+  auto held = keys_.find(key);
+  if (held != keys_.end() && held->second.id != job.id) co_return std::optional<KeyedJob>(held->second);
+  auto s = streams_.find(job.id);
+  if (s == streams_.end()) co_return not_found(job.id);
+  s->second->key = key;
+  keys_[std::move(key)] = std::move(job);
+  co_return std::optional<KeyedJob>();
 }
 
 std::vector<std::pair<StreamStatus, std::size_t>> MemoryBroker::counts() const {

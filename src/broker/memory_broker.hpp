@@ -30,6 +30,8 @@ class MemoryBroker final : public Broker {
                                                                boost::asio::any_io_executor ex) override;
   boost::asio::awaitable<Status> remove(std::string id) override;
   boost::asio::awaitable<Result<std::string>> owner(std::string id) override;
+  boost::asio::awaitable<Result<std::optional<KeyedJob>>> find_key(std::string key) override;
+  boost::asio::awaitable<Result<std::optional<KeyedJob>>> claim_key(std::string key, KeyedJob job) override;
   std::vector<std::pair<StreamStatus, std::size_t>> counts() const override;
   std::size_t observers() const override;
   // Stops the expiry sweep; call on the sweep executor's thread, or with it not running.
@@ -43,11 +45,14 @@ class MemoryBroker final : public Broker {
  private:
   void schedule_sweep();
   std::shared_ptr<Stream> find(const std::string& id) const;
+  // Forgets the Idempotency-Key bound to `s` (being removed); call with mu_ held.
+  void drop_key_locked(const Stream& s);
 
   MemoryBrokerOptions opts_;
   std::unique_ptr<boost::asio::steady_timer> sweep_timer_;  // reset by stop()
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Stream>> streams_;
+  std::unordered_map<std::string, KeyedJob> keys_;  // Idempotency-Key → job, while its stream exists
   std::atomic<std::size_t> open_cursors_{0};
 };
 

@@ -153,6 +153,26 @@ TEST_F(BrokerTest, ExpiryRemovesOnlyTerminalStreams) {
   EXPECT_TRUE(run(ctx, broker.info("active")).ok());
 }
 
+TEST_F(BrokerTest, AnIdempotencyKeyLastsAsLongAsItsStream) {
+  create("first");
+  auto second = create("second");
+  EXPECT_FALSE(run(ctx, broker.find_key("o\nk"))->has_value());
+  EXPECT_FALSE(run(ctx, broker.claim_key("o\nk", KeyedJob{"first", "1"}))->has_value());
+  auto held = run(ctx, broker.claim_key("o\nk", KeyedJob{"second", "2"}));
+  EXPECT_TRUE(held->has_value() && (*held)->id == "first" && (*held)->digest == "1");
+  EXPECT_EQ((*run(ctx, broker.find_key("o\nk")))->id, "first");
+  // a key names an existing stream only
+  EXPECT_EQ(run(ctx, broker.claim_key("o\nz", KeyedJob{"nope", "3"})).error().code, Errc::not_found);
+  // deleting or expiring the stream frees the key
+  EXPECT_TRUE(run(ctx, broker.remove("first")).ok());
+  EXPECT_FALSE(run(ctx, broker.find_key("o\nk"))->has_value());
+  EXPECT_FALSE(run(ctx, broker.claim_key("o\nk", KeyedJob{"second", "2"}))->has_value());
+  EXPECT_EQ((*run(ctx, broker.find_key("o\nk")))->id, "second");
+  second->set_status(StreamStatus::completed);
+  broker.sweep_expired(std::chrono::system_clock::now() + std::chrono::seconds(11));
+  EXPECT_FALSE(run(ctx, broker.find_key("o\nk"))->has_value());
+}
+
 TEST_F(BrokerTest, TerminalStatusNeverChanges) {
   auto w = create("t");
   w->set_status(StreamStatus::cancelled);

@@ -21,6 +21,7 @@
 #include <map>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 
 // Commands are built into locals before co_await: g++ 12 mishandles temporaries (braced lists,
 // argument objects) created inside a co_await expression.
@@ -69,7 +70,7 @@ std::optional<StreamStatus> parse_status(std::string_view s) {
 bool is_terminal_event(std::string_view type) { return type == "message_stop" || type == "error"; }
 
 // Appends a batch for one stream, if this instance still owns it and it is not terminal.
-// KEYS: meta, log. ARGV: instance, now_ms, status ('' = unchanged), error_message, expire_ms
+// KEYS: meta, log, observers. ARGV: instance, now_ms, status ('' = unchanged), error_message, expire_ms
 // (0 = keep), input_tokens ('' = unchanged), output_tokens, queue_position ('' = unchanged,
 // '-' = none), then (position, type, data) triples. Positions already stored are skipped, so a
 // batch retried after a lost reply is harmless. Returns the last position, -1 when the stream is
@@ -100,6 +101,7 @@ if ARGV[3] ~= '' and ARGV[3] ~= st then
     if tonumber(ARGV[5]) > 0 then
       redis.call('PEXPIRE', KEYS[1], ARGV[5])
       redis.call('PEXPIRE', KEYS[2], ARGV[5])
+      redis.call('PEXPIRE', KEYS[3], ARGV[5])
     end
   end
 end
@@ -113,7 +115,7 @@ redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 )lua";
 
-// Ends a running stream whose owner's lease ran out. KEYS: running, meta, log. ARGV: id, now_ms,
+// Ends a running stream whose owner's lease ran out. KEYS: running, meta, log, observers. ARGV: id, now_ms,
 // error event JSON, expire_ms. Returns 1 when it ended the stream.
 constexpr std::string_view kLostScript = R"lua(
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
@@ -129,9 +131,48 @@ redis.call('HDEL', KEYS[2], 'queue_position')
 if tonumber(ARGV[4]) > 0 then
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
   redis.call('PEXPIRE', KEYS[3], ARGV[4])
+  redis.call('PEXPIRE', KEYS[4], ARGV[4])
 end
 return 1
 )lua";
+
+// Records a cancel request where the running instance will find it even if it misses the
+// message, then publishes it. KEYS: meta. ARGV: channel, message. Returns 0 when the stream is gone.
+constexpr std::string_view kCancelScript = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'cancel_requested', '1')
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 1
+)lua";
+
+// Sets one instance's count of open observers of a stream (0 removes it); the counts expire with
+// the stream. KEYS: meta, observers. ARGV: instance, count.
+constexpr std::string_view kObserversScript = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[2])
+  return 0
+end
+if ARGV[2] == '0' then redis.call('HDEL', KEYS[2], ARGV[1]) else redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+return 1
+)lua";
+
+// Replaces an Idempotency-Key's binding if it still holds `expected` (its stream is gone).
+// KEYS: key. ARGV: expected, new value, ttl_ms. Returns 1 when replaced.
+constexpr std::string_view kRebindScript = R"lua(
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+)lua";
+
+// An Idempotency-Key's value in Redis: "<digest> <id>".
+std::string encode_keyed(const KeyedJob& j) { return j.digest + ' ' + j.id; }
+std::optional<KeyedJob> decode_keyed(std::string_view v) {
+  const auto space = v.find(' ');
+  if (space == std::string_view::npos) return std::nullopt;
+  return KeyedJob{std::string(v.substr(space + 1)), std::string(v.substr(0, space))};
+}
 
 // What a writer still owes Redis for one stream.
 struct Outbox {
@@ -185,7 +226,11 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
   std::unordered_map<std::string, Owned> owned;
   std::unordered_map<std::string, Watched> watched;
   std::function<void(const std::string&)> on_cancel;
-  std::string append_sha, lost_sha, create_sha;
+  // Open cursors here per stream, and the streams whose count Redis has not seen yet.
+  std::unordered_map<std::string, int> observed;
+  std::unordered_set<std::string> observed_dirty;
+  std::atomic<bool> flush_kicked{false};  // a wake-up of the flusher is posted and not yet run
+  std::string append_sha, lost_sha, create_sha, cancel_sha, observers_sha, rebind_sha;
   std::atomic<std::int64_t> reader_client_id{-1};
   // When the command connection last came up (steady clock, ms): leases that ran out while this
   // instance could not see Redis are not swept until their owners had a lease period to renew.
@@ -193,7 +238,10 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
 
   std::string meta_key(std::string_view id) const { return opts.prefix + "{" + std::string(id) + "}:meta"; }
   std::string log_key(std::string_view id) const { return opts.prefix + "{" + std::string(id) + "}:log"; }
+  std::string observers_key(std::string_view id) const { return opts.prefix + "{" + std::string(id) + "}:observers"; }
   std::string running_key() const { return opts.prefix + "running"; }
+  std::string instances_key() const { return opts.prefix + "instances"; }
+  std::string idempotency_key(std::string_view key) const { return opts.prefix + "idempotency:" + std::string(key); }
   std::string control_channel() const { return opts.prefix + "control"; }
   std::string expire_ms() const { return std::to_string(opts.stream_expiration.count() * 1000); }
   // The id inside a log key.
@@ -207,8 +255,19 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
     return make_error(Errc::not_found, "Stream with message_id " + id + " not found");
   }
 
+  // Wakes the flusher; wake-ups before it runs coalesce into one.
   void kick_flush() {
+    if (flush_kicked.exchange(true)) return;
     asio::post(ex, [self = shared_from_this()] { self->flush_wake.cancel(); });
+  }
+  // A cursor on `id` opened (+1) or closed (-1) here.
+  void observer_change(const std::string& id, int delta) {
+    {
+      std::lock_guard lk(mu);
+      observed[id] += delta;
+      observed_dirty.insert(id);
+    }
+    kick_flush();
   }
   void kick_reader() {
     asio::post(ex, [self = shared_from_this()] { self->read_wake.cancel(); });
@@ -232,7 +291,8 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
 
   asio::awaitable<Status> load_scripts() {
     std::vector<Command> load;
-    for (const auto script : {kAppendScript, kLostScript, kCreateScript}) {
+    for (const auto script :
+         {kAppendScript, kLostScript, kCreateScript, kCancelScript, kObserversScript, kRebindScript}) {
       load.push_back({"SCRIPT", "LOAD", std::string(script)});
     }
     auto r = co_await cmd->pipeline(std::move(load));
@@ -245,6 +305,9 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
     append_sha = (*r)[0].str;
     lost_sha = (*r)[1].str;
     create_sha = (*r)[2].str;
+    cancel_sha = (*r)[3].str;
+    observers_sha = (*r)[4].str;
+    rebind_sha = (*r)[5].str;
     co_return Ok{};
   }
 
@@ -267,7 +330,12 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
         }
       }
     }
-    co_return co_await load_scripts();
+    auto loaded = co_await load_scripts();
+    if (!loaded) co_return loaded;
+    // Alive from now on (the lease loop renews it), so this instance's observers count at once.
+    auto alive = redis_args("ZADD", instances_key(), std::to_string(now_ms() + opts.lease.count()), opts.instance);
+    co_await cmd->command(std::move(alive));
+    co_return Ok{};
   }
 
   asio::awaitable<Status> connect_reader() {
@@ -286,7 +354,30 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
     auto args = redis_args("SUBSCRIBE", control_channel());
     auto r = co_await sub->command(std::move(args));
     if (!r) co_return r.error();
+    // Cancels published while it was away were missed: they are also stored with the streams.
+    asio::co_spawn(ex, check_cancels(), asio::detached);
     co_return Ok{};
+  }
+
+  // Cancels the streams this instance runs whose record says a cancel was requested.
+  asio::awaitable<void> check_cancels() {
+    auto self = shared_from_this();
+    std::vector<std::string> ids;
+    {
+      std::lock_guard lk(mu);
+      for (const auto& [id, o] : owned) {
+        if (!o.terminal) ids.push_back(id);
+      }
+    }
+    if (ids.empty() || !cmd->connected()) co_return;
+    std::vector<Command> gets;
+    gets.reserve(ids.size());
+    for (const auto& id : ids) gets.push_back(redis_args("HGET", meta_key(id), "cancel_requested"));
+    auto r = co_await cmd->pipeline(std::move(gets));
+    if (!r) co_return;
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      if ((*r)[i].is_string() && (*r)[i].str == "1" && on_cancel) on_cancel(ids[i]);
+    }
   }
 
   // Keeps `conn` connected: reconnects with backoff after a loss.
@@ -319,7 +410,9 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
   // Sends every owned stream's outbox to Redis, in pipelined batches, until stopped.
   asio::awaitable<void> flusher() {
     auto self = shared_from_this();
+    std::vector<std::string> observers_sent;  // streams whose observer counts the last batch carried
     while (!stopping) {
+      flush_kicked = false;  // from here on, a new kick posts a new wake-up
       struct Taken {
         std::string id;
         std::size_t events = 0;
@@ -333,7 +426,8 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
         for (auto& [id, o] : owned) {
           if (o.out.empty()) continue;
           Taken t{id};
-          Command c{"EVALSHA", append_sha, "2", meta_key(id), log_key(id), opts.instance, std::to_string(now_ms())};
+          Command c{"EVALSHA",   append_sha,        "3",           meta_key(id),
+                    log_key(id), observers_key(id), opts.instance, std::to_string(now_ms())};
           c.push_back(o.out.status ? std::string(to_string(*o.out.status)) : "");
           c.push_back(o.out.error_message.value_or(""));
           c.push_back(expire_ms());
@@ -359,6 +453,17 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
           cmds.push_back(std::move(c));
           if (taken.back().terminal) cmds.push_back({"ZREM", running_key(), id});
         }
+        if (cmd->connected()) {
+          for (const auto& id : observed_dirty) {
+            auto it = observed.find(id);
+            const int n = it == observed.end() ? 0 : it->second;
+            cmds.push_back(
+                {"EVALSHA", observers_sha, "2", meta_key(id), observers_key(id), opts.instance, std::to_string(n)});
+            if (n == 0 && it != observed.end()) observed.erase(it);
+          }
+          observers_sent.assign(observed_dirty.begin(), observed_dirty.end());
+          observed_dirty.clear();
+        }
       }
       if (cmds.empty() || !cmd->connected()) {
         flush_wake.expires_after(std::chrono::seconds(3600));
@@ -368,6 +473,8 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
       auto replies = co_await cmd->pipeline(std::move(cmds));
       if (!replies) {
         fail_waiters(replies.error());
+        std::lock_guard lk(mu);
+        observed_dirty.insert(observers_sent.begin(), observers_sent.end());
         continue;  // kept: sent again once reconnected
       }
       std::vector<std::string> ended_elsewhere;
@@ -518,6 +625,11 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
         }
       }
       if (renew.size() > 3) co_await cmd->command(std::move(renew));
+      std::vector<Command> alive;
+      alive.push_back(redis_args("ZADD", instances_key(), std::to_string(now + opts.lease.count()), opts.instance));
+      alive.push_back(redis_args("ZREMRANGEBYSCORE", instances_key(), "-inf", std::to_string(now - 3600 * 1000)));
+      co_await cmd->pipeline(std::move(alive));
+      co_await check_cancels();
       // After an outage every lease looks expired: give their owners a lease period to renew.
       if (steady_ms() - cmd_up_since.load() < opts.lease.count()) continue;
       auto due_cmd = redis_args("ZRANGEBYSCORE", running_key(), "-inf", std::to_string(now), "LIMIT", "0", "100");
@@ -533,8 +645,8 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
         const std::string& id = e.str;
         const std::string error = boost::json::serialize(
             error_body(make_error(Errc::internal, "instance lost: the instance running this job stopped"), id));
-        ends.push_back({"EVALSHA", sha, "3", running_key(), meta_key(id), log_key(id), id, std::to_string(now), error,
-                        expire_ms()});
+        ends.push_back({"EVALSHA", sha, "4", running_key(), meta_key(id), log_key(id), observers_key(id), id,
+                        std::to_string(now), error, expire_ms()});
       }
       auto r = co_await cmd->pipeline(std::move(ends));
       if (r) {
@@ -667,6 +779,31 @@ class RedisWriter final : public StreamWriter {
   std::uint64_t position_ = 0;  // events published (under the broker's lock)
 };
 
+// A cursor of the local copy, counted in this instance's observers of the stream in Redis.
+class CountedCursor final : public Cursor {
+ public:
+  CountedCursor(std::shared_ptr<RedisBroker::Impl> b, std::string id, std::unique_ptr<Cursor> inner)
+      : b_(std::move(b)), id_(std::move(id)), inner_(std::move(inner)) {
+    b_->observer_change(id_, +1);
+  }
+  ~CountedCursor() override {
+    inner_.reset();
+    b_->observer_change(id_, -1);
+  }
+  CountedCursor(const CountedCursor&) = delete;
+  CountedCursor& operator=(const CountedCursor&) = delete;
+
+  asio::awaitable<ReadChunk> next() override { return inner_->next(); }
+  void interrupt() override { inner_->interrupt(); }
+  void abort() override { inner_->abort(); }
+  bool exhausted_at_open() const override { return inner_->exhausted_at_open(); }
+
+ private:
+  std::shared_ptr<RedisBroker::Impl> b_;
+  std::string id_;
+  std::unique_ptr<Cursor> inner_;
+};
+
 }  // namespace
 
 RedisBroker::RedisBroker(asio::any_io_executor ex, RedisBrokerOptions opts)
@@ -746,9 +883,13 @@ asio::awaitable<Result<std::shared_ptr<StreamWriter>>> RedisBroker::create(Strea
 
 asio::awaitable<Result<StreamInfo>> RedisBroker::info(std::string id) {
   auto& b = *impl_;
-  auto args = redis_args("HGETALL", b.meta_key(id));
-  auto r = co_await b.cmd->command(std::move(args));
-  if (!r) co_return r.error();
+  std::vector<Command> cmds;
+  cmds.push_back(redis_args("HGETALL", b.meta_key(id)));
+  cmds.push_back(redis_args("HGETALL", b.observers_key(id)));
+  cmds.push_back(redis_args("ZRANGEBYSCORE", b.instances_key(), std::to_string(now_ms()), "+inf"));
+  auto replies = co_await b.cmd->pipeline(std::move(cmds));
+  if (!replies) co_return replies.error();
+  const RedisValue* r = &(*replies)[0];
   if (!r->is_array() || r->elements.empty()) co_return Impl::not_found(id);
   std::map<std::string, std::string, std::less<>> f;
   for (std::size_t i = 0; i + 1 < r->elements.size(); i += 2) f[r->elements[i].str] = r->elements[i + 1].str;
@@ -769,7 +910,17 @@ asio::awaitable<Result<StreamInfo>> RedisBroker::info(std::string id) {
   info.events = static_cast<std::uint64_t>(to_int(get("events")));
   info.usage = Usage{to_int(get("input_tokens")), to_int(get("output_tokens"))};
   if (!get("queue_position").empty()) info.queue_position = static_cast<int>(to_int(get("queue_position")));
+  // Observers here (exact, from the local copy), plus what every other live instance reported.
   if (auto local = co_await b.mirror.info(id)) info.observers = local->observers;
+  const RedisValue& counts = (*replies)[1];
+  const RedisValue& live = (*replies)[2];
+  for (std::size_t i = 0; counts.is_array() && i + 1 < counts.elements.size(); i += 2) {
+    const std::string& inst = counts.elements[i].str;
+    if (inst == b.opts.instance) continue;
+    const bool alive = live.is_array() && std::any_of(live.elements.begin(), live.elements.end(),
+                                                      [&](const RedisValue& v) { return v.str == inst; });
+    if (alive) info.observers += static_cast<int>(to_int(counts.elements[i + 1].str));
+  }
   co_return info;
 }
 
@@ -817,13 +968,15 @@ asio::awaitable<Result<std::unique_ptr<Cursor>>> RedisBroker::open(std::string i
       b.kick_reader();
     }
   }
-  co_return co_await b.mirror.open(std::move(id), after, std::move(ex));
+  auto cursor = co_await b.mirror.open(id, after, std::move(ex));
+  if (!cursor) co_return cursor.error();
+  co_return std::unique_ptr<Cursor>(std::make_unique<CountedCursor>(impl_, std::move(id), std::move(*cursor)));
 }
 
 asio::awaitable<Status> RedisBroker::remove(std::string id) {
   auto& b = *impl_;
   std::vector<Command> cmds;
-  cmds.push_back(redis_args("DEL", b.meta_key(id), b.log_key(id)));
+  cmds.push_back(redis_args("DEL", b.meta_key(id), b.log_key(id), b.observers_key(id)));
   cmds.push_back(redis_args("ZREM", b.running_key(), id));
   cmds.push_back(redis_args("PUBLISH", b.control_channel(), "delete " + id));
   auto r = co_await b.cmd->pipeline(std::move(cmds));
@@ -893,10 +1046,67 @@ asio::awaitable<Status> RedisBroker::flush(std::string id) {
 
 asio::awaitable<Result<bool>> RedisBroker::request_cancel(std::string id) {
   auto& b = *impl_;
-  auto args = redis_args("PUBLISH", b.control_channel(), "cancel " + id);
+  std::string sha;
+  {
+    std::lock_guard lk(b.mu);
+    sha = b.cancel_sha;
+  }
+  auto args = redis_args("EVALSHA", sha, "1", b.meta_key(id), b.control_channel(), "cancel " + id);
   auto r = co_await b.cmd->command(std::move(args));
   if (!r) co_return r.error();
+  if (r->is_error()) co_return make_error(Errc::broker_unavailable, "Redis refused a cancel: " + r->str);
+  if (r->integer == 0) co_return Impl::not_found(id);
   co_return true;
+}
+
+asio::awaitable<Result<std::optional<KeyedJob>>> RedisBroker::find_key(std::string key) {
+  auto& b = *impl_;
+  auto get = redis_args("GET", b.idempotency_key(key));
+  auto r = co_await b.cmd->command(std::move(get));
+  if (!r) co_return r.error();
+  auto held = r->is_string() ? decode_keyed(r->str) : std::nullopt;
+  if (!held) co_return std::optional<KeyedJob>();
+  auto exists = redis_args("EXISTS", b.meta_key(held->id));
+  auto e = co_await b.cmd->command(std::move(exists));
+  if (!e) co_return e.error();
+  if (e->integer == 0) co_return std::optional<KeyedJob>();  // its stream is gone: the key is free
+  co_return held;
+}
+
+asio::awaitable<Result<std::optional<KeyedJob>>> RedisBroker::claim_key(std::string key, KeyedJob job) {
+  auto& b = *impl_;
+  const std::string k = b.idempotency_key(key);
+  const std::string value = encode_keyed(job);
+  const std::string ttl = std::to_string(std::chrono::milliseconds(kIdempotencyWindow).count());
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    auto set = redis_args("SET", k, value, "NX", "PX", ttl);
+    auto r = co_await b.cmd->command(std::move(set));
+    if (!r) co_return r.error();
+    if (r->is_string() && r->str == "OK") co_return std::optional<KeyedJob>();
+    // Taken: by a stream that still exists (that one wins), or by one that is gone (rebind it).
+    auto get = redis_args("GET", k);
+    auto cur = co_await b.cmd->command(std::move(get));
+    if (!cur) co_return cur.error();
+    if (!cur->is_string()) continue;  // expired meanwhile: try again
+    auto held = decode_keyed(cur->str);
+    if (held && held->id == job.id) co_return std::optional<KeyedJob>();
+    if (held) {
+      auto exists = redis_args("EXISTS", b.meta_key(held->id));
+      auto e = co_await b.cmd->command(std::move(exists));
+      if (!e) co_return e.error();
+      if (e->integer != 0) co_return held;
+    }
+    std::string sha;
+    {
+      std::lock_guard lk(b.mu);
+      sha = b.rebind_sha;
+    }
+    auto rebind = redis_args("EVALSHA", sha, "1", k, cur->str, value, ttl);
+    auto rb = co_await b.cmd->command(std::move(rebind));
+    if (!rb) co_return rb.error();
+    if (rb->integer == 1) co_return std::optional<KeyedJob>();
+  }
+  co_return make_error(Errc::broker_unavailable, "Could not bind the Idempotency-Key in Redis (too much contention)");
 }
 
 void RedisBroker::on_remote_cancel(const std::function<void(const std::string&)>& handler) {

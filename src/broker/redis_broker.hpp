@@ -4,8 +4,13 @@
 //   P{id}:meta   hash: status, timestamps (ms since the epoch), model, usage, events, the owner
 //                instance, ...
 //   P{id}:log    stream: one entry per event, entry id 0-N for event N, fields type and data
+//   P{id}:observers  hash: instance → its open observers of the stream
 //   Prunning     sorted set: id → lease deadline (ms) of every running job
-//   Pcontrol     pub/sub channel: "cancel <id>" and "delete <id>"
+//   Pinstances   sorted set: instance → lease deadline (ms); observer counts of instances past
+//                theirs are not counted
+//   Pidempotency:<owner>\n<key>  string "<digest> <id>", for 24 h: the job an Idempotency-Key started
+//   Pcontrol     pub/sub channel: "cancel <id>" and "delete <id>"; a cancel is also stored in the
+//                stream's meta (cancel_requested), where the running instance checks every lease/3
 //
 // Each instance keeps a local mirror (a MemoryBroker) of the streams it runs or has observers on:
 // its own jobs' events go to the mirror at once and to Redis in pipelined batches (one Lua call
@@ -50,6 +55,8 @@ class RedisBroker final : public Broker {
                                                                boost::asio::any_io_executor ex) override;
   boost::asio::awaitable<Status> remove(std::string id) override;
   boost::asio::awaitable<Result<std::string>> owner(std::string id) override;
+  boost::asio::awaitable<Result<std::optional<KeyedJob>>> find_key(std::string key) override;
+  boost::asio::awaitable<Result<std::optional<KeyedJob>>> claim_key(std::string key, KeyedJob job) override;
   boost::asio::awaitable<Status> flush(std::string id) override;
   boost::asio::awaitable<Result<bool>> request_cancel(std::string id) override;
   void on_remote_cancel(const std::function<void(const std::string&)>& handler) override;

@@ -60,6 +60,30 @@ asio::awaitable<std::string> read_all(Broker& b, std::string id, std::chrono::mi
   co_return out;
 }
 
+// Two brokers on one Redis, as two instances; started by start(), stopped when destroyed.
+struct TwoInstances {
+  TwoInstances(const asio::any_io_executor& ex, const testing::RedisServer& redis)
+      : a(ex, options(redis)), b(ex, options(redis)) {}
+  TwoInstances(const TwoInstances&) = delete;
+  TwoInstances& operator=(const TwoInstances&) = delete;
+  ~TwoInstances() {
+    a.stop();
+    b.stop();
+  }
+  asio::awaitable<void> start() {
+    EXPECT_TRUE((co_await a.start()).ok());
+    EXPECT_TRUE((co_await b.start()).ok());
+  }
+  RedisBroker a, b;
+};
+
+// A raw connection to `redis` for arranging what a test needs.
+asio::awaitable<std::shared_ptr<RedisConnection>> raw_connection(const testing::RedisServer& redis) {
+  auto raw = RedisConnection::create(co_await asio::this_coro::executor, *RedisEndpoint::parse(redis.url()), 2s);
+  EXPECT_TRUE((co_await raw->connect()).ok());
+  co_return raw;
+}
+
 // Runs `f` on a fresh io_context until it completes; background work is left behind.
 template <class F>
 void run(F f) {
@@ -72,10 +96,9 @@ void run(F f) {
 TEST(RedisBroker, AStreamWrittenOnOneInstanceReadsTheSameOnAnother) {
   testing::RedisServer redis;
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
-    RedisBroker a(ex, options(redis));
-    RedisBroker b(ex, options(redis));
-    EXPECT_TRUE((co_await a.start()).ok());
-    EXPECT_TRUE((co_await b.start()).ok());
+    TwoInstances two(ex, redis);
+    auto& [a, b] = two;
+    co_await two.start();
     StreamSpec spec{"s1", "m", 1, false, "owner-1"};
     auto w = co_await a.create(spec);
     EXPECT_TRUE(w.ok());
@@ -110,20 +133,17 @@ TEST(RedisBroker, AStreamWrittenOnOneInstanceReadsTheSameOnAnother) {
 
     auto missing = co_await b.info("nope");
     EXPECT_EQ(missing.error().code, Errc::not_found);
-    a.stop();
-    b.stop();
   });
 }
 
 TEST(RedisBroker, CancelAndDeleteReachTheRunningInstance) {
   testing::RedisServer redis;
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
-    RedisBroker a(ex, options(redis));
-    RedisBroker b(ex, options(redis));
+    TwoInstances two(ex, redis);
+    auto& [a, b] = two;
     std::vector<std::string> asked;
     a.on_remote_cancel([&](const std::string& id) { asked.push_back(id); });
-    EXPECT_TRUE((co_await a.start()).ok());
-    EXPECT_TRUE((co_await b.start()).ok());
+    co_await two.start();
     StreamSpec spec{"s2", "m", 1, false, ""};
     auto w = co_await a.create(spec);
     EXPECT_TRUE(w.ok());
@@ -141,8 +161,7 @@ TEST(RedisBroker, CancelAndDeleteReachTheRunningInstance) {
     co_await a.flush("s2");
     EXPECT_EQ((co_await b.info("s2")).error().code, Errc::not_found);
     EXPECT_EQ((co_await b.remove("s2")).error().code, Errc::not_found);
-    a.stop();
-    b.stop();
+    EXPECT_EQ((co_await b.request_cancel("s2")).error().code, Errc::not_found);
   });
 }
 
@@ -173,12 +192,11 @@ TEST(RedisBroker, ALostInstancesJobEndsWithAnErrorEvent) {
 TEST(RedisBroker, AStreamWhoseRecordVanishesEndsEverywhere) {
   testing::RedisServer redis;
   run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
-    RedisBroker a(ex, options(redis));
-    RedisBroker b(ex, options(redis));
+    TwoInstances two(ex, redis);
+    auto& [a, b] = two;
     std::vector<std::string> asked;
     a.on_remote_cancel([&](const std::string& id) { asked.push_back(id); });
-    EXPECT_TRUE((co_await a.start()).ok());
-    EXPECT_TRUE((co_await b.start()).ok());
+    co_await two.start();
     StreamSpec spec{"s4", "m", 1, false, ""};
     auto w = co_await a.create(spec);
     const std::vector<NewEvent> head{{"message_start", R"({"type":"message_start"})"}};
@@ -190,8 +208,7 @@ TEST(RedisBroker, AStreamWhoseRecordVanishesEndsEverywhere) {
                    [log](const std::exception_ptr&, std::string l) { log->emplace(std::move(l)); });
     co_await pause(100ms);
     // ...when Redis loses its data (restarted without persistence): the record is gone
-    auto raw = RedisConnection::create(ex, *RedisEndpoint::parse(redis.url()), 2s);
-    EXPECT_TRUE((co_await raw->connect()).ok());
+    auto raw = co_await raw_connection(redis);
     auto flushall = redis_args("FLUSHALL");
     co_await raw->command(std::move(flushall));
     raw->close();
@@ -205,8 +222,102 @@ TEST(RedisBroker, AStreamWhoseRecordVanishesEndsEverywhere) {
     (*w)->publish(more);
     for (int i = 0; i < 100 && asked.empty(); ++i) co_await pause(10ms);
     EXPECT_EQ(asked, std::vector<std::string>{"s4"});
+  });
+}
+
+TEST(RedisBroker, ACancelWhoseMessageWasMissedIsFoundInTheRecord) {
+  testing::RedisServer redis;
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    RedisBroker a(ex, options(redis, 300ms));
+    std::vector<std::string> asked;
+    a.on_remote_cancel([&](const std::string& id) { asked.push_back(id); });
+    EXPECT_TRUE((co_await a.start()).ok());
+    StreamSpec spec{"s5", "m", 1, false, ""};
+    auto w = co_await a.create(spec);
+    EXPECT_TRUE(w.ok());
+    // the request is stored, but its pub/sub message never reaches A (as while A's subscriber
+    // reconnects): A finds it in the stream's record within a lease period
+    auto raw = co_await raw_connection(redis);
+    auto stored = redis_args("HSET", "test:{s5}:meta", "cancel_requested", "1");
+    co_await raw->command(std::move(stored));
+    for (int i = 0; i < 100 && asked.empty(); ++i) co_await pause(10ms);
+    EXPECT_EQ(asked, std::vector<std::string>{"s5"});
+    raw->close();
     a.stop();
-    b.stop();
+  });
+}
+
+TEST(RedisBroker, ObserversAreCountedOverEveryLiveInstance) {
+  testing::RedisServer redis;
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    TwoInstances two(ex, redis);
+    auto& [a, b] = two;
+    co_await two.start();
+    RedisBroker c(ex, options(redis, 200ms));
+    EXPECT_TRUE((co_await c.start()).ok());
+    StreamSpec spec{"s6", "m", 1, false, ""};
+    auto w = co_await a.create(spec);
+    const std::vector<NewEvent> head{{"message_start", R"({"type":"message_start"})"}};
+    (*w)->publish(head, StreamStatus::processing);
+    EXPECT_TRUE((co_await a.flush("s6")).ok());
+    // wait until `broker` reports `n` observers of s6 (the counts travel through Redis)
+    auto observers_seen = [](RedisBroker& broker, int n) -> asio::awaitable<bool> {
+      for (int i = 0; i < 200; ++i) {
+        auto info = co_await broker.info("s6");
+        if (info && info->observers == n) co_return true;
+        co_await pause(10ms);
+      }
+      co_return false;
+    };
+    auto on_b1 = co_await b.open("s6", 0, ex);
+    auto on_b2 = co_await b.open("s6", 0, ex);
+    auto on_c = co_await c.open("s6", 0, ex);
+    EXPECT_TRUE(on_b1.ok() && on_b2.ok() && on_c.ok());
+    EXPECT_TRUE(co_await observers_seen(a, 3));
+    EXPECT_TRUE(co_await observers_seen(b, 3));
+    on_b2->reset();
+    EXPECT_TRUE(co_await observers_seen(a, 2));
+    // C stops renewing its lease (as if killed): its observer no longer counts
+    c.stop();
+    EXPECT_TRUE(co_await observers_seen(a, 1));
+    on_b1->reset();
+    EXPECT_TRUE(co_await observers_seen(a, 0));
+    on_c->reset();
+  });
+}
+
+TEST(RedisBroker, AnIdempotencyKeyBindsOneStreamOnEveryInstance) {
+  testing::RedisServer redis;
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    TwoInstances two(ex, redis);
+    auto& [a, b] = two;
+    co_await two.start();
+    StreamSpec first{"k1", "m", 1, false, ""};
+    StreamSpec second{"k2", "m", 1, false, ""};
+    EXPECT_TRUE((co_await a.create(first)).ok());
+    EXPECT_TRUE((co_await b.create(second)).ok());
+    auto none = co_await b.find_key("owner\nkey");
+    EXPECT_TRUE(none.ok() && !*none);
+    KeyedJob on_a{"k1", "111"};
+    auto claimed = co_await a.claim_key("owner\nkey", on_a);
+    EXPECT_TRUE(claimed.ok() && !*claimed);
+    // B sees A's binding, and cannot take the key while k1 exists
+    auto seen = co_await b.find_key("owner\nkey");
+    EXPECT_TRUE(seen.ok() && *seen && (*seen)->id == "k1" && (*seen)->digest == "111");
+    KeyedJob on_b{"k2", "222"};
+    auto lost = co_await b.claim_key("owner\nkey", on_b);
+    EXPECT_TRUE(lost.ok() && *lost && (*lost)->id == "k1");
+    // another owner's key of the same name is another key
+    auto other = co_await b.claim_key("someone\nkey", on_b);
+    EXPECT_TRUE(other.ok() && !*other);
+    // once k1 is deleted, the key is free again
+    EXPECT_TRUE((co_await a.remove("k1")).ok());
+    auto freed = co_await b.find_key("owner\nkey");
+    EXPECT_TRUE(freed.ok() && !*freed);
+    auto rebound = co_await b.claim_key("owner\nkey", on_b);
+    EXPECT_TRUE(rebound.ok() && !*rebound);
+    auto now_b = co_await a.find_key("owner\nkey");
+    EXPECT_TRUE(now_b.ok() && *now_b && (*now_b)->id == "k2");
   });
 }
 

@@ -22,26 +22,25 @@ std::shared_ptr<Job> JobService::find(const std::string& id) const {
   return it == active_.end() ? nullptr : it->second;
 }
 
+namespace {
+
+// The answer to a repeated Idempotency-Key: the earlier job, if the request is the same.
+Result<Started> replay(const KeyedJob& prior, const std::string& digest) {
+  if (prior.digest != digest) {
+    return make_error(Errc::conflict, "Idempotency-Key was already used with a different request");
+  }
+  return Started{prior.id, true, nullptr};
+}
+
+}  // namespace
+
 asio::awaitable<Result<Started>> JobService::start(StartJob job) {
-  std::string idem_slot;
+  std::string key;
   if (!job.idempotency_key.empty()) {
-    idem_slot = job.owner + '\n' + job.idempotency_key;
-    std::optional<IdempotencyEntry> prior;
-    {
-      std::lock_guard lk(mu_);
-      if (auto it = idempotency_.find(idem_slot); it != idempotency_.end()) prior = it->second;
-    }
-    if (prior) {
-      auto info = co_await broker_.info(prior->id);
-      if (info.ok()) {
-        if (prior->digest != job.body_digest) {
-          co_return make_error(Errc::conflict, "Idempotency-Key was already used with a different request");
-        }
-        co_return Started{prior->id, true, nullptr};
-      }
-      std::lock_guard lk(mu_);
-      idempotency_.erase(idem_slot);  // its stream is gone: the key is free again
-    }
+    key = job.owner + '\n' + job.idempotency_key;
+    auto prior = co_await broker_.find_key(key);
+    if (!prior) co_return prior.error();
+    if (*prior) co_return replay(**prior, job.body_digest);
   }
   if (active() >= opts_.max_active_streams) {
     co_return make_error(Errc::overloaded, "Too many active streams (limit " +
@@ -51,42 +50,30 @@ asio::awaitable<Result<Started>> JobService::start(StartJob job) {
   StreamSpec spec{job.id, job.model->name, job.request->message_count, job.request->thinking, job.owner};
   auto writer = co_await broker_.create(std::move(spec));
   if (!writer) co_return writer.error();
-
   const std::string id = job.id;
+  if (!key.empty()) {
+    // Another request with the same key may have started meanwhile (on any instance): the first
+    // to bind the key wins and this stream, never started, goes.
+    KeyedJob mine{id, job.body_digest};
+    auto held = co_await broker_.claim_key(key, std::move(mine));
+    if (!held || *held) {
+      co_await broker_.remove(id);
+      if (!held) co_return held.error();
+      co_return replay(**held, job.body_digest);
+    }
+  }
+
   auto j = std::make_shared<Job>(id, job.model->name, std::move(writer.value()),
                                  JobOptions{opts_.maximum_stream_length, job.fold}, [this, id] {
                                    std::lock_guard lk(mu_);
                                    active_.erase(id);
                                  });
-  bool prune = false;
   {
     std::lock_guard lk(mu_);
     active_[id] = j;
-    if (!idem_slot.empty()) {
-      idempotency_[idem_slot] = IdempotencyEntry{job.body_digest, id};
-      prune = idempotency_.size() >= 2 * idempotency_kept_ + 1024;
-    }
   }
-  if (prune) co_await prune_idempotency();
   j->attach(job.model->impl->start(job.request, j));
   co_return Started{id, false, j};
-}
-
-asio::awaitable<void> JobService::prune_idempotency() {
-  std::vector<std::pair<std::string, std::string>> entries;  // slot, id
-  {
-    std::lock_guard lk(mu_);
-    entries.reserve(idempotency_.size());
-    for (const auto& [slot, e] : idempotency_) entries.emplace_back(slot, e.id);
-  }
-  std::vector<std::string> gone;
-  for (auto& [slot, id] : entries) {
-    auto info = co_await broker_.info(id);
-    if (!info && info.error().code == Errc::not_found) gone.push_back(std::move(slot));
-  }
-  std::lock_guard lk(mu_);
-  for (const auto& slot : gone) idempotency_.erase(slot);
-  idempotency_kept_ = idempotency_.size();
 }
 
 asio::awaitable<Status> JobService::cancel(std::string id) {
@@ -99,14 +86,19 @@ asio::awaitable<Status> JobService::cancel(std::string id) {
   if (is_terminal(info->status)) co_return Ok{};
   auto sent = co_await broker_.request_cancel(id);
   if (!sent) co_return sent.error();
-  if (*sent) co_await wait_until_ended(id, info->events);
-  co_return Ok{};
+  if (!*sent) co_return Ok{};
+  if (co_await wait_until_ended(id, info->events)) co_return Ok{};
+  co_return make_error(Errc::broker_unavailable,
+                       "The instance running stream " + id + " did not confirm the cancel within " +
+                           std::to_string(opts_.remote_cancel_wait.count() / 1000) +
+                           " s; the request is stored and applies when that instance sees it (or the stream "
+                           "ends as \"instance lost\")");
 }
 
-asio::awaitable<void> JobService::wait_until_ended(std::string id, std::uint64_t after) {
+asio::awaitable<bool> JobService::wait_until_ended(std::string id, std::uint64_t after) {
   auto ex = co_await asio::this_coro::executor;
   auto cursor = co_await broker_.open(id, after, ex);
-  if (!cursor) co_return;
+  if (!cursor) co_return cursor.error().code == Errc::not_found;  // deleted meanwhile: nothing left to cancel
   Cursor& c = **cursor;
   asio::steady_timer deadline(ex);
   deadline.expires_after(opts_.remote_cancel_wait);
@@ -123,6 +115,7 @@ asio::awaitable<void> JobService::wait_until_ended(std::string id, std::uint64_t
   deadline.cancel();
   // The timer's handler (cancelled) still refers to `c`: let it run before the cursor goes.
   co_await asio::post(ex, asio::use_awaitable);
+  co_return !expired;
 }
 
 asio::awaitable<Status> JobService::remove(std::string id) {

@@ -48,8 +48,8 @@ class JobService {
   boost::asio::awaitable<Result<Started>> start(StartJob job);
 
   // Cancels `id` (§1.4); returns once the terminal events are in the log every instance reads.
-  // A job another instance runs is cancelled there (through the broker); this waits (at most
-  // `remote_cancel_wait`) until its terminal events arrive.
+  // A job another instance runs is cancelled there (through the broker); this waits until its
+  // terminal events arrive, and answers broker_unavailable if `remote_cancel_wait` passes first.
   boost::asio::awaitable<Status> cancel(std::string id);
 
   // Cancels if active (here or, through the broker, on the instance running it), then removes
@@ -67,22 +67,14 @@ class JobService {
 
  private:
   std::shared_ptr<Job> find(const std::string& id) const;
-  // Waits until the log of `id` (read from event `after`) ends, at most remote_cancel_wait.
-  boost::asio::awaitable<void> wait_until_ended(std::string id, std::uint64_t after);
-  // Forgets idempotency keys whose streams were deleted or expired.
-  boost::asio::awaitable<void> prune_idempotency();
-
-  struct IdempotencyEntry {
-    std::string digest;
-    std::string id;
-  };
+  // Waits until the log of `id` (read from event `after`) ends, at most remote_cancel_wait;
+  // false when that time ran out first.
+  boost::asio::awaitable<bool> wait_until_ended(std::string id, std::uint64_t after);
 
   Broker& broker_;
   JobServiceOptions opts_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Job>> active_;
-  std::unordered_map<std::string, IdempotencyEntry> idempotency_;  // owner + '\n' + key → entry
-  std::size_t idempotency_kept_ = 0;  // entries left by the last prune; the next runs at twice that
 };
 
 }  // namespace spool

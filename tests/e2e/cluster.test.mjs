@@ -68,6 +68,46 @@ test('an id taken on one instance is taken on every instance', opts, async () =>
   assert.match(again.text, /already exists/);
 });
 
+test('/status counts the observers on every instance, and forgets those that leave', opts, async () => {
+  const [a, b, c] = clients;
+  const id = nextId('observers');
+  assert.equal((await a.start(chat(words(2000)), id)).status, 200);
+  const watchers = [openSSE(streamUrl(nodes[1].url, id)), openSSE(streamUrl(nodes[1].url, id)),
+    openSSE(streamUrl(nodes[2].url, id))];
+  await Promise.all(watchers.map((w) => w.waitFor((e) => e.event === 'content_block_delta', 5000)));
+  const observersOn = async (x) => (await x.status(id)).json.metadata.observers;
+  for (const x of [a, b, c]) await waitUntil(async () => (await observersOn(x)) === 3, { what: 'three observers' });
+  watchers[0].abort();
+  for (const x of [a, b, c]) await waitUntil(async () => (await observersOn(x)) === 2, { what: 'two observers' });
+  watchers[1].abort();
+  watchers[2].abort();
+  await waitUntil(async () => (await observersOn(a)) === 0, { what: 'no observers' });
+  assert.equal((await a.cancel(id)).status, 200);
+});
+
+test('an Idempotency-Key binds one job across instances', opts, async () => {
+  const key = `cluster-key-${process.pid}-${++seq}`;
+  const body = chat(words(5));
+  const headers = { 'Idempotency-Key': key };
+  // the same request sent to every instance at once starts one job
+  const replies = await Promise.all(clients.map((x) => x.start(body, undefined, { headers })));
+  for (const r of replies) assert.equal(r.status, 200, r.text);
+  const ids = new Set(replies.map((r) => r.json.message_id));
+  assert.equal(ids.size, 1, `one job, not ${[...ids].join(', ')}`);
+  const [id] = ids;
+  await waitStatus(clients[2], id);
+  const log = await readSSE(streamUrl(nodes[1].url, id));
+  assert.equal(log.events.filter((e) => e.event === 'message_start').length, 1);
+  // a different body under that key is refused on any instance
+  const other = await clients[1].start(chat('different'), undefined, { headers });
+  assert.equal(other.status, 409, other.text);
+  // once the job is deleted (on another instance), the key starts a new one
+  assert.equal((await clients[2].remove(id)).status, 200);
+  const fresh = await clients[1].start(body, undefined, { headers });
+  assert.equal(fresh.status, 200, fresh.text);
+  assert.notEqual(fresh.json.message_id, id);
+});
+
 test('cancel on C stops the job running on A; the terminal events reach B before C answers', opts, async () => {
   const [a, , c] = clients;
   const id = nextId('cancel');
