@@ -27,8 +27,8 @@
 //    so replayed backlog of late attachers is not mistaken for live delivery.
 //  * "publish_latency" (nchan only, extra fields publish_latency_*): the client publishes, so
 //    arrival minus the instant just before the publishing POST was written is exact.
-//  Timestamps are taken when the client's single thread reads the socket, so with many
-//  observers they include the client's own queueing; client_cpu_s shows how busy it was.
+//  Arrival times are the kernel's receive timestamps (SO_TIMESTAMPNS), so they do not include
+//  the time the client's single thread, busy with a thousand sockets, takes to get to a socket.
 
 #include <sys/resource.h>
 

@@ -1,5 +1,11 @@
 #include "net.hpp"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
 #include <algorithm>
 #include <optional>
 
@@ -65,14 +71,32 @@ awaitable<ReadResult> read_some(tcp::socket& s, bool wait_first) {
       auto [ec] = co_await s.async_wait(tcp::socket::wait_read, nothrow);
       if (ec) co_return ReadResult{ec, 0};
     }
-    error_code ec;
-    std::size_t n = s.read_some(asio::buffer(g_buf, sizeof g_buf), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) {
-      wait_first = true;
-      continue;
+    // recvmsg for the kernel's receive timestamp (SO_TIMESTAMPNS, set at connect).
+    iovec iov{g_buf, sizeof g_buf};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t n = ::recvmsg(s.native_handle(), &msg, MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        wait_first = true;
+        continue;
+      }
+      co_return ReadResult{error_code(errno, asio::error::get_system_category()), 0};
     }
-    if (ec == asio::error::eof) co_return ReadResult{{}, 0};
-    co_return ReadResult{ec, n};
+    ReadResult r{{}, static_cast<std::size_t>(n)};
+    for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
+      if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+        timespec ts{};
+        std::memcpy(&ts, CMSG_DATA(cm), sizeof ts);
+        r.received_ns = from_realtime_ns(static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec);
+      }
+    }
+    co_return r;
   }
 }
 
@@ -88,6 +112,8 @@ awaitable<std::string> connect_socket(Ctx& c, tcp::socket& s, std::optional<tcp:
   error_code ignore;
   s.set_option(tcp::no_delay(true), ignore);
   s.non_blocking(true, ignore);
+  const int on = 1;  // receive timestamps: arrivals are timed by the kernel, not by this busy thread
+  ::setsockopt(s.native_handle(), SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
   co_return std::string();
 }
 
@@ -367,7 +393,7 @@ awaitable<void> observe(Ctx& c, const ObsSpec& spec, ObsResult& r, Semaphore* ga
       break;
     }
     ReadResult rr = co_await read_some(s, wait_first);
-    t_now = now_ns();
+    t_now = rr.received_ns >= 0 ? rr.received_ns : now_ns();
     if (rr.ec) {
       if (r.late_close) {
         r.closed = true;

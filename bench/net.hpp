@@ -164,6 +164,7 @@ awaitable<void> sleep_until_ns(Ctx& c, std::int64_t t_ns);  // t in now_ns() tim
 struct ReadResult {
   error_code ec;
   std::size_t n = 0;
+  std::int64_t received_ns = -1;  // when the kernel received the last bytes read (now_ns clock), if known
 };
 const char* read_buffer();
 std::size_t read_buffer_size();

@@ -91,6 +91,17 @@ std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - origin).count();
 }
 
+std::int64_t from_realtime_ns(std::int64_t realtime_ns) {
+  static const std::int64_t offset = [] {
+    const std::int64_t steady = now_ns();
+    const std::int64_t real =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    return real - steady;
+  }();
+  return realtime_ns - offset;
+}
+
 namespace {
 
 // Fields of /proc/<pid>/stat after the parenthesised command name (which may hold spaces).

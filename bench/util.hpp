@@ -29,6 +29,8 @@ class Options {
 
 // Monotonic nanoseconds since an arbitrary fixed point (process start).
 std::int64_t now_ns();
+// A CLOCK_REALTIME instant (ns since the epoch) on the now_ns() clock.
+std::int64_t from_realtime_ns(std::int64_t realtime_ns);
 
 // CPU time and resident memory of the server under test. For a process that has children
 // (nginx: a master and its workers) the figures are the sum over the process and its direct

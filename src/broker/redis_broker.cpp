@@ -743,19 +743,20 @@ class RedisWriter final : public StreamWriter {
 
   std::uint64_t publish(std::span<const NewEvent> events, std::optional<StreamStatus> status,
                         std::optional<std::string> error_message) override {
-    std::uint64_t last = position_;  // a stream deleted (or ended elsewhere) takes nothing more
+    // Queued for Redis (and the flusher woken) before the local observers are woken: observers on
+    // other instances have the longer way to go. The job calls this for one stream at a time.
+    bool queued = false;  // false: deleted, or ended by another instance; nothing more is taken
     b_->queue(id_, [&](RedisBroker::Impl::Owned& o) {
-      last = position_ = mirror_->publish(events, status, error_message);
-      std::uint64_t pos = last - events.size();
-      for (const auto& e : events) o.out.events.emplace_back(++pos, e);
-      o.position = last;
+      for (const auto& e : events) o.out.events.emplace_back(++o.position, e);
       if (status && !o.terminal) {
         o.out.status = status;
         if (error_message) o.out.error_message = error_message;
         o.terminal = is_terminal(*status);
       }
+      queued = true;
     });
-    return last;
+    if (queued) position_ = mirror_->publish(events, status, std::move(error_message));
+    return position_;
   }
 
   void set_status(StreamStatus status, std::optional<std::string> error_message) override {
@@ -776,7 +777,7 @@ class RedisWriter final : public StreamWriter {
   std::shared_ptr<RedisBroker::Impl> b_;
   std::string id_;
   std::shared_ptr<StreamWriter> mirror_;
-  std::uint64_t position_ = 0;  // events published (under the broker's lock)
+  std::uint64_t position_ = 0;  // events published
 };
 
 // A cursor of the local copy, counted in this instance's observers of the stream in Redis.
