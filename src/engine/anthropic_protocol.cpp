@@ -44,9 +44,7 @@ json::object anthropic_request_body(const ChatRequest& req, std::string_view ups
   json::object body{
       {"model", upstream_model}, {"messages", std::move(messages)}, {"max_tokens", max_tokens}, {"stream", true}};
   if (!req.system.empty()) body["system"] = req.system;
-  if (req.temperature) body["temperature"] = *req.temperature;
-  if (req.top_p) body["top_p"] = *req.top_p;
-  if (req.top_k) body["top_k"] = *req.top_k;
+  put_sampling(req, SamplingSet::anthropic, body);
   if (!req.stop_sequences.empty()) {
     json::array stops;
     for (const auto& s : req.stop_sequences) stops.push_back(json::value(s));

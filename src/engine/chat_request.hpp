@@ -59,4 +59,13 @@ struct ChatRequest {
 // The text blocks of `m` joined with '\n'.
 std::string message_text(const ChatMessage& m);
 
+// Which sampling parameters an upstream API takes.
+enum class SamplingSet {
+  anthropic,  // temperature, top_p, top_k
+  openai,     // those, plus min_p, repetition/presence/frequency penalties and seed
+};
+
+// Copies the sampling parameters `req` sets (and `set` takes) into an upstream request body.
+void put_sampling(const ChatRequest& req, SamplingSet set, boost::json::object& body);
+
 }  // namespace spool

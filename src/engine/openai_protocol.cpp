@@ -70,14 +70,7 @@ json::object openai_request_body(const ChatRequest& req, std::string_view upstre
                     {"stream", true},
                     {"stream_options", {{"include_usage", true}}}};
   if (req.max_tokens > 0) body["max_tokens"] = req.max_tokens;
-  if (req.temperature) body["temperature"] = *req.temperature;
-  if (req.top_p) body["top_p"] = *req.top_p;
-  if (req.top_k) body["top_k"] = *req.top_k;
-  if (req.min_p) body["min_p"] = *req.min_p;
-  if (req.repetition_penalty) body["repetition_penalty"] = *req.repetition_penalty;
-  if (req.presence_penalty) body["presence_penalty"] = *req.presence_penalty;
-  if (req.frequency_penalty) body["frequency_penalty"] = *req.frequency_penalty;
-  if (req.seed) body["seed"] = *req.seed;
+  put_sampling(req, SamplingSet::openai, body);
   if (!req.tools.empty()) {
     json::array tools;
     for (const auto& t : req.tools) {
