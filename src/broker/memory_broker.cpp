@@ -310,7 +310,12 @@ asio::awaitable<Result<std::unique_ptr<Cursor>>> MemoryBroker::open(std::string 
                                                                     asio::any_io_executor ex) {
   auto s = find(id);
   if (!s) co_return not_found(id);
-  co_return std::unique_ptr<Cursor>(std::make_unique<MemoryCursor>(std::move(s), after, std::move(ex), open_cursors_));
+  auto cursor = std::make_unique<MemoryCursor>(s, after, std::move(ex), open_cursors_);
+  {
+    std::lock_guard lk(s->mu);
+    if (s->removed) co_return not_found(id);  // removed since find(): deleted, or an idle copy dropped
+  }
+  co_return std::unique_ptr<Cursor>(std::move(cursor));
 }
 
 asio::awaitable<Status> MemoryBroker::remove(std::string id) {
@@ -331,6 +336,26 @@ asio::awaitable<Status> MemoryBroker::remove(std::string id) {
   }
   Stream::wake(std::move(wake));
   co_return Ok{};
+}
+
+int MemoryBroker::observers_of(const std::string& id) const {
+  auto s = find(id);
+  if (!s) return 0;
+  std::lock_guard lk(s->mu);
+  return s->info.observers;
+}
+
+bool MemoryBroker::remove_if_unobserved(const std::string& id) {
+  std::lock_guard lk(mu_);
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return false;
+  const std::shared_ptr<Stream> s = it->second;
+  std::lock_guard slk(s->mu);
+  if (s->info.observers > 0) return false;
+  streams_.erase(it);
+  drop_key_locked(*s);
+  s->removed = true;  // a cursor being opened right now sees this: open() answers not_found
+  return true;
 }
 
 asio::awaitable<Result<std::string>> MemoryBroker::owner(std::string id) {

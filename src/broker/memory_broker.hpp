@@ -37,6 +37,11 @@ class MemoryBroker final : public Broker {
   // Stops the expiry sweep; call on the sweep executor's thread, or with it not running.
   void stop() override;
 
+  // Open cursors on `id` (0 when there is no such stream).
+  int observers_of(const std::string& id) const;
+  // Removes `id` unless a cursor is open on it; true when it was removed.
+  bool remove_if_unobserved(const std::string& id);
+
   // Removes terminal streams whose expiration has passed; returns how many.
   std::size_t sweep_expired(SysTime now);
 

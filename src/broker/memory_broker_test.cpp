@@ -143,6 +143,19 @@ TEST_F(BrokerTest, ObserverCountFollowsCursors) {
   EXPECT_EQ(run(ctx, broker.info("o"))->observers, 0);
 }
 
+TEST_F(BrokerTest, OnlyAnUnobservedStreamIsRemovedIfUnobserved) {
+  create("watched");
+  {
+    auto c = open("watched");
+    EXPECT_EQ(broker.observers_of("watched"), 1);
+    EXPECT_FALSE(broker.remove_if_unobserved("watched"));
+  }
+  EXPECT_EQ(broker.observers_of("watched"), 0);
+  EXPECT_TRUE(broker.remove_if_unobserved("watched"));
+  EXPECT_FALSE(broker.remove_if_unobserved("watched"));
+  EXPECT_EQ(run(ctx, broker.open("watched", 0, ctx.get_executor())).error().code, Errc::not_found);
+}
+
 TEST_F(BrokerTest, ExpiryRemovesOnlyTerminalStreams) {
   auto done = create("done");
   auto active = create("active");

@@ -664,12 +664,10 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
     while (!stopping) {
       t.expires_after(std::chrono::seconds(1));
       co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-      std::vector<std::string> drop;
-      std::vector<std::string> candidates, following;
+      std::vector<std::string> following;
       {
         std::lock_guard lk(mu);
         for (const auto& [id, w] : watched) {
-          candidates.push_back(id);
           if (w.loaded && !w.terminal) following.push_back(id);
         }
       }
@@ -689,27 +687,56 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
           co_await mirror.remove(following[i]);
         }
       }
-      for (const auto& id : candidates) {
-        auto info = co_await mirror.info(id);
-        std::lock_guard lk(mu);
-        auto it = watched.find(id);
-        if (it == watched.end()) continue;
-        if (info && info->observers > 0) {
+      // Under the lock, so an open() either sees the copy (and its cursor keeps it) or not (and
+      // makes a new one); one that checked just before finds it gone and makes a new one.
+      std::lock_guard lk(mu);
+      for (auto it = watched.begin(); it != watched.end();) {
+        if (mirror.observers_of(it->first) > 0) {
           it->second.idle_sweeps = 0;
-        } else if (++it->second.idle_sweeps >= 2) {
-          drop.push_back(id);
-          watched.erase(it);
+        } else if (++it->second.idle_sweeps >= 2 && mirror.remove_if_unobserved(it->first)) {
+          it = watched.erase(it);
+          continue;
         }
-      }
-      for (const auto& id : drop) {
-        bool still_owned = false;
-        {
-          std::lock_guard lk(mu);
-          still_owned = owned.count(id) > 0;
-        }
-        if (!still_owned) co_await mirror.remove(id);
+        ++it;
       }
     }
+  }
+
+  // Makes a local copy of another instance's stream (or a finished one of ours whose copy was
+  // dropped): its log so far, then the reader follows it. not_found when Redis has no such stream.
+  asio::awaitable<Status> load_copy(const std::string& id) {
+    auto args = redis_args("HMGET", meta_key(id), "status", "model");
+    auto meta = co_await cmd->command(std::move(args));
+    if (!meta) co_return meta.error();
+    if (!meta->is_array() || meta->elements.empty() || meta->elements[0].is_nil()) co_return not_found(id);
+    std::shared_ptr<StreamWriter> writer;
+    {
+      StreamSpec copy{id, meta->elements[1].str, 0, false, ""};
+      auto created = co_await mirror.create(std::move(copy));
+      std::lock_guard lk(mu);
+      if (owned.count(id) == 0 && watched.count(id) == 0 && created) {
+        watched[id].mirror = *created;
+        writer = *created;
+      }
+    }
+    if (!writer) co_return Ok{};  // another open made the copy meanwhile
+    auto range = redis_args("XRANGE", log_key(id), "-", "+");
+    auto log = co_await cmd->command(std::move(range));
+    if (!log) {
+      {
+        std::lock_guard lk(mu);
+        watched.erase(id);
+      }
+      co_await mirror.remove(id);
+      co_return log.error();
+    }
+    apply_entries(id, log->elements);
+    {
+      std::lock_guard lk(mu);
+      if (auto it = watched.find(id); it != watched.end()) it->second.loaded = true;
+    }
+    kick_reader();
+    co_return Ok{};
   }
 
   void on_control(const RedisValue& v) {
@@ -870,13 +897,17 @@ asio::awaitable<Result<std::shared_ptr<StreamWriter>>> RedisBroker::create(Strea
   if ((*r)[0].is_error()) co_return make_error(Errc::broker_unavailable, "Redis refused a create: " + (*r)[0].str);
   if ((*r)[0].integer != 1) co_return make_error(Errc::invalid_request, "Stream with this message_id already exists");
   const std::string id = spec.id;
-  // A stale local copy (a stream of that id deleted meanwhile) makes way.
+  // A stale local copy (a stream of that id deleted meanwhile) makes way; out of `watched`
+  // first, so the mirror sweep leaves the new copy alone.
+  {
+    std::lock_guard lk(b.mu);
+    b.watched.erase(id);
+  }
   co_await b.mirror.remove(id);
   auto mirror = co_await b.mirror.create(std::move(spec));
   if (!mirror) co_return mirror.error();
   {
     std::lock_guard lk(b.mu);
-    b.watched.erase(id);
     b.owned[id].mirror = *mirror;
   }
   co_return std::shared_ptr<StreamWriter>(std::make_shared<RedisWriter>(impl_, id, std::move(*mirror)));
@@ -928,50 +959,23 @@ asio::awaitable<Result<StreamInfo>> RedisBroker::info(std::string id) {
 asio::awaitable<Result<std::unique_ptr<Cursor>>> RedisBroker::open(std::string id, std::uint64_t after,
                                                                    asio::any_io_executor ex) {
   auto& b = *impl_;
-  bool local = false;
-  {
-    std::lock_guard lk(b.mu);
-    local = b.owned.count(id) > 0 || b.watched.count(id) > 0;
-  }
-  if (!local) {
-    // Another instance's stream (or a finished one of ours whose copy was dropped): copy its log
-    // so far, then let the reader follow it.
-    auto args = redis_args("HMGET", b.meta_key(id), "status", "model");
-    auto meta = co_await b.cmd->command(std::move(args));
-    if (!meta) co_return meta.error();
-    if (!meta->is_array() || meta->elements.empty() || meta->elements[0].is_nil()) co_return Impl::not_found(id);
-    std::shared_ptr<StreamWriter> writer;
+  for (int attempt = 0;; ++attempt) {
+    bool local = false;
     {
-      StreamSpec copy{id, meta->elements[1].str, 0, false, ""};
-      auto created = co_await b.mirror.create(std::move(copy));
       std::lock_guard lk(b.mu);
-      if (b.owned.count(id) == 0 && b.watched.count(id) == 0 && created) {
-        b.watched[id].mirror = *created;
-        writer = *created;
-      }
+      local = b.owned.count(id) > 0 || b.watched.count(id) > 0;
     }
-    if (writer) {
-      auto args = redis_args("XRANGE", b.log_key(id), "-", "+");
-      auto log = co_await b.cmd->command(std::move(args));
-      if (!log) {
-        std::lock_guard lk(b.mu);
-        b.watched.erase(id);
-      }
-      if (!log) {
-        co_await b.mirror.remove(id);
-        co_return log.error();
-      }
-      b.apply_entries(id, log->elements);
-      {
-        std::lock_guard lk(b.mu);
-        if (auto it = b.watched.find(id); it != b.watched.end()) it->second.loaded = true;
-      }
-      b.kick_reader();
+    if (!local) {
+      auto loaded = co_await b.load_copy(id);
+      if (!loaded) co_return loaded.error();
     }
+    auto cursor = co_await b.mirror.open(id, after, ex);
+    if (cursor) {
+      co_return std::unique_ptr<Cursor>(std::make_unique<CountedCursor>(impl_, std::move(id), std::move(*cursor)));
+    }
+    // The mirror sweep dropped an idle local copy just now: copy the stream again, once.
+    if (attempt > 0 || cursor.error().code != Errc::not_found) co_return cursor.error();
   }
-  auto cursor = co_await b.mirror.open(id, after, std::move(ex));
-  if (!cursor) co_return cursor.error();
-  co_return std::unique_ptr<Cursor>(std::make_unique<CountedCursor>(impl_, std::move(id), std::move(*cursor)));
 }
 
 asio::awaitable<Status> RedisBroker::remove(std::string id) {
