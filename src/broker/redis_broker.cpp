@@ -627,7 +627,8 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
       if (renew.size() > 3) co_await cmd->command(std::move(renew));
       std::vector<Command> alive;
       alive.push_back(redis_args("ZADD", instances_key(), std::to_string(now + opts.lease.count()), opts.instance));
-      alive.push_back(redis_args("ZREMRANGEBYSCORE", instances_key(), "-inf", std::to_string(now - 3600 * 1000)));
+      alive.push_back(
+          redis_args("ZREMRANGEBYSCORE", instances_key(), "-inf", std::to_string(now - std::int64_t{3600} * 1000)));
       co_await cmd->pipeline(std::move(alive));
       co_await check_cancels();
       // After an outage every lease looks expired: give their owners a lease period to renew.
