@@ -32,10 +32,11 @@ wait_listening() {
   log "server did not start: $1"; return 1
 }
 
-# start_spool ARGS...: a fresh `spool serve` on a free loopback port; sets pid and port.
+# start_spool ARGS...: a fresh `spool serve` on a free loopback port (and, for the durable
+# store, a fresh data directory); sets pid and port.
 start_spool() {
   local n=${#pids[@]}
-  "$spool" serve --host 127.0.0.1 --port 0 --log-level warn "$@" >"$work/spool.$n.log" 2>&1 &
+  "$spool" serve --host 127.0.0.1 --port 0 --log-level warn --data-dir "$work/data.$n" "$@" >"$work/spool.$n.log" 2>&1 &
   pid=$!
   pids+=("$pid")
   port=$(wait_listening "$work/spool.$n.log" 'spool listening on http://[0-9.]+:[0-9]+' "$pid")

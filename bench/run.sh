@@ -90,7 +90,7 @@ start_spool() {
   outf="$work/spool.$n.out"
   errf="$work/spool.$n.err"
   # shellcheck disable=SC2086
-  "$spool" serve --host 127.0.0.1 --port 0 --log-level warn --model bench=mock: \
+  "$spool" serve --host 127.0.0.1 --port 0 --log-level warn --data-dir "$work/data.$n" --model bench=mock: \
     --mock-token-delay-ms "$delay" ${SCENARIO_SPOOL_ARGS:-} ${SPOOL_SERVE_ARGS:-} >"$outf" 2>"$errf" &
   server_pid=$!
   for _ in $(seq 1 150); do

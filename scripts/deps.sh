@@ -4,7 +4,7 @@ set -euo pipefail
 what=${1:-build}
 # git, nodejs, npm, binutils (readelf): scripts/fetch-llama.sh gets llama.cpp from npm at configure time.
 pkgs=(g++ cmake ninja-build pkg-config libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
-      libhiredis-dev libssl-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev libgtest-dev
+      libhiredis-dev libsqlite3-dev libssl-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev libgtest-dev
       git nodejs npm binutils ca-certificates)
 case "$what" in
   test) pkgs+=(redis-server clang-format clang-tidy curl) ;;

@@ -107,7 +107,9 @@ std::vector<Setting> settings(Config& c) {
       scalar("mock_token_delay_ms", c.mock_token_delay_ms, "Delay between tokens of the default mock model"),
       scalar("default_model", c.default_model, "Model used for 'default' (else the first)"),
       scalar("api_key_env", c.api_key_env, "Upstream engines read their API key from this environment variable"),
-      scalar("data_dir", c.data_dir, "Where a durable store keeps its files"),
+      scalar("durable", c.durable, "Memory broker: keep streams in data_dir, so they survive a restart"),
+      scalar("data_dir", c.data_dir, "Where the durable store keeps its files"),
+      scalar("data_sync", c.data_sync, "normal (survives the process dying) or full (fsync: also power loss)"),
       scalar("log_level", c.log_level, "debug, info, warn or error"),
       scalar("log_format", c.log_format, "text or json"),
   };
@@ -223,6 +225,11 @@ void finalize_config(Config& cfg) {
   if (cfg.stream_expiration < 0) throw std::runtime_error("stream_expiration must be >= 0");
   if (cfg.redis_lease < 0.1) throw std::runtime_error("redis_lease must be at least 0.1 seconds");
   if (cfg.log_format != "text" && cfg.log_format != "json") throw std::runtime_error("log_format must be text or json");
+  if (cfg.data_sync != "normal" && cfg.data_sync != "full")
+    throw std::runtime_error("data_sync must be normal or full");
+  if (cfg.durable && cfg.broker == "memory" && cfg.data_dir.empty()) {
+    throw std::runtime_error("data_dir must name a directory (or set durable = false)");
+  }
 }
 
 }  // namespace spool

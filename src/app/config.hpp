@@ -53,7 +53,9 @@ struct Config {
   std::vector<ModelConfig> models;       // from [[models]] in the file, then model_specs
   std::string default_model;
   std::string api_key_env;
-  std::string data_dir;
+  bool durable = true;  // memory broker: keep streams in data_dir across restarts
+  std::string data_dir = "spool-data";
+  std::string data_sync = "normal";  // normal (survives the process dying) or full (also power loss)
   std::string log_level = "info";
   std::string log_format = "text";  // text or json
 };

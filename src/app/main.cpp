@@ -5,6 +5,7 @@
 #include "broker/redis_broker.hpp"
 #include "engine/mock_engine.hpp"
 #include "engine/upstream_engine.hpp"
+#include "store/durable_store.hpp"
 #ifdef SPOOL_WITH_LLAMA
 #include "engine/llama_engine.hpp"
 #endif
@@ -123,6 +124,7 @@ int serve(Config& cfg) {
     return 2;
   }
 
+  std::unique_ptr<DurableStore> store;  // outlives the broker, whose streams write to it
   std::unique_ptr<Broker> broker_owner;
   if (cfg.broker == "redis") {
     auto endpoint = RedisEndpoint::parse(cfg.redis_url);
@@ -146,9 +148,29 @@ int serve(Config& cfg) {
     spdlog::info("redis broker at {} (prefix {}), instance {}", ro.endpoint.where(), ro.prefix, redis->instance());
     broker_owner = std::move(redis);
   } else {
-    broker_owner = std::make_unique<MemoryBroker>(
-        net.front()->get_executor(),
-        MemoryBrokerOptions{std::chrono::seconds(cfg.stream_expiration), std::chrono::milliseconds(1000)});
+    MemoryBrokerOptions mo{std::chrono::seconds(cfg.stream_expiration), std::chrono::milliseconds(1000)};
+    if (cfg.durable) {
+      auto opened = DurableStore::open(DurableStoreOptions{cfg.data_dir, cfg.data_sync == "full"});
+      if (!opened) {
+        std::cerr << "spool: " << opened.error().explanation << "\n";
+        return 1;
+      }
+      store = std::move(*opened);
+      mo.store = store.get();
+    }
+    auto memory = std::make_unique<MemoryBroker>(net.front()->get_executor(), mo);
+    if (store) {
+      auto kept = store->load_all();
+      if (!kept) {
+        std::cerr << "spool: " << kept.error().explanation << "\n";
+        return 1;
+      }
+      const std::size_t n = kept->size();
+      const std::size_t interrupted = memory->restore(std::move(*kept));
+      spdlog::info("durable store {}: {} stream(s) restored, {} interrupted by the restart", cfg.data_dir, n,
+                   interrupted);
+    }
+    broker_owner = std::move(memory);
   }
   Broker& broker = *broker_owner;
   JobService jobs(broker, JobServiceOptions{static_cast<std::uint64_t>(cfg.maximum_stream_length),
@@ -205,7 +227,11 @@ int serve(Config& cfg) {
     if (ec) return;
     spdlog::info("signal {}: shutting down", sig);
     // Cancelled jobs' terminal events reach the broker before the connections close.
-    asio::co_spawn(*net.front(), jobs.cancel_all(),
+    // With a durable store, running jobs end as they would if the process died ("interrupted
+    // by restart"), which is what their record says after the restart either way.
+    std::optional<Error> reason;
+    if (store) reason = make_error(Errc::internal, std::string(kInterruptedByRestart));
+    asio::co_spawn(*net.front(), jobs.stop_all(std::move(reason)),
                    [&](const std::exception_ptr&) { server.shutdown([&] { asio::post(*net.front(), stop_all); }); });
     grace.expires_after(std::chrono::seconds(5));
     grace.async_wait([&](boost::system::error_code gec) {
@@ -226,6 +252,9 @@ int serve(Config& cfg) {
   for (std::size_t i = 1; i < net.size(); ++i) threads.emplace_back([&, i] { net[i]->run(); });
   net.front()->run();
   for (auto& t : threads) t.join();
+  // Everything queued is written, and the store's callbacks (which post to the contexts) are
+  // done, while the contexts still exist.
+  if (store) store->close();
   // I/O objects go before their io_contexts; the contexts go (destroying the handlers they
   // still hold, which may touch the broker and metrics) before the domain objects.
   signals_owner.reset();
@@ -235,6 +264,7 @@ int serve(Config& cfg) {
   // The Redis broker's background work holds it on its context: let it go while that still
   // exists (nothing calls it any more: it was stopped and the server is gone).
   broker_owner.reset();
+  store.reset();
   broker_ctx_owner.reset();
   net.clear();
   spdlog::info("stopped");

@@ -38,12 +38,6 @@ struct KeyedJob {
 // How long the redis broker remembers an Idempotency-Key (the memory broker: while its stream exists).
 inline constexpr std::chrono::hours kIdempotencyWindow{24};
 
-// One event to append: its SSE type and its JSON, serialized once.
-struct NewEvent {
-  std::string type;
-  std::string json;
-};
-
 // Producer side of one stream, held by the job that runs it. Thread-safe and never blocks
 // on observers: appending only stores the frames and wakes whoever waits.
 class StreamWriter {

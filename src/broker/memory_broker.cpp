@@ -1,5 +1,6 @@
 #include "broker/memory_broker.hpp"
 
+#include "core/error_body.hpp"
 #include "stream/event_log.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -8,6 +9,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <future>
+
+#include <boost/json/serialize.hpp>
 
 namespace spool {
 namespace asio = boost::asio;
@@ -18,6 +22,26 @@ constexpr std::size_t kMaxChunkBytes = 1 << 20;
 
 Error not_found(const std::string& id) {
   return make_error(Errc::not_found, "Stream with message_id " + id + " not found");
+}
+
+// Not a coroutine (g++ 12 mishandles temporaries around co_await): the operation that queues a
+// store write through `write(done)` and completes, on the caller's executor, once it is committed.
+template <class Write>
+asio::awaitable<void> committed(Write write) {
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
+      [write = std::move(write)](auto handler) mutable {
+        auto ex = asio::get_associated_executor(handler);
+        using Handler = decltype(handler);
+        auto h = std::make_shared<std::optional<Handler>>(std::move(handler));
+        write([h, ex] {
+          asio::post(ex, [h] {
+            Handler run(std::move(**h));
+            h->reset();
+            std::move(run)();
+          });
+        });
+      },
+      asio::use_awaitable);
 }
 
 // The part of a cursor that a producer can wake: the suspended next(), on the cursor's executor.
@@ -49,11 +73,16 @@ struct Waker {
 
 struct MemoryBroker::Stream {
   mutable std::mutex mu;
+  DurableStore* store = nullptr;  // where its changes are written, if anywhere
   StreamInfo info;
   std::string owner;
   std::string key;  // the Idempotency-Key bound to it, if any (guarded by the broker's mutex)
   EventLog log;
   bool removed = false;
+  // What observers may read: the events and the end that are stored (all of them without a
+  // store), so nothing an observer saw can be missing after a restart.
+  std::uint64_t visible = 0;
+  bool ended = false;
   std::vector<std::weak_ptr<Waker>> waiters;
 
   // Waiting cursors of one executor (io thread), woken by one posted handler.
@@ -92,6 +121,28 @@ struct MemoryBroker::Stream {
 
 namespace {
 
+// Marks `s` removed (and removes it from its store); returns its waiting cursors to wake. Call
+// with the broker's and the stream's locks held, after taking it out of the broker's map.
+MemoryBroker::Stream::WakeList remove_locked(MemoryBroker::Stream& s) {
+  s.removed = true;
+  if (s.store != nullptr) s.store->remove(s.info.id);
+  return s.take_waiters_locked();
+}
+
+// Makes events up to `upto` (and the end, if `ended`) readable by the observers of `w`.
+void make_visible(const std::weak_ptr<MemoryBroker::Stream>& w, std::uint64_t upto, bool ended) {
+  auto s = w.lock();
+  if (!s) return;
+  MemoryBroker::Stream::WakeList wake;
+  {
+    std::lock_guard lk(s->mu);
+    s->visible = std::max(s->visible, upto);
+    s->ended = s->ended || ended;
+    wake = s->take_waiters_locked();
+  }
+  MemoryBroker::Stream::wake(std::move(wake));
+}
+
 class MemoryWriter final : public StreamWriter {
  public:
   explicit MemoryWriter(std::shared_ptr<MemoryBroker::Stream> s) : s_(std::move(s)) {}
@@ -102,28 +153,39 @@ class MemoryWriter final : public StreamWriter {
     MemoryBroker::Stream::WakeList wake;
     {
       std::lock_guard lk(s_->mu);
+      const std::uint64_t first = s_->log.size() + 1;
       for (const auto& e : events) s_->log.append(e.type, e.json);
       s_->info.events = s_->log.size();
-      const bool released = status && apply_status_locked(*status, std::move(error_message));
-      if (!events.empty() || released) wake = s_->take_waiters_locked();
+      const bool changed = status && apply_status_locked(*status, std::move(error_message));
+      const bool released = changed && is_terminal(s_->info.status);
       pos = s_->log.size();
+      if (s_->store == nullptr || s_->removed) {  // a removed stream writes nothing more
+        s_->visible = pos;
+        s_->ended = s_->ended || released;
+        if (!events.empty() || released) wake = s_->take_waiters_locked();
+      } else if (!events.empty() || changed) {
+        // Queued under the stream's lock, so the store gets one stream's writes in order; the
+        // observers see them once the last is committed.
+        DurableStore::Written visible = [w = std::weak_ptr(s_), pos, released] { make_visible(w, pos, released); };
+        if (!events.empty()) {
+          std::vector<NewEvent> copy(events.begin(), events.end());
+          s_->store->append(s_->info.id, first, std::move(copy), changed ? DurableStore::Written{} : visible);
+        }
+        if (changed) s_->store->update(s_->info, std::move(visible));
+      }
     }
     MemoryBroker::Stream::wake(std::move(wake));
     return pos;
   }
 
   void set_status(StreamStatus status, std::optional<std::string> error_message) override {
-    MemoryBroker::Stream::WakeList wake;
-    {
-      std::lock_guard lk(s_->mu);
-      if (apply_status_locked(status, std::move(error_message))) wake = s_->take_waiters_locked();
-    }
-    MemoryBroker::Stream::wake(std::move(wake));
+    publish({}, status, std::move(error_message));
   }
 
   void set_usage(Usage usage) override {
     std::lock_guard lk(s_->mu);
     s_->info.usage = usage;
+    if (s_->store != nullptr && !s_->removed) s_->store->update(s_->info);
   }
 
   void set_queue_position(std::optional<int> position) override {
@@ -132,16 +194,17 @@ class MemoryWriter final : public StreamWriter {
   }
 
  private:
-  // Moves to `status` unless terminal already; true when that released the observers.
+  // Moves to `status` unless terminal already; true when the status changed.
   bool apply_status_locked(StreamStatus status, std::optional<std::string> error_message) {
     if (is_terminal(s_->info.status) || s_->info.status == status) return false;
     const SysTime now = std::chrono::system_clock::now();
     s_->info.status = status;
     s_->info.updated_at = now;
     if (error_message) s_->info.error_message = std::move(error_message);
-    if (!is_terminal(status)) return false;
-    s_->info.completed_at = now;
-    s_->info.queue_position.reset();
+    if (is_terminal(status)) {
+      s_->info.completed_at = now;
+      s_->info.queue_position.reset();
+    }
     return true;
   }
 
@@ -156,7 +219,7 @@ class MemoryCursor final : public Cursor {
     open_cursors_.fetch_add(1, std::memory_order_relaxed);
     std::lock_guard lk(s_->mu);
     ++s_->info.observers;
-    exhausted_ = is_terminal(s_->info.status) && pos_ >= s_->log.size();
+    exhausted_ = s_->ended && pos_ >= s_->visible;
   }
 
   ~MemoryCursor() override {
@@ -178,15 +241,15 @@ class MemoryCursor final : public Cursor {
       {
         std::lock_guard lk(s_->mu);
         if (s_->removed) co_return chunk;
-        if (pos_ < s_->log.size()) {
-          const std::uint64_t to = s_->log.gather(pos_, kMaxChunkBytes, buffers_);
+        if (pos_ < s_->visible) {
+          const std::uint64_t to = s_->log.gather(pos_, s_->visible, kMaxChunkBytes, buffers_);
           chunk.kind = ReadChunk::Kind::data;
           chunk.events = to - pos_;
           chunk.buffers = buffers_;
           pos_ = to;
           co_return chunk;
         }
-        if (is_terminal(s_->info.status)) co_return chunk;
+        if (s_->ended) co_return chunk;
         if (!waker_->registered) {
           waker_->registered = true;
           s_->waiters.push_back(waker_);
@@ -243,35 +306,25 @@ void MemoryBroker::stop() { sweep_timer_.reset(); }
 
 std::size_t MemoryBroker::sweep_expired(SysTime now) {
   if (opts_.stream_expiration.count() <= 0) return 0;
-  std::vector<std::shared_ptr<Stream>> expired;
+  std::vector<Stream::WakeList> wakes;
   {
     std::lock_guard lk(mu_);
     for (auto it = streams_.begin(); it != streams_.end();) {
-      bool gone = false;
-      {
-        std::lock_guard slk(it->second->mu);
-        const auto& info = it->second->info;
-        gone = is_terminal(info.status) && info.completed_at && *info.completed_at + opts_.stream_expiration <= now;
-      }
-      if (gone) {
-        drop_key_locked(*it->second);
-        expired.push_back(std::move(it->second));
+      Stream& s = *it->second;
+      std::unique_lock slk(s.mu);
+      const auto& info = s.info;
+      if (is_terminal(info.status) && info.completed_at && *info.completed_at + opts_.stream_expiration <= now) {
+        drop_key_locked(s);
+        wakes.push_back(remove_locked(s));
+        slk.unlock();
         it = streams_.erase(it);
       } else {
         ++it;
       }
     }
   }
-  for (auto& s : expired) {
-    Stream::WakeList wake;
-    {
-      std::lock_guard slk(s->mu);
-      s->removed = true;
-      wake = s->take_waiters_locked();
-    }
-    Stream::wake(std::move(wake));
-  }
-  return expired.size();
+  for (auto& w : wakes) Stream::wake(std::move(w));
+  return wakes.size();
 }
 
 std::shared_ptr<MemoryBroker::Stream> MemoryBroker::find(const std::string& id) const {
@@ -290,11 +343,18 @@ asio::awaitable<Result<std::shared_ptr<StreamWriter>>> MemoryBroker::create(Stre
   s->info.message_count = spec.message_count;
   s->info.thinking_enabled = spec.thinking_enabled;
   s->owner = spec.owner;
+  s->store = opts_.store;
   {
     std::lock_guard lk(mu_);
     if (!streams_.try_emplace(spec.id, s).second) {
       co_return make_error(Errc::invalid_request, "Stream with this message_id already exists");
     }
+    // Queued under the broker's lock: a remove of this id can only be queued after it.
+    if (opts_.store != nullptr) opts_.store->create(s->info, s->owner);
+  }
+  if (opts_.store != nullptr) {
+    auto stored = committed([store = opts_.store](DurableStore::Written done) { store->barrier(std::move(done)); });
+    co_await std::move(stored);
   }
   co_return std::shared_ptr<StreamWriter>(std::make_shared<MemoryWriter>(std::move(s)));
 }
@@ -320,21 +380,24 @@ asio::awaitable<Result<std::unique_ptr<Cursor>>> MemoryBroker::open(std::string 
 
 asio::awaitable<Status> MemoryBroker::remove(std::string id) {
   std::shared_ptr<Stream> s;
+  Stream::WakeList wake;
   {
+    // Both locks: the store gets the removal after the stream's own writes and before the
+    // creation of a new stream with the same id.
     std::lock_guard lk(mu_);
     auto it = streams_.find(id);
     if (it == streams_.end()) co_return not_found(id);
     s = std::move(it->second);
     streams_.erase(it);
     drop_key_locked(*s);
-  }
-  Stream::WakeList wake;
-  {
     std::lock_guard slk(s->mu);
-    s->removed = true;
-    wake = s->take_waiters_locked();
+    wake = remove_locked(*s);
   }
   Stream::wake(std::move(wake));
+  if (s->store != nullptr) {
+    auto stored = committed([store = s->store](DurableStore::Written done) { store->barrier(std::move(done)); });
+    co_await std::move(stored);
+  }
   co_return Ok{};
 }
 
@@ -354,7 +417,7 @@ bool MemoryBroker::remove_if_unobserved(const std::string& id) {
   if (s->info.observers > 0) return false;
   streams_.erase(it);
   drop_key_locked(*s);
-  s->removed = true;  // a cursor being opened right now sees this: open() answers not_found
+  remove_locked(*s);  // no cursor waits; one being opened right now sees `removed`: not_found
   return true;
 }
 
@@ -384,8 +447,62 @@ asio::awaitable<Result<std::optional<KeyedJob>>> MemoryBroker::claim_key(std::st
   auto s = streams_.find(job.id);
   if (s == streams_.end()) co_return not_found(job.id);
   s->second->key = key;
+  if (opts_.store != nullptr) opts_.store->bind_key(job.id, key, job.digest);
   keys_[std::move(key)] = std::move(job);
   co_return std::optional<KeyedJob>();
+}
+
+asio::awaitable<Status> MemoryBroker::flush(std::string /*id*/) {
+  if (opts_.store != nullptr) {
+    auto stored = committed([store = opts_.store](DurableStore::Written done) { store->barrier(std::move(done)); });
+    co_await std::move(stored);
+  }
+  co_return Ok{};
+}
+
+std::size_t MemoryBroker::restore(std::vector<StoredStream> streams) {
+  std::size_t interrupted = 0;
+  const SysTime now = std::chrono::system_clock::now();
+  std::unique_lock lk(mu_);
+  for (auto& stored : streams) {
+    auto s = std::make_shared<Stream>();
+    s->store = opts_.store;
+    s->info = std::move(stored.info);
+    s->owner = std::move(stored.owner);
+    for (const auto& e : stored.events) s->log.append(e.type, e.json);
+    if (!is_terminal(s->info.status)) {
+      // It was running when the process stopped: it ends here, as a job that failed would.
+      const Error e = make_error(Errc::internal, std::string(kInterruptedByRestart));
+      const std::uint64_t position = s->log.size() + 1;
+      std::vector<NewEvent> error{{"error", boost::json::serialize(error_body(e, s->info.id))}};
+      s->log.append(error[0].type, error[0].json);
+      s->info.status = StreamStatus::error;
+      s->info.error_message = e.explanation;
+      s->info.updated_at = now;
+      s->info.completed_at = now;
+      if (opts_.store != nullptr) {
+        opts_.store->append(s->info.id, position, std::move(error));
+        opts_.store->update(s->info);
+      }
+      ++interrupted;
+    }
+    s->info.events = s->log.size();
+    s->info.queue_position.reset();
+    s->visible = s->log.size();
+    s->ended = true;
+    if (!stored.key.empty()) {
+      s->key = stored.key;
+      keys_[stored.key] = KeyedJob{s->info.id, std::move(stored.digest)};
+    }
+    streams_[s->info.id] = std::move(s);
+  }
+  lk.unlock();
+  if (interrupted > 0 && opts_.store != nullptr) {
+    std::promise<void> written;
+    opts_.store->barrier([&written] { written.set_value(); });
+    written.get_future().wait();
+  }
+  return interrupted;
 }
 
 std::vector<std::pair<StreamStatus, std::size_t>> MemoryBroker::counts() const {

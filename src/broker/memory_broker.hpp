@@ -2,6 +2,7 @@
 #pragma once
 
 #include "broker/broker.hpp"
+#include "store/durable_store.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 
@@ -15,6 +16,10 @@ namespace spool {
 struct MemoryBrokerOptions {
   std::chrono::seconds stream_expiration{3600};  // 0 = keep terminal streams until deleted
   std::chrono::milliseconds sweep_interval{1000};
+  // Where records and logs are also written (not owned; must outlive the broker). With a store,
+  // observers see an event once it is committed, and create, remove, flush and a cancel answer
+  // once their changes are.
+  DurableStore* store = nullptr;
 };
 
 // Streams held in this process; logs are shared, serialized once, read in place by observers.
@@ -32,6 +37,8 @@ class MemoryBroker final : public Broker {
   boost::asio::awaitable<Result<std::string>> owner(std::string id) override;
   boost::asio::awaitable<Result<std::optional<KeyedJob>>> find_key(std::string key) override;
   boost::asio::awaitable<Result<std::optional<KeyedJob>>> claim_key(std::string key, KeyedJob job) override;
+  // With a store: returns once everything written for `id` so far is committed.
+  boost::asio::awaitable<Status> flush(std::string id) override;
   std::vector<std::pair<StreamStatus, std::size_t>> counts() const override;
   std::size_t observers() const override;
   // Stops the expiry sweep; call on the sweep executor's thread, or with it not running.
@@ -41,6 +48,11 @@ class MemoryBroker final : public Broker {
   int observers_of(const std::string& id) const;
   // Removes `id` unless a cursor is open on it; true when it was removed.
   bool remove_if_unobserved(const std::string& id);
+
+  // Loads the streams a store kept (call before serving). Those that were still running end
+  // with `error` "interrupted by restart" and its `error` event, written back to the store
+  // before this returns. Returns how many were interrupted.
+  std::size_t restore(std::vector<StoredStream> streams);
 
   // Removes terminal streams whose expiration has passed; returns how many.
   std::size_t sweep_expired(SysTime now);

@@ -52,16 +52,22 @@ std::uint64_t EventLog::append(std::string_view type, std::string_view json) {
   return pos;
 }
 
-std::uint64_t EventLog::gather(std::uint64_t after, std::size_t max_bytes,
+std::uint64_t EventLog::gather(std::uint64_t after, std::uint64_t upto, std::size_t max_bytes,
                                std::vector<boost::asio::const_buffer>& out) const {
+  upto = std::min<std::uint64_t>(upto, index_.size());
   std::uint64_t pos = after;
   std::size_t gathered = 0;
-  while (pos < index_.size() && gathered < max_bytes) {
+  while (pos < upto && gathered < max_bytes) {
     const Where w = index_[pos];
     const Segment& s = segments_[w.segment];
     const bool last_segment = w.segment + 1 == segments_.size();
-    const std::uint64_t end_event = last_segment ? index_.size() : segments_[w.segment + 1].first_event;
-    const std::size_t len = s.used - w.offset;
+    std::uint64_t end_event = last_segment ? index_.size() : segments_[w.segment + 1].first_event;
+    std::size_t end_offset = s.used;
+    if (end_event > upto) {  // stop inside this segment, where event upto + 1 begins
+      end_event = upto;
+      end_offset = index_[upto].offset;
+    }
+    const std::size_t len = end_offset - w.offset;
     out.emplace_back(s.data.get() + w.offset, len);
     gathered += len;
     pos = end_event;

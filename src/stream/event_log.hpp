@@ -30,10 +30,11 @@ class EventLog {
   // Bytes of all frames.
   std::size_t bytes() const { return bytes_; }
 
-  // Adds to `out` the bytes of the events after position `after` (0 = from the first), whole
-  // segments at a time, stopping once about `max_bytes` are gathered. Returns the position
-  // of the last event gathered (== `after` when none).
-  std::uint64_t gather(std::uint64_t after, std::size_t max_bytes, std::vector<boost::asio::const_buffer>& out) const;
+  // Adds to `out` the bytes of the events after position `after` (0 = from the first) up to
+  // position `upto` at most, whole segments at a time, stopping once about `max_bytes` are
+  // gathered. Returns the position of the last event gathered (== `after` when none).
+  std::uint64_t gather(std::uint64_t after, std::uint64_t upto, std::size_t max_bytes,
+                       std::vector<boost::asio::const_buffer>& out) const;
 
   // The frame of event `pos` (1-based), for tests and folding.
   std::string_view frame(std::uint64_t pos) const;

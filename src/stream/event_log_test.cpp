@@ -37,7 +37,7 @@ TEST(EventLog, GatherFromEveryPositionAcrossSegments) {
     std::uint64_t pos = from;
     while (pos < log.size()) {
       std::vector<boost::asio::const_buffer> bufs;
-      const std::uint64_t next = log.gather(pos, 10000, bufs);
+      const std::uint64_t next = log.gather(pos, log.size(), 10000, bufs);
       ASSERT_GT(next, pos);
       got += concat(bufs);
       pos = next;
@@ -52,8 +52,21 @@ TEST(EventLog, GatherNothingAtEnd) {
   EventLog log;
   log.append("a", "{}");
   std::vector<boost::asio::const_buffer> bufs;
-  EXPECT_EQ(log.gather(1, 1000, bufs), 1u);
+  EXPECT_EQ(log.gather(1, log.size(), 1000, bufs), 1u);
   EXPECT_TRUE(bufs.empty());
+}
+
+TEST(EventLog, GatherStopsAtUpto) {
+  EventLog log;
+  for (int i = 0; i < 10; ++i) log.append("e", "{\"i\":" + std::to_string(i) + "}");
+  for (std::uint64_t upto : {0ull, 1ull, 4ull, 10ull, 99ull}) {
+    std::vector<boost::asio::const_buffer> bufs;
+    const std::uint64_t got = log.gather(0, upto, 1 << 20, bufs);
+    EXPECT_EQ(got, std::min<std::uint64_t>(upto, 10));
+    std::string want;
+    for (std::uint64_t i = 1; i <= got; ++i) want += log.frame(i);
+    EXPECT_EQ(concat(bufs), want) << "upto " << upto;
+  }
 }
 
 TEST(EventLog, HugeEventGetsItsOwnSegment) {
@@ -64,7 +77,7 @@ TEST(EventLog, HugeEventGetsItsOwnSegment) {
   log.append("c", "{}");
   EXPECT_NE(log.frame(2).find(big), std::string_view::npos);
   std::vector<boost::asio::const_buffer> bufs;
-  EXPECT_EQ(log.gather(0, 1 << 30, bufs), 3u);
+  EXPECT_EQ(log.gather(0, log.size(), 1 << 30, bufs), 3u);
   EXPECT_EQ(concat(bufs), std::string(log.frame(1)) + std::string(log.frame(2)) + std::string(log.frame(3)));
 }
 

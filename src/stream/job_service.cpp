@@ -126,13 +126,19 @@ asio::awaitable<Status> JobService::remove(std::string id) {
   co_return co_await broker_.remove(std::move(id));
 }
 
-asio::awaitable<void> JobService::cancel_all() {
+asio::awaitable<void> JobService::stop_all(std::optional<Error> reason) {
   std::vector<std::pair<std::string, std::shared_ptr<Job>>> jobs;
   {
     std::lock_guard lk(mu_);
     for (auto& [id, j] : active_) jobs.emplace_back(id, j);
   }
-  for (auto& [id, j] : jobs) j->cancel();
+  for (auto& [id, j] : jobs) {
+    if (reason) {
+      j->fail(*reason);
+    } else {
+      j->cancel();
+    }
+  }
   for (auto& [id, j] : jobs) co_await broker_.flush(id);
 }
 

@@ -56,9 +56,10 @@ class JobService {
   // the stream and ends its observers everywhere (§1.5).
   boost::asio::awaitable<Status> remove(std::string id);
 
-  // Cancels every active job (shutdown) and returns once their terminal events are stored
-  // where every instance reads them (broker flush; errors are ignored: the process is leaving).
-  boost::asio::awaitable<void> cancel_all();
+  // Ends every active job (shutdown): cancelled, or failed with `reason` when given, and returns
+  // once their terminal events are stored where every instance reads them (broker flush; errors
+  // are ignored: the process is leaving).
+  boost::asio::awaitable<void> stop_all(std::optional<Error> reason);
 
   // Jobs running or queued on this instance.
   std::size_t active() const;

@@ -25,6 +25,12 @@ struct Usage {
   std::int64_t output_tokens = 0;
 };
 
+// One event of a stream's log: its SSE type and its JSON, serialized once.
+struct NewEvent {
+  std::string type;
+  std::string json;
+};
+
 // A snapshot of one stream's record, as /status shows it.
 struct StreamInfo {
   std::string id;

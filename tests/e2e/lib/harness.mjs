@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import fs from 'node:fs';
+import os from 'node:os';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const E2E_DIR = path.resolve(here, '..');
@@ -20,22 +21,35 @@ const LISTEN_RE = /spool listening on (http:\/\/(\S+):(\d+))/;
 
 /** Every server started by this process, so a crashed test file still cleans up. */
 const live = new Set();
+/** Data directories the harness made (removed at exit). */
+const madeDirs = new Set();
 process.on('exit', () => {
   for (const p of live) {
     try { p.kill('SIGKILL'); } catch { /* already gone */ }
   }
+  for (const d of madeDirs) fs.rmSync(d, { recursive: true, force: true });
 });
+
+/** A fresh, empty data directory, removed when this test process exits. */
+export function freshDataDir() {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-e2e-'));
+  madeDirs.add(d);
+  return d;
+}
 
 /**
  * @param {string[]} args extra flags after `serve --host 127.0.0.1 --port 0`
- * @param {{startTimeoutMs?: number, env?: object}} opts
+ * @param {{startTimeoutMs?: number, env?: object, dataDir?: string}} opts
+ *   dataDir: the durable store's directory (default: a fresh one, unless args name one)
  */
 export async function startServer(args = [], opts = {}) {
   if (!fs.existsSync(SPOOL_BIN)) {
     throw new Error(`spool binary not found at ${SPOOL_BIN} (set SPOOL_BIN)`);
   }
   const startTimeoutMs = opts.startTimeoutMs ?? 10_000;
-  const fullArgs = ['serve', '--host', '127.0.0.1', '--port', '0', '--log-level', 'warn', ...args];
+  const dataDir = args.includes('--data-dir') ? null : (opts.dataDir ?? freshDataDir());
+  const fullArgs = ['serve', '--host', '127.0.0.1', '--port', '0', '--log-level', 'warn',
+    ...(dataDir ? ['--data-dir', dataDir] : []), ...args];
   const proc = spawn(SPOOL_BIN, fullArgs, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...(opts.env ?? {}) },
@@ -89,6 +103,7 @@ export async function startServer(args = [], opts = {}) {
     port: Number(u.port),
     proc,
     args: fullArgs,
+    dataDir,
     stderr: () => stderr,
     stdout: () => stdout,
     exited: () => exited,

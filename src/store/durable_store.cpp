@@ -1,0 +1,457 @@
+#include "store/durable_store.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <fcntl.h>
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+namespace spool {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE streams(
+  id TEXT PRIMARY KEY,
+  model TEXT NOT NULL,
+  message_count INTEGER NOT NULL,
+  thinking INTEGER NOT NULL,
+  owner TEXT NOT NULL,
+  status TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  completed_at INTEGER,
+  error_message TEXT,
+  input_tokens INTEGER NOT NULL DEFAULT 0,
+  output_tokens INTEGER NOT NULL DEFAULT 0,
+  idem_key TEXT,
+  idem_digest TEXT
+) WITHOUT ROWID;
+CREATE TABLE events(
+  stream TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  data TEXT NOT NULL,
+  PRIMARY KEY(stream, position)
+) WITHOUT ROWID;
+)sql";
+
+// Timestamps are stored as microseconds since the epoch, as exact as /status shows them.
+std::int64_t to_us(SysTime t) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+}
+SysTime from_us(std::int64_t us) {
+  return SysTime(std::chrono::duration_cast<SysTime::duration>(std::chrono::microseconds(us)));
+}
+
+std::optional<StreamStatus> parse_status(std::string_view s) {
+  for (auto st : {StreamStatus::pending, StreamStatus::processing, StreamStatus::completed, StreamStatus::cancelled,
+                  StreamStatus::error}) {
+    if (to_string(st) == s) return st;
+  }
+  return std::nullopt;
+}
+
+std::string column_text(sqlite3_stmt* st, int i) {
+  const auto* p = sqlite3_column_text(st, i);
+  return p == nullptr
+             ? std::string()
+             : std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(st, i)));
+}
+
+// A prepared statement, finalized when it goes.
+class Statement {
+ public:
+  Statement() = default;
+  Statement(sqlite3* db, const char* sql) { sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st_, nullptr); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  Statement(Statement&& o) noexcept : st_(std::exchange(o.st_, nullptr)) {}
+  Statement& operator=(Statement&& o) noexcept {
+    std::swap(st_, o.st_);
+    return *this;
+  }
+  ~Statement() { sqlite3_finalize(st_); }
+  sqlite3_stmt* get() const { return st_; }
+  explicit operator bool() const { return st_ != nullptr; }
+
+  // Binds in order: text, integers, or null (std::nullopt).
+  Statement& text(int i, std::string_view v) {
+    sqlite3_bind_text(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& integer(int i, std::int64_t v) {
+    sqlite3_bind_int64(st_, i, v);
+    return *this;
+  }
+  Statement& null(int i) {
+    sqlite3_bind_null(st_, i);
+    return *this;
+  }
+  // Steps to completion; the SQLite result code (SQLITE_DONE on success).
+  int run() {
+    const int rc = sqlite3_step(st_);
+    sqlite3_reset(st_);
+    sqlite3_clear_bindings(st_);
+    return rc;
+  }
+
+ private:
+  sqlite3_stmt* st_ = nullptr;
+};
+
+// One queued write.
+struct Op {
+  enum class Kind { create, append, update, bind, remove, barrier };
+  Kind kind = Kind::barrier;
+  StreamInfo info;  // create, update
+  std::string id;   // append, bind, remove
+  std::string owner, key, digest;
+  std::uint64_t first = 0;
+  std::vector<NewEvent> events;
+  DurableStore::Written done;
+};
+
+}  // namespace
+
+struct DurableStore::Impl {
+  DurableStoreOptions opts;
+  sqlite3* db = nullptr;
+  int lock_fd = -1;
+  Statement insert_stream, insert_event, update_stream, bind_stream, delete_events, delete_stream;
+  Statement begin, commit, rollback;
+
+  std::mutex mu;
+  std::condition_variable wake;
+  std::deque<Op> queue;
+  bool closing = false;
+  std::thread writer;
+  std::atomic<std::uint64_t> commits{0};
+
+  ~Impl() {
+    {
+      std::lock_guard lk(mu);
+      closing = true;
+    }
+    wake.notify_all();
+    if (writer.joinable()) writer.join();
+    insert_stream = {};
+    insert_event = {};
+    update_stream = {};
+    bind_stream = {};
+    delete_events = {};
+    delete_stream = {};
+    begin = {};
+    commit = {};
+    rollback = {};
+    if (db != nullptr) sqlite3_close_v2(db);
+    if (lock_fd >= 0) ::close(lock_fd);
+  }
+
+  std::string where() const { return (std::filesystem::path(opts.dir) / "spool.db").string(); }
+  std::string db_error() const { return db != nullptr ? sqlite3_errmsg(db) : "out of memory"; }
+
+  Status exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db, sql, nullptr, nullptr, &err) == SQLITE_OK) return Ok{};
+    std::string msg = err != nullptr ? err : db_error();
+    sqlite3_free(err);
+    return make_error(Errc::internal, msg);
+  }
+
+  // One row, one integer column.
+  std::optional<std::int64_t> query_int(const char* sql) {
+    Statement st(db, sql);
+    if (!st || sqlite3_step(st.get()) != SQLITE_ROW) return std::nullopt;
+    return sqlite3_column_int64(st.get(), 0);
+  }
+
+  Error fail(const std::string& what) const {
+    return make_error(Errc::internal, "data directory " + opts.dir + ": " + what);
+  }
+
+  Status open() {
+    std::error_code ec;
+    std::filesystem::create_directories(opts.dir, ec);
+    if (ec) return fail("cannot be created: " + ec.message());
+    const std::string lock_path = (std::filesystem::path(opts.dir) / "LOCK").string();
+    lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd < 0) return fail(std::string("is not writable: ") + std::strerror(errno));
+    if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) return fail("is in use by another Spool process");
+    if (sqlite3_open_v2(where().c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                        nullptr) != SQLITE_OK) {
+      return fail("cannot open " + where() + ": " + db_error());
+    }
+    sqlite3_extended_result_codes(db, 1);
+    // Reading the schema is the first access: a file that is not a database fails here.
+    const auto version = query_int("PRAGMA user_version");
+    if (!version) return fail(where() + " is not a Spool database (" + db_error() + ")");
+    if (auto st = exec("PRAGMA journal_mode=WAL"); !st)
+      return fail("cannot use " + where() + ": " + st.error().explanation);
+    const char* sync = opts.fsync_each ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
+    if (auto st = exec(sync); !st) return fail(st.error().explanation);
+    if (*version == 0) {
+      const auto tables = query_int("SELECT count(*) FROM sqlite_schema");
+      if (tables.value_or(1) != 0) return fail(where() + " is an SQLite file, but not a Spool database");
+      if (auto st = exec(kSchema); !st)
+        return fail("cannot create the schema in " + where() + ": " + st.error().explanation);
+      if (auto st = exec("PRAGMA user_version=1"); !st) return fail(st.error().explanation);
+    } else if (*version != kSchemaVersion) {
+      return fail(where() + " has schema version " + std::to_string(*version) + "; this Spool reads version " +
+                  std::to_string(kSchemaVersion));
+    }
+    Statement check(db, "PRAGMA quick_check");
+    if (!check || sqlite3_step(check.get()) != SQLITE_ROW) return fail(where() + " cannot be checked: " + db_error());
+    if (const std::string verdict = column_text(check.get(), 0); verdict != "ok") {
+      return fail(where() + " is corrupt: " + verdict);
+    }
+    insert_stream = Statement(db,
+                              "INSERT OR REPLACE INTO streams(id, model, message_count, thinking, owner, status, "
+                              "created_at, updated_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+    insert_event = Statement(db, "INSERT OR IGNORE INTO events(stream, position, type, data) VALUES(?1, ?2, ?3, ?4)");
+    update_stream = Statement(db,
+                              "UPDATE streams SET status = ?2, updated_at = ?3, completed_at = ?4, error_message = ?5, "
+                              "input_tokens = ?6, output_tokens = ?7 WHERE id = ?1");
+    bind_stream = Statement(db, "UPDATE streams SET idem_key = ?2, idem_digest = ?3 WHERE id = ?1");
+    delete_events = Statement(db, "DELETE FROM events WHERE stream = ?1");
+    delete_stream = Statement(db, "DELETE FROM streams WHERE id = ?1");
+    begin = Statement(db, "BEGIN IMMEDIATE");
+    commit = Statement(db, "COMMIT");
+    rollback = Statement(db, "ROLLBACK");
+    for (const auto* s : {&insert_stream, &insert_event, &update_stream, &bind_stream, &delete_events, &delete_stream,
+                          &begin, &commit, &rollback}) {
+      if (!*s) return fail("cannot prepare statements on " + where() + ": " + db_error());
+    }
+    writer = std::thread([this] { write_loop(); });
+    return Ok{};
+  }
+
+  Result<std::vector<StoredStream>> load_all() {
+    std::vector<StoredStream> out;
+    std::unordered_map<std::string, std::size_t> index;
+    Statement streams(db,
+                      "SELECT id, model, message_count, thinking, owner, status, created_at, updated_at, completed_at, "
+                      "error_message, input_tokens, output_tokens, idem_key, idem_digest FROM streams "
+                      "ORDER BY created_at, id");
+    if (!streams) return fail("cannot read " + where() + ": " + db_error());
+    int rc = 0;
+    while ((rc = sqlite3_step(streams.get())) == SQLITE_ROW) {
+      sqlite3_stmt* st = streams.get();
+      StoredStream s;
+      s.info.id = column_text(st, 0);
+      s.info.model = column_text(st, 1);
+      s.info.message_count = sqlite3_column_int(st, 2);
+      s.info.thinking_enabled = sqlite3_column_int(st, 3) != 0;
+      s.owner = column_text(st, 4);
+      const auto status = parse_status(column_text(st, 5));
+      if (!status) return fail(where() + " is corrupt: stream " + s.info.id + " has status " + column_text(st, 5));
+      s.info.status = *status;
+      s.info.created_at = from_us(sqlite3_column_int64(st, 6));
+      s.info.updated_at = from_us(sqlite3_column_int64(st, 7));
+      if (sqlite3_column_type(st, 8) != SQLITE_NULL) s.info.completed_at = from_us(sqlite3_column_int64(st, 8));
+      if (sqlite3_column_type(st, 9) != SQLITE_NULL) s.info.error_message = column_text(st, 9);
+      s.info.usage = Usage{sqlite3_column_int64(st, 10), sqlite3_column_int64(st, 11)};
+      s.key = column_text(st, 12);
+      s.digest = column_text(st, 13);
+      index.emplace(s.info.id, out.size());
+      out.push_back(std::move(s));
+    }
+    if (rc != SQLITE_DONE) return fail("cannot read " + where() + ": " + db_error());
+    Statement events(db, "SELECT stream, position, type, data FROM events ORDER BY stream, position");
+    if (!events) return fail("cannot read " + where() + ": " + db_error());
+    while ((rc = sqlite3_step(events.get())) == SQLITE_ROW) {
+      sqlite3_stmt* st = events.get();
+      auto it = index.find(column_text(st, 0));
+      if (it == index.end()) continue;  // a log whose record is gone (removed in the same batch)
+      StoredStream& s = out[it->second];
+      const auto position = static_cast<std::uint64_t>(sqlite3_column_int64(st, 1));
+      if (position != s.events.size() + 1) {
+        return fail(where() + " is corrupt: stream " + s.info.id + " lacks event " +
+                    std::to_string(s.events.size() + 1));
+      }
+      s.events.push_back(NewEvent{column_text(st, 2), column_text(st, 3)});
+    }
+    if (rc != SQLITE_DONE) return fail("cannot read " + where() + ": " + db_error());
+    for (auto& s : out) s.info.events = s.events.size();
+    return out;
+  }
+
+  void push(Op op) {
+    {
+      std::lock_guard lk(mu);
+      if (closing) return;
+      queue.push_back(std::move(op));
+    }
+    wake.notify_one();
+  }
+
+  // Applies one write inside the open transaction; false when SQLite refused it.
+  bool apply(const Op& op) {
+    switch (op.kind) {
+      case Op::Kind::create:
+        return insert_stream.text(1, op.info.id)
+                   .text(2, op.info.model)
+                   .integer(3, op.info.message_count)
+                   .integer(4, op.info.thinking_enabled ? 1 : 0)
+                   .text(5, op.owner)
+                   .text(6, to_string(op.info.status))
+                   .integer(7, to_us(op.info.created_at))
+                   .integer(8, to_us(op.info.updated_at))
+                   .run() == SQLITE_DONE;
+      case Op::Kind::append: {
+        std::uint64_t pos = op.first;
+        for (const auto& e : op.events) {
+          const int rc = insert_event.text(1, op.id)
+                             .integer(2, static_cast<std::int64_t>(pos++))
+                             .text(3, e.type)
+                             .text(4, e.json)
+                             .run();
+          if (rc != SQLITE_DONE) return false;
+        }
+        return true;
+      }
+      case Op::Kind::update: {
+        update_stream.text(1, op.info.id).text(2, to_string(op.info.status)).integer(3, to_us(op.info.updated_at));
+        if (op.info.completed_at) {
+          update_stream.integer(4, to_us(*op.info.completed_at));
+        } else {
+          update_stream.null(4);
+        }
+        if (op.info.error_message) {
+          update_stream.text(5, *op.info.error_message);
+        } else {
+          update_stream.null(5);
+        }
+        return update_stream.integer(6, op.info.usage.input_tokens).integer(7, op.info.usage.output_tokens).run() ==
+               SQLITE_DONE;
+      }
+      case Op::Kind::bind:
+        return bind_stream.text(1, op.id).text(2, op.key).text(3, op.digest).run() == SQLITE_DONE;
+      case Op::Kind::remove:
+        return delete_events.text(1, op.id).run() == SQLITE_DONE && delete_stream.text(1, op.id).run() == SQLITE_DONE;
+      case Op::Kind::barrier:
+        return true;
+    }
+    return true;
+  }
+
+  // Takes every queued write, applies them as one transaction (retried until it commits), then
+  // runs their callbacks; until closing and drained.
+  void write_loop() {
+    std::chrono::milliseconds backoff{100};
+    for (;;) {
+      std::deque<Op> batch;
+      {
+        std::unique_lock lk(mu);
+        wake.wait(lk, [&] { return closing || !queue.empty(); });
+        if (queue.empty()) return;  // closing, everything written
+        batch.swap(queue);
+      }
+      for (;;) {
+        bool ok = begin.run() == SQLITE_DONE;
+        for (auto it = batch.begin(); ok && it != batch.end(); ++it) ok = apply(*it);
+        if (ok) ok = commit.run() == SQLITE_DONE;
+        if (ok) break;
+        const std::string why = db_error();
+        rollback.run();
+        spdlog::error("durable store: cannot write to {}: {}; retrying in {} ms", where(), why, backoff.count());
+        std::this_thread::sleep_for(backoff);
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+      }
+      backoff = std::chrono::milliseconds(100);
+      commits.fetch_add(1, std::memory_order_relaxed);
+      for (auto& op : batch) {
+        if (op.done) op.done();
+      }
+    }
+  }
+};
+
+DurableStore::DurableStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+DurableStore::~DurableStore() = default;
+
+Result<std::unique_ptr<DurableStore>> DurableStore::open(const DurableStoreOptions& opts) {
+  auto impl = std::make_unique<Impl>();
+  impl->opts = opts;
+  if (auto st = impl->open(); !st) return st.error();
+  return std::unique_ptr<DurableStore>(new DurableStore(std::move(impl)));
+}
+
+Result<std::vector<StoredStream>> DurableStore::load_all() { return impl_->load_all(); }
+
+void DurableStore::create(const StreamInfo& info, const std::string& owner, Written done) {
+  Op op;
+  op.kind = Op::Kind::create;
+  op.info = info;
+  op.owner = owner;
+  op.done = std::move(done);
+  impl_->push(std::move(op));
+}
+
+void DurableStore::append(const std::string& id, std::uint64_t first_position, std::vector<NewEvent> events,
+                          Written done) {
+  Op op;
+  op.kind = Op::Kind::append;
+  op.id = id;
+  op.first = first_position;
+  op.events = std::move(events);
+  op.done = std::move(done);
+  impl_->push(std::move(op));
+}
+
+void DurableStore::update(const StreamInfo& info, Written done) {
+  Op op;
+  op.kind = Op::Kind::update;
+  op.info = info;
+  op.done = std::move(done);
+  impl_->push(std::move(op));
+}
+
+void DurableStore::bind_key(const std::string& id, const std::string& key, const std::string& digest, Written done) {
+  Op op;
+  op.kind = Op::Kind::bind;
+  op.id = id;
+  op.key = key;
+  op.digest = digest;
+  op.done = std::move(done);
+  impl_->push(std::move(op));
+}
+
+void DurableStore::remove(const std::string& id, Written done) {
+  Op op;
+  op.kind = Op::Kind::remove;
+  op.id = id;
+  op.done = std::move(done);
+  impl_->push(std::move(op));
+}
+
+void DurableStore::barrier(Written done) {
+  Op op;
+  op.done = std::move(done);
+  impl_->push(std::move(op));
+}
+
+void DurableStore::close() {
+  {
+    std::lock_guard lk(impl_->mu);
+    impl_->closing = true;
+  }
+  impl_->wake.notify_all();
+  if (impl_->writer.joinable()) impl_->writer.join();
+}
+
+std::uint64_t DurableStore::commits() const { return impl_->commits.load(std::memory_order_relaxed); }
+
+}  // namespace spool
