@@ -83,6 +83,7 @@ struct MemoryBroker::Stream {
   // store), so nothing an observer saw can be missing after a restart.
   std::uint64_t visible = 0;
   bool ended = false;
+  bool usage_dirty = false;  // usage changed since the store last got the record
   std::vector<std::weak_ptr<Waker>> waiters;
 
   // Waiting cursors of one executor (io thread), woken by one posted handler.
@@ -167,11 +168,12 @@ class MemoryWriter final : public StreamWriter {
         // Queued under the stream's lock, so the store gets one stream's writes in order; the
         // observers see them once the last is committed.
         DurableStore::Written visible = [w = std::weak_ptr(s_), pos, released] { make_visible(w, pos, released); };
-        if (!events.empty()) {
-          std::vector<NewEvent> copy(events.begin(), events.end());
-          s_->store->append(s_->info.id, first, std::move(copy), changed ? DurableStore::Written{} : visible);
+        const bool update = changed || s_->usage_dirty;
+        if (!events.empty()) s_->store->append(s_->info.id, first, events, update ? DurableStore::Written{} : visible);
+        if (update) {
+          s_->usage_dirty = false;
+          s_->store->update(s_->info, std::move(visible));
         }
-        if (changed) s_->store->update(s_->info, std::move(visible));
       }
     }
     MemoryBroker::Stream::wake(std::move(wake));
@@ -185,7 +187,7 @@ class MemoryWriter final : public StreamWriter {
   void set_usage(Usage usage) override {
     std::lock_guard lk(s_->mu);
     s_->info.usage = usage;
-    if (s_->store != nullptr && !s_->removed) s_->store->update(s_->info);
+    s_->usage_dirty = s_->store != nullptr;  // stored with the stream's next events or status
   }
 
   void set_queue_position(std::optional<int> position) override {
@@ -481,7 +483,7 @@ std::size_t MemoryBroker::restore(std::vector<StoredStream> streams) {
       s->info.updated_at = now;
       s->info.completed_at = now;
       if (opts_.store != nullptr) {
-        opts_.store->append(s->info.id, position, std::move(error));
+        opts_.store->append(s->info.id, position, error);
         opts_.store->update(s->info);
       }
       ++interrupted;

@@ -12,7 +12,9 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <iterator>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <unordered_map>
 
@@ -40,10 +42,9 @@ CREATE TABLE streams(
 ) WITHOUT ROWID;
 CREATE TABLE events(
   stream TEXT NOT NULL,
-  position INTEGER NOT NULL,
-  type TEXT NOT NULL,
-  data TEXT NOT NULL,
-  PRIMARY KEY(stream, position)
+  first INTEGER NOT NULL,
+  events BLOB NOT NULL,
+  PRIMARY KEY(stream, first)
 ) WITHOUT ROWID;
 )sql";
 
@@ -61,6 +62,40 @@ std::optional<StreamStatus> parse_status(std::string_view s) {
     if (to_string(st) == s) return st;
   }
   return std::nullopt;
+}
+
+// A run of consecutive events of one stream, as one row: per event, the type's length and the
+// JSON's length (4 bytes each, little-endian) and then their bytes.
+void encode_events(std::span<const NewEvent> events, std::string& out) {
+  auto put = [&](std::string_view v) {
+    const auto n = static_cast<std::uint32_t>(v.size());
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((n >> (8 * i)) & 0xff));
+  };
+  for (const auto& e : events) {
+    put(e.type);
+    put(e.json);
+    out += e.type;
+    out += e.json;
+  }
+}
+
+// The events of one row; false when it is malformed.
+bool decode_events(std::string_view in, std::vector<NewEvent>& out) {
+  auto get = [&](std::uint32_t& n) {
+    if (in.size() < 4) return false;
+    n = 0;
+    for (int i = 0; i < 4; ++i) n |= static_cast<std::uint32_t>(static_cast<unsigned char>(in[i])) << (8 * i);
+    in.remove_prefix(4);
+    return true;
+  };
+  while (!in.empty()) {
+    std::uint32_t type_len = 0;
+    std::uint32_t json_len = 0;
+    if (!get(type_len) || !get(json_len) || in.size() < std::size_t{type_len} + json_len) return false;
+    out.push_back(NewEvent{std::string(in.substr(0, type_len)), std::string(in.substr(type_len, json_len))});
+    in.remove_prefix(std::size_t{type_len} + json_len);
+  }
+  return true;
 }
 
 std::string column_text(sqlite3_stmt* st, int i) {
@@ -91,6 +126,10 @@ class Statement {
     sqlite3_bind_text(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
   }
+  Statement& blob(int i, std::string_view v) {
+    sqlite3_bind_blob(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
   Statement& integer(int i, std::int64_t v) {
     sqlite3_bind_int64(st_, i, v);
     return *this;
@@ -115,11 +154,15 @@ class Statement {
 struct Op {
   enum class Kind { create, append, update, bind, remove, barrier };
   Kind kind = Kind::barrier;
-  StreamInfo info;  // create, update
-  std::string id;   // append, bind, remove
-  std::string owner, key, digest;
-  std::uint64_t first = 0;
-  std::vector<NewEvent> events;
+  std::string id;
+  std::unique_ptr<StreamInfo> created;  // create (with `owner`)
+  std::string owner, key, digest;       // create; bind
+  std::uint64_t first = 0, count = 0;   // append: positions first .. first + count - 1,
+  std::string blob;                     // encoded by encode_events
+  StreamStatus status{};                // update: the record's changing fields
+  std::int64_t updated_us = 0, completed_us = -1;
+  std::optional<std::string> error_message;
+  Usage usage;
   DurableStore::Written done;
 };
 
@@ -138,6 +181,7 @@ struct DurableStore::Impl {
   bool closing = false;
   std::thread writer;
   std::atomic<std::uint64_t> commits{0};
+  bool idle = false;  // the writer waits for work (guarded by mu)
 
   ~Impl() {
     {
@@ -219,7 +263,7 @@ struct DurableStore::Impl {
     insert_stream = Statement(db,
                               "INSERT OR REPLACE INTO streams(id, model, message_count, thinking, owner, status, "
                               "created_at, updated_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
-    insert_event = Statement(db, "INSERT OR IGNORE INTO events(stream, position, type, data) VALUES(?1, ?2, ?3, ?4)");
+    insert_event = Statement(db, "INSERT OR IGNORE INTO events(stream, first, events) VALUES(?1, ?2, ?3)");
     update_stream = Statement(db,
                               "UPDATE streams SET status = ?2, updated_at = ?3, completed_at = ?4, error_message = ?5, "
                               "input_tokens = ?6, output_tokens = ?7 WHERE id = ?1");
@@ -268,19 +312,20 @@ struct DurableStore::Impl {
       out.push_back(std::move(s));
     }
     if (rc != SQLITE_DONE) return fail("cannot read " + where() + ": " + db_error());
-    Statement events(db, "SELECT stream, position, type, data FROM events ORDER BY stream, position");
+    Statement events(db, "SELECT stream, first, events FROM events ORDER BY stream, first");
     if (!events) return fail("cannot read " + where() + ": " + db_error());
     while ((rc = sqlite3_step(events.get())) == SQLITE_ROW) {
       sqlite3_stmt* st = events.get();
       auto it = index.find(column_text(st, 0));
       if (it == index.end()) continue;  // a log whose record is gone (removed in the same batch)
       StoredStream& s = out[it->second];
-      const auto position = static_cast<std::uint64_t>(sqlite3_column_int64(st, 1));
-      if (position != s.events.size() + 1) {
-        return fail(where() + " is corrupt: stream " + s.info.id + " lacks event " +
+      const auto first = static_cast<std::uint64_t>(sqlite3_column_int64(st, 1));
+      const auto* bytes = static_cast<const char*>(sqlite3_column_blob(st, 2));
+      const std::string_view row(bytes, static_cast<std::size_t>(sqlite3_column_bytes(st, 2)));
+      if (first != s.events.size() + 1 || !decode_events(row, s.events)) {
+        return fail(where() + " is corrupt: stream " + s.info.id + " has a damaged log from event " +
                     std::to_string(s.events.size() + 1));
       }
-      s.events.push_back(NewEvent{column_text(st, 2), column_text(st, 3)});
     }
     if (rc != SQLITE_DONE) return fail("cannot read " + where() + ": " + db_error());
     for (auto& s : out) s.info.events = s.events.size();
@@ -288,53 +333,45 @@ struct DurableStore::Impl {
   }
 
   void push(Op op) {
+    bool notify = false;
     {
       std::lock_guard lk(mu);
       if (closing) return;
       queue.push_back(std::move(op));
+      notify = idle;  // a busy writer takes it with its next batch: no wake-up needed
     }
-    wake.notify_one();
+    if (notify) wake.notify_one();
   }
 
   // Applies one write inside the open transaction; false when SQLite refused it.
   bool apply(const Op& op) {
     switch (op.kind) {
       case Op::Kind::create:
-        return insert_stream.text(1, op.info.id)
-                   .text(2, op.info.model)
-                   .integer(3, op.info.message_count)
-                   .integer(4, op.info.thinking_enabled ? 1 : 0)
+        return insert_stream.text(1, op.id)
+                   .text(2, op.created->model)
+                   .integer(3, op.created->message_count)
+                   .integer(4, op.created->thinking_enabled ? 1 : 0)
                    .text(5, op.owner)
-                   .text(6, to_string(op.info.status))
-                   .integer(7, to_us(op.info.created_at))
-                   .integer(8, to_us(op.info.updated_at))
+                   .text(6, to_string(op.created->status))
+                   .integer(7, to_us(op.created->created_at))
+                   .integer(8, to_us(op.created->updated_at))
                    .run() == SQLITE_DONE;
-      case Op::Kind::append: {
-        std::uint64_t pos = op.first;
-        for (const auto& e : op.events) {
-          const int rc = insert_event.text(1, op.id)
-                             .integer(2, static_cast<std::int64_t>(pos++))
-                             .text(3, e.type)
-                             .text(4, e.json)
-                             .run();
-          if (rc != SQLITE_DONE) return false;
-        }
-        return true;
-      }
+      case Op::Kind::append:
+        return insert_event.text(1, op.id).integer(2, static_cast<std::int64_t>(op.first)).blob(3, op.blob).run() ==
+               SQLITE_DONE;
       case Op::Kind::update: {
-        update_stream.text(1, op.info.id).text(2, to_string(op.info.status)).integer(3, to_us(op.info.updated_at));
-        if (op.info.completed_at) {
-          update_stream.integer(4, to_us(*op.info.completed_at));
+        update_stream.text(1, op.id).text(2, to_string(op.status)).integer(3, op.updated_us);
+        if (op.completed_us >= 0) {
+          update_stream.integer(4, op.completed_us);
         } else {
           update_stream.null(4);
         }
-        if (op.info.error_message) {
-          update_stream.text(5, *op.info.error_message);
+        if (op.error_message) {
+          update_stream.text(5, *op.error_message);
         } else {
           update_stream.null(5);
         }
-        return update_stream.integer(6, op.info.usage.input_tokens).integer(7, op.info.usage.output_tokens).run() ==
-               SQLITE_DONE;
+        return update_stream.integer(6, op.usage.input_tokens).integer(7, op.usage.output_tokens).run() == SQLITE_DONE;
       }
       case Op::Kind::bind:
         return bind_stream.text(1, op.id).text(2, op.key).text(3, op.digest).run() == SQLITE_DONE;
@@ -346,6 +383,50 @@ struct DurableStore::Impl {
     return true;
   }
 
+  // The writes of `batch` that matter, in order: a stream's consecutive appends become one (one
+  // row), and a record update that a later one of the same stream replaces is left out. Merged
+  // appends go into the first of them; a create or remove of the stream ends a run.
+  static std::vector<const Op*> compact(std::deque<Op>& batch) {
+    std::unordered_map<std::string_view, Op*> open_run;  // stream → its append being extended
+    std::unordered_map<std::string_view, std::size_t> last_update;
+    std::vector<Op*> kept;
+    kept.reserve(batch.size());
+    for (auto& op : batch) {
+      const std::string_view id = op.id;
+      switch (op.kind) {
+        case Op::Kind::append: {
+          auto it = open_run.find(id);
+          Op* run = it == open_run.end() ? nullptr : it->second;
+          if (run != nullptr && run->first + run->count == op.first) {
+            run->blob += op.blob;
+            run->count += op.count;
+            continue;
+          }
+          open_run[id] = &op;
+          break;
+        }
+        case Op::Kind::update:
+          if (auto it = last_update.find(id); it != last_update.end()) kept[it->second] = nullptr;
+          last_update[id] = kept.size();
+          break;
+        case Op::Kind::create:
+        case Op::Kind::remove:
+          open_run.erase(id);
+          last_update.erase(id);
+          break;
+        default:
+          break;
+      }
+      kept.push_back(&op);
+    }
+    std::vector<const Op*> out;
+    out.reserve(kept.size());
+    for (Op* op : kept) {
+      if (op != nullptr) out.push_back(op);
+    }
+    return out;
+  }
+
   // Takes every queued write, applies them as one transaction (retried until it commits), then
   // runs their callbacks; until closing and drained.
   void write_loop() {
@@ -354,13 +435,16 @@ struct DurableStore::Impl {
       std::deque<Op> batch;
       {
         std::unique_lock lk(mu);
+        idle = true;
         wake.wait(lk, [&] { return closing || !queue.empty(); });
+        idle = false;
         if (queue.empty()) return;  // closing, everything written
         batch.swap(queue);
       }
+      const std::vector<const Op*> writes = compact(batch);
       for (;;) {
         bool ok = begin.run() == SQLITE_DONE;
-        for (auto it = batch.begin(); ok && it != batch.end(); ++it) ok = apply(*it);
+        for (auto it = writes.begin(); ok && it != writes.end(); ++it) ok = apply(**it);
         if (ok) ok = commit.run() == SQLITE_DONE;
         if (ok) break;
         const std::string why = db_error();
@@ -394,19 +478,21 @@ Result<std::vector<StoredStream>> DurableStore::load_all() { return impl_->load_
 void DurableStore::create(const StreamInfo& info, const std::string& owner, Written done) {
   Op op;
   op.kind = Op::Kind::create;
-  op.info = info;
+  op.id = info.id;
+  op.created = std::make_unique<StreamInfo>(info);
   op.owner = owner;
   op.done = std::move(done);
   impl_->push(std::move(op));
 }
 
-void DurableStore::append(const std::string& id, std::uint64_t first_position, std::vector<NewEvent> events,
+void DurableStore::append(const std::string& id, std::uint64_t first_position, std::span<const NewEvent> events,
                           Written done) {
   Op op;
   op.kind = Op::Kind::append;
   op.id = id;
   op.first = first_position;
-  op.events = std::move(events);
+  op.count = events.size();
+  encode_events(events, op.blob);
   op.done = std::move(done);
   impl_->push(std::move(op));
 }
@@ -414,7 +500,12 @@ void DurableStore::append(const std::string& id, std::uint64_t first_position, s
 void DurableStore::update(const StreamInfo& info, Written done) {
   Op op;
   op.kind = Op::Kind::update;
-  op.info = info;
+  op.id = info.id;
+  op.status = info.status;
+  op.updated_us = to_us(info.updated_at);
+  op.completed_us = info.completed_at ? to_us(*info.completed_at) : -1;
+  op.error_message = info.error_message;
+  op.usage = info.usage;
   op.done = std::move(done);
   impl_->push(std::move(op));
 }

@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -56,7 +57,7 @@ class DurableStore {
 
   void create(const StreamInfo& info, const std::string& owner, Written done = {});
   // Stores events first_position, first_position + 1, ... of stream `id`.
-  void append(const std::string& id, std::uint64_t first_position, std::vector<NewEvent> events, Written done = {});
+  void append(const std::string& id, std::uint64_t first_position, std::span<const NewEvent> events, Written done = {});
   // Stores the record's status, timestamps, error message and usage.
   void update(const StreamInfo& info, Written done = {});
   void bind_key(const std::string& id, const std::string& key, const std::string& digest, Written done = {});

@@ -62,8 +62,10 @@ TEST(DurableStore, WhatIsWrittenIsThereAfterReopening) {
     ASSERT_TRUE(store);
     EXPECT_TRUE(store->load_all()->empty());
     store->create(record("a", StreamStatus::pending), "owner-1");
-    store->append("a", 1, {{"message_start", R"({"x":1})"}, {"content_block_delta", R"({"x":2})"}});
-    store->append("a", 3, {{"message_stop", "{}"}});
+    const std::vector<NewEvent> head{{"message_start", R"({"x":1})"}, {"content_block_delta", R"({"x":2})"}};
+    const std::vector<NewEvent> tail{{"message_stop", "{}"}};
+    store->append("a", 1, head);
+    store->append("a", 3, tail);
     StreamInfo done = record("a", StreamStatus::completed);
     done.completed_at = SysTime(std::chrono::milliseconds(1'700'000'001'000));
     done.usage = Usage{7, 3};
@@ -71,7 +73,7 @@ TEST(DurableStore, WhatIsWrittenIsThereAfterReopening) {
     store->bind_key("a", "owner-1\nkey", "123");
     store->create(record("b", StreamStatus::pending), "");
     store->create(record("gone", StreamStatus::pending), "");
-    store->append("gone", 1, {{"message_start", "{}"}});
+    store->append("gone", 1, tail);
     store->remove("gone");
     bool ran = false;
     store->barrier([&] { ran = true; });
