@@ -79,7 +79,7 @@ json::value time_or_null(const std::optional<SysTime>& t) {
   return t ? json::value(rfc3339(*t)) : json::value(nullptr);
 }
 
-std::string status_json(const StreamInfo& i) {
+json::object status_object(const StreamInfo& i) {
   json::object usage{{"input_tokens", i.usage.input_tokens}, {"output_tokens", i.usage.output_tokens}};
   json::object meta{{"message_count", i.message_count},
                     {"thinking_enabled", i.thinking_enabled},
@@ -96,7 +96,48 @@ std::string status_json(const StreamInfo& i) {
                  {"error_message", i.error_message ? json::value(*i.error_message) : json::value(nullptr)},
                  {"stream_type", "chat_completion"},
                  {"metadata", std::move(meta)}};
-  return json::serialize(o);
+  return o;
+}
+
+std::string status_json(const StreamInfo& i) { return json::serialize(status_object(i)); }
+
+// A list cursor: the hex of "<created_at µs> <id>" of the last stream of a page.
+std::string encode_list_cursor(const StreamInfo& last) {
+  const std::string raw =
+      std::to_string(
+          std::chrono::duration_cast<std::chrono::microseconds>(last.created_at.time_since_epoch()).count()) +
+      ' ' + last.id;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(raw.size() * 2);
+  for (const unsigned char c : raw) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+
+std::optional<std::pair<SysTime, std::string>> decode_list_cursor(std::string_view hex) {
+  if (hex.empty() || hex.size() % 2 != 0 || hex.size() > 1200) return std::nullopt;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  std::string raw;
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    const int hi = nibble(hex[i]);
+    const int lo = nibble(hex[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    raw.push_back(static_cast<char>(hi * 16 + lo));
+  }
+  const auto space = raw.find(' ');
+  if (space == std::string::npos || space == 0 || space + 1 == raw.size()) return std::nullopt;
+  std::int64_t us = 0;
+  auto [p, ec] = std::from_chars(raw.data(), raw.data() + space, us);
+  if (ec != std::errc() || p != raw.data() + space || us < 0) return std::nullopt;
+  return std::make_pair(SysTime(std::chrono::duration_cast<SysTime::duration>(std::chrono::microseconds(us))),
+                        raw.substr(space + 1));
 }
 
 // Sends a ping after `interval` without a frame: one timer per observer, re-armed only when it
@@ -365,6 +406,10 @@ asio::awaitable<http::Response> Router::dispatch(Call& call) {
       }
       if (s[2] == "async") {
         if (s.size() == 3) {
+          if (method_is("GET")) {
+            call.route = "list";
+            co_return co_await list(call);
+          }
           call.route = "start";
           if (!method_is("POST")) co_return wrong_method();
           co_return co_await start(call);
@@ -471,6 +516,63 @@ asio::awaitable<http::Response> Router::observe(Call& call, std::string id) {
   http::Response r;
   r.source = std::make_unique<SseSource>(std::move(cursor.value()), opts_.ping_interval, metrics_, call.req.executor);
   co_return r;
+}
+
+asio::awaitable<http::Response> Router::list(Call& call) {
+  ListQuery q;
+  if (opts_.stream_scoping) q.owner = call.owner;
+  const auto params = call.url.params();
+  if (auto it = params.find("status"); it != params.end()) {
+    const std::string value = (*it).value;  // decoded: a string of its own
+    std::string_view rest = value;
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      const std::string_view name = rest.substr(0, comma);
+      bool known = false;
+      for (auto st : {StreamStatus::pending, StreamStatus::processing, StreamStatus::completed, StreamStatus::cancelled,
+                      StreamStatus::error}) {
+        if (to_string(st) == name) {
+          q.statuses.push_back(st);
+          known = true;
+        }
+      }
+      if (!known) {
+        co_return error_response(make_error(Errc::invalid_request,
+                                            "status must be one or more of pending, processing, completed, "
+                                            "cancelled, error (comma-separated), not '" +
+                                                std::string(name) + "'"));
+      }
+      if (comma == std::string_view::npos) break;
+      rest = rest.substr(comma + 1);
+      if (rest.empty()) {
+        co_return error_response(make_error(Errc::invalid_request, "status must not end with a comma"));
+      }
+    }
+  }
+  if (auto it = params.find("limit"); it != params.end()) {
+    const std::string v = (*it).value;
+    std::size_t n = 0;
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc() || p != v.data() + v.size() || n < 1 || n > 1000) {
+      co_return error_response(make_error(Errc::invalid_request, "limit must be an integer from 1 to 1000"));
+    }
+    q.limit = n;
+  }
+  if (auto it = params.find("cursor"); it != params.end() && !(*it).value.empty()) {
+    const std::string v = (*it).value;
+    q.after = decode_list_cursor(v);
+    if (!q.after) {
+      co_return error_response(make_error(Errc::invalid_request, "cursor is not one this server gave out"));
+    }
+  }
+  auto page = co_await jobs_.broker().list(std::move(q));
+  if (!page) co_return error_response(page.error());
+  json::array data;
+  data.reserve(page->streams.size());
+  for (const auto& info : page->streams) data.push_back(status_object(info));
+  json::object body{{"data", std::move(data)}, {"has_more", page->has_more}};
+  body["next_cursor"] = page->has_more ? json::value(encode_list_cursor(page->streams.back())) : json::value(nullptr);
+  co_return json_response(200, json::serialize(body));
 }
 
 asio::awaitable<http::Response> Router::status(Call& call, std::string id) {

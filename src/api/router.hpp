@@ -35,6 +35,8 @@ class Router final : public http::Handler, public http::ErrorResponder {
   boost::asio::awaitable<http::Response> start(Call& call);
   boost::asio::awaitable<http::Response> observe(Call& call, std::string id);
   boost::asio::awaitable<http::Response> status(Call& call, std::string id);
+  // GET /v1/messages/async: the caller's streams, newest first (?status=, ?limit=, ?cursor=).
+  boost::asio::awaitable<http::Response> list(Call& call);
   boost::asio::awaitable<http::Response> cancel(Call& call, std::string id);
   boost::asio::awaitable<http::Response> remove(Call& call, std::string id);
   boost::asio::awaitable<http::Response> message(Call& call);

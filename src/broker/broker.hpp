@@ -60,6 +60,30 @@ class StreamWriter {
   virtual void set_queue_position(std::optional<int> position) = 0;
 };
 
+// Which streams a list asks for: newest first (by created_at, then id, both descending).
+struct ListQuery {
+  std::optional<std::string> owner;    // only this owner's streams (stream scoping)
+  std::vector<StreamStatus> statuses;  // only these (empty: any)
+  std::size_t limit = 20;
+  // Continue after this stream (the last one of the previous page): its created_at and id.
+  std::optional<std::pair<SysTime, std::string>> after;
+};
+
+// One page of a list.
+struct StreamPage {
+  std::vector<StreamInfo> streams;
+  bool has_more = false;
+};
+
+// True when `a` lists before `b` (newer first; ties by id, descending).
+inline bool lists_before(const StreamInfo& a, const StreamInfo& b) {
+  return a.created_at != b.created_at ? a.created_at > b.created_at : a.id > b.id;
+}
+
+// True when `info` belongs on a page of `q` (owner aside): its status is asked for and it comes
+// after q.after.
+bool matches(const ListQuery& q, const StreamInfo& info);
+
 // What a cursor read.
 struct ReadChunk {
   enum class Kind {
@@ -101,6 +125,8 @@ class Broker {
                                                                        boost::asio::any_io_executor ex) = 0;
   // Removes the record and log and ends every open cursor on it; not_found if absent.
   virtual boost::asio::awaitable<Status> remove(std::string id) = 0;
+  // The streams `q` asks for, one page.
+  virtual boost::asio::awaitable<Result<StreamPage>> list(ListQuery q) = 0;
   // Owner recorded at creation, or not_found.
   virtual boost::asio::awaitable<Result<std::string>> owner(std::string id) = 0;
   // The job `key` (an owner-qualified Idempotency-Key) started, if its stream still exists.

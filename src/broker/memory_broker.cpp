@@ -423,6 +423,30 @@ bool MemoryBroker::remove_if_unobserved(const std::string& id) {
   return true;
 }
 
+asio::awaitable<Result<StreamPage>> MemoryBroker::list(ListQuery q) {
+  // Candidates by reference (id and created_at never change), sorted; records copied for the page only.
+  std::vector<std::shared_ptr<Stream>> found;
+  {
+    std::lock_guard lk(mu_);
+    for (const auto& [id, s] : streams_) {
+      std::lock_guard slk(s->mu);
+      if (q.owner && s->owner != *q.owner) continue;
+      if (matches(q, s->info)) found.push_back(s);
+    }
+  }
+  const std::size_t n = std::min(found.size(), q.limit);
+  std::partial_sort(found.begin(), found.begin() + static_cast<std::ptrdiff_t>(n), found.end(),
+                    [](const auto& a, const auto& b) { return lists_before(a->info, b->info); });
+  StreamPage page;
+  page.has_more = found.size() > n;
+  page.streams.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    std::lock_guard slk(found[i]->mu);
+    page.streams.push_back(found[i]->info);
+  }
+  co_return page;
+}
+
 asio::awaitable<Result<std::string>> MemoryBroker::owner(std::string id) {
   auto s = find(id);
   if (!s) co_return not_found(id);

@@ -174,6 +174,46 @@ std::optional<KeyedJob> decode_keyed(std::string_view v) {
   return KeyedJob{std::string(v.substr(space + 1)), std::string(v.substr(0, space))};
 }
 
+// A stream's record from its meta hash (HGETALL reply); nullopt when there is none.
+std::optional<StreamInfo> parse_meta(const std::string& id, const RedisValue& r, std::string* owner = nullptr) {
+  if (!r.is_array() || r.elements.empty()) return std::nullopt;
+  std::map<std::string, std::string, std::less<>> f;
+  for (std::size_t i = 0; i + 1 < r.elements.size(); i += 2) f[r.elements[i].str] = r.elements[i + 1].str;
+  auto get = [&](std::string_view k) -> std::string_view {
+    auto it = f.find(k);
+    return it == f.end() ? std::string_view{} : std::string_view(it->second);
+  };
+  StreamInfo info;
+  info.id = id;
+  info.status = parse_status(get("status")).value_or(StreamStatus::pending);
+  info.created_at = from_ms(to_int(get("created_at")));
+  info.updated_at = from_ms(to_int(get("updated_at")));
+  if (!get("completed_at").empty()) info.completed_at = from_ms(to_int(get("completed_at")));
+  if (f.count("error_message")) info.error_message = std::string(get("error_message"));
+  info.message_count = static_cast<int>(to_int(get("message_count")));
+  info.thinking_enabled = get("thinking") == "1";
+  info.model = std::string(get("model"));
+  info.events = static_cast<std::uint64_t>(to_int(get("events")));
+  info.usage = Usage{to_int(get("input_tokens")), to_int(get("output_tokens"))};
+  if (!get("queue_position").empty()) info.queue_position = static_cast<int>(to_int(get("queue_position")));
+  if (owner != nullptr) *owner = std::string(get("owner"));
+  return info;
+}
+
+// Observers other live instances reported: `counts` is HGETALL of a stream's observers hash,
+// `live` the instances whose lease runs.
+int remote_observers(const RedisValue& counts, const RedisValue& live, const std::string& self) {
+  int n = 0;
+  for (std::size_t i = 0; counts.is_array() && i + 1 < counts.elements.size(); i += 2) {
+    const std::string& inst = counts.elements[i].str;
+    if (inst == self) continue;
+    const bool alive = live.is_array() && std::any_of(live.elements.begin(), live.elements.end(),
+                                                      [&](const RedisValue& v) { return v.str == inst; });
+    if (alive) n += static_cast<int>(to_int(counts.elements[i + 1].str));
+  }
+  return n;
+}
+
 // What a writer still owes Redis for one stream.
 struct Outbox {
   std::vector<std::pair<std::uint64_t, NewEvent>> events;  // (position, event)
@@ -241,6 +281,7 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
   std::string observers_key(std::string_view id) const { return opts.prefix + "{" + std::string(id) + "}:observers"; }
   std::string running_key() const { return opts.prefix + "running"; }
   std::string instances_key() const { return opts.prefix + "instances"; }
+  std::string created_key() const { return opts.prefix + "created"; }
   std::string idempotency_key(std::string_view key) const { return opts.prefix + "idempotency:" + std::string(key); }
   std::string control_channel() const { return opts.prefix + "control"; }
   std::string expire_ms() const { return std::to_string(opts.stream_expiration.count() * 1000); }
@@ -893,6 +934,7 @@ asio::awaitable<Result<std::shared_ptr<StreamWriter>>> RedisBroker::create(Strea
                             std::to_string(spec.message_count), "thinking", spec.thinking_enabled ? "1" : "0", "owner",
                             spec.owner, "events", "0", "input_tokens", "0", "output_tokens", "0"));
   cmds.push_back(redis_args("ZADD", b.running_key(), "NX", std::to_string(now_ms() + b.opts.lease.count()), spec.id));
+  cmds.push_back(redis_args("ZADD", b.created_key(), now, spec.id));
   auto r = co_await b.cmd->pipeline(std::move(cmds));
   if (!r) co_return r.error();
   if ((*r)[0].is_error()) co_return make_error(Errc::broker_unavailable, "Redis refused a create: " + (*r)[0].str);
@@ -922,38 +964,11 @@ asio::awaitable<Result<StreamInfo>> RedisBroker::info(std::string id) {
   cmds.push_back(redis_args("ZRANGEBYSCORE", b.instances_key(), std::to_string(now_ms()), "+inf"));
   auto replies = co_await b.cmd->pipeline(std::move(cmds));
   if (!replies) co_return replies.error();
-  const RedisValue* r = &(*replies)[0];
-  if (!r->is_array() || r->elements.empty()) co_return Impl::not_found(id);
-  std::map<std::string, std::string, std::less<>> f;
-  for (std::size_t i = 0; i + 1 < r->elements.size(); i += 2) f[r->elements[i].str] = r->elements[i + 1].str;
-  auto get = [&](std::string_view k) -> std::string_view {
-    auto it = f.find(k);
-    return it == f.end() ? std::string_view{} : std::string_view(it->second);
-  };
-  StreamInfo info;
-  info.id = id;
-  info.status = parse_status(get("status")).value_or(StreamStatus::pending);
-  info.created_at = from_ms(to_int(get("created_at")));
-  info.updated_at = from_ms(to_int(get("updated_at")));
-  if (!get("completed_at").empty()) info.completed_at = from_ms(to_int(get("completed_at")));
-  if (f.count("error_message")) info.error_message = std::string(get("error_message"));
-  info.message_count = static_cast<int>(to_int(get("message_count")));
-  info.thinking_enabled = get("thinking") == "1";
-  info.model = std::string(get("model"));
-  info.events = static_cast<std::uint64_t>(to_int(get("events")));
-  info.usage = Usage{to_int(get("input_tokens")), to_int(get("output_tokens"))};
-  if (!get("queue_position").empty()) info.queue_position = static_cast<int>(to_int(get("queue_position")));
+  auto parsed = parse_meta(id, (*replies)[0]);
+  if (!parsed) co_return Impl::not_found(id);
+  StreamInfo info = std::move(*parsed);
   // Observers here (exact, from the local copy), plus what every other live instance reported.
-  if (auto local = co_await b.mirror.info(id)) info.observers = local->observers;
-  const RedisValue& counts = (*replies)[1];
-  const RedisValue& live = (*replies)[2];
-  for (std::size_t i = 0; counts.is_array() && i + 1 < counts.elements.size(); i += 2) {
-    const std::string& inst = counts.elements[i].str;
-    if (inst == b.opts.instance) continue;
-    const bool alive = live.is_array() && std::any_of(live.elements.begin(), live.elements.end(),
-                                                      [&](const RedisValue& v) { return v.str == inst; });
-    if (alive) info.observers += static_cast<int>(to_int(counts.elements[i + 1].str));
-  }
+  info.observers = b.mirror.observers_of(id) + remote_observers((*replies)[1], (*replies)[2], b.opts.instance);
   co_return info;
 }
 
@@ -985,6 +1000,7 @@ asio::awaitable<Status> RedisBroker::remove(std::string id) {
   cmds.push_back(redis_args("DEL", b.meta_key(id), b.log_key(id), b.observers_key(id)));
   cmds.push_back(redis_args("ZREM", b.running_key(), id));
   cmds.push_back(redis_args("PUBLISH", b.control_channel(), "delete " + id));
+  cmds.push_back(redis_args("ZREM", b.created_key(), id));
   auto r = co_await b.cmd->pipeline(std::move(cmds));
   if (!r) co_return r.error();
   {
@@ -995,6 +1011,57 @@ asio::awaitable<Status> RedisBroker::remove(std::string id) {
   co_await b.mirror.remove(id);
   if ((*r)[0].integer == 0) co_return Impl::not_found(id);
   co_return Ok{};
+}
+
+asio::awaitable<Result<StreamPage>> RedisBroker::list(ListQuery q) {
+  auto& b = *impl_;
+  // Newest first from the index, a slice at a time; records fetched in one pipeline per slice.
+  // Entries whose record expired or vanished are dropped from the index on the way.
+  constexpr std::size_t kSlice = 200;
+  constexpr std::size_t kMostScanned = 20000;  // per page: a filter that matches little stops here
+  const std::string top =
+      q.after ? std::to_string(
+                    std::chrono::duration_cast<std::chrono::milliseconds>(q.after->first.time_since_epoch()).count())
+              : std::string("+inf");
+  StreamPage page;
+  std::vector<StreamInfo> found;
+  for (std::size_t offset = 0; offset < kMostScanned && found.size() <= q.limit; offset += kSlice) {
+    auto range = redis_args("ZREVRANGEBYSCORE", b.created_key(), top, "-inf", "LIMIT", std::to_string(offset),
+                            std::to_string(kSlice));
+    auto ids = co_await b.cmd->command(std::move(range));
+    if (!ids) co_return ids.error();
+    if (!ids->is_array() || ids->elements.empty()) break;
+    std::vector<Command> fetch;
+    for (const auto& e : ids->elements) {
+      fetch.push_back(redis_args("HGETALL", b.meta_key(e.str)));
+      fetch.push_back(redis_args("HGETALL", b.observers_key(e.str)));
+    }
+    fetch.push_back(redis_args("ZRANGEBYSCORE", b.instances_key(), std::to_string(now_ms()), "+inf"));
+    auto records = co_await b.cmd->pipeline(std::move(fetch));
+    if (!records) co_return records.error();
+    const RedisValue& live = records->back();
+    std::vector<Command> stale;
+    for (std::size_t i = 0; i < ids->elements.size(); ++i) {
+      const std::string& id = ids->elements[i].str;
+      std::string owner;
+      auto info = parse_meta(id, (*records)[2 * i], &owner);
+      if (!info) {
+        stale.push_back(redis_args("ZREM", b.created_key(), id));
+        continue;
+      }
+      if ((q.owner && owner != *q.owner) || !matches(q, *info)) continue;
+      info->observers = b.mirror.observers_of(id) + remote_observers((*records)[2 * i + 1], live, b.opts.instance);
+      found.push_back(std::move(*info));
+    }
+    if (!stale.empty()) co_await b.cmd->pipeline(std::move(stale));
+    if (ids->elements.size() < kSlice) break;
+  }
+  // The index orders by the millisecond; ties (and the cursor's own millisecond) by id.
+  std::sort(found.begin(), found.end(), lists_before);
+  page.has_more = found.size() > q.limit;
+  if (page.has_more) found.resize(q.limit);
+  page.streams = std::move(found);
+  co_return page;
 }
 
 asio::awaitable<Result<std::string>> RedisBroker::owner(std::string id) {

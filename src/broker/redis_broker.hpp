@@ -6,6 +6,7 @@
 //   P{id}:log    stream: one entry per event, entry id 0-N for event N, fields type and data
 //   P{id}:observers  hash: instance → its open observers of the stream
 //   Prunning     sorted set: id → lease deadline (ms) of every running job
+//   Pcreated     sorted set: id → created_at (ms), the index of GET /v1/messages/async
 //   Pinstances   sorted set: instance → lease deadline (ms); observer counts of instances past
 //                theirs are not counted
 //   Pidempotency:<owner>\n<key>  string "<digest> <id>", for 24 h: the job an Idempotency-Key started
@@ -55,6 +56,7 @@ class RedisBroker final : public Broker {
                                                                boost::asio::any_io_executor ex) override;
   boost::asio::awaitable<Status> remove(std::string id) override;
   boost::asio::awaitable<Result<std::string>> owner(std::string id) override;
+  boost::asio::awaitable<Result<StreamPage>> list(ListQuery q) override;
   boost::asio::awaitable<Result<std::optional<KeyedJob>>> find_key(std::string key) override;
   boost::asio::awaitable<Result<std::optional<KeyedJob>>> claim_key(std::string key, KeyedJob job) override;
   boost::asio::awaitable<Status> flush(std::string id) override;

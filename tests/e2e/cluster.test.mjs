@@ -108,6 +108,35 @@ test('an Idempotency-Key binds one job across instances', opts, async () => {
   assert.notEqual(fresh.json.message_id, id);
 });
 
+test('every instance lists the streams started on any instance, newest first, page by page', opts, async () => {
+  const ids = [];
+  for (const x of clients) {
+    const id = nextId('list');
+    assert.equal((await x.start(chat('listed'), id)).status, 200);
+    ids.push(id);
+    await sleep(5);  // distinct creation times (the index orders by the millisecond)
+  }
+  for (const x of clients) {
+    const all = (await x.get('/v1/messages/async?limit=1000')).json.data.map((s) => s.message_id);
+    assert.deepEqual(all.filter((id) => ids.includes(id)), [...ids].reverse());
+  }
+  const seen = [];
+  let cursor = null;
+  for (let i = 0; i < 200; i += 1) {
+    const page = await clients[i % 3].get(`/v1/messages/async?limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+    assert.equal(page.status, 200, page.text);
+    seen.push(...page.json.data.map((s) => s.message_id));
+    if (!page.json.has_more) break;
+    cursor = page.json.next_cursor;
+  }
+  assert.equal(new Set(seen).size, seen.length);
+  for (const id of ids) assert.ok(seen.includes(id));
+  // a deleted stream leaves every instance's list
+  assert.equal((await clients[0].remove(ids[2])).status, 200);
+  const after = (await clients[1].get('/v1/messages/async?limit=1000')).json.data.map((s) => s.message_id);
+  assert.ok(!after.includes(ids[2]));
+});
+
 test('cancel on C stops the job running on A; the terminal events reach B before C answers', opts, async () => {
   const [a, , c] = clients;
   const id = nextId('cancel');

@@ -60,6 +60,9 @@ test('after a graceful restart, finished streams read the same and running ones 
   assert.equal(s.error_message, 'interrupted by restart');
   const log = await readSSE(streamUrl(second.url, running));
   assert.deepEqual(log.stored.map((e) => e.data), seen.map((e) => e.data));
+  // both are listed, newest first, as before the restart
+  const listed = (await c2.get('/v1/messages/async?limit=1000')).json.data.map((x) => x.message_id);
+  assert.deepEqual(listed, [running, done]);
   // the Idempotency-Key still answers with the same job
   const again = await c2.start(chat(words(12)), done, { headers: { 'Idempotency-Key': `k-${done}` } });
   assert.equal(again.status, 200);
