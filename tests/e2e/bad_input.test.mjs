@@ -405,7 +405,7 @@ for (const [method, path] of [
 for (const [method, path] of [
   ['GET', '/v1/messages'],
   ['PUT', '/v1/messages/async'],
-  ['PUT', '/v1/messages/async'],
+  ['DELETE', '/v1/messages/async'],
   ['DELETE', '/v1/messages/async/some-id/status'],
   ['POST', '/v1/messages/async/some-id/stream'],
   ['GET', '/v1/messages/async/some-id/cancel'],
