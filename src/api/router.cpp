@@ -1,5 +1,7 @@
 #include "api/router.hpp"
 
+#include <openssl/evp.h>
+
 #include "api/chat_parser.hpp"
 #include "api/http_error.hpp"
 #include "core/clock.hpp"
@@ -293,12 +295,28 @@ struct Router::Call {
   http::Request req;
   boost::urls::url_view url;
   std::vector<std::string> segments;
-  std::string owner;
+  std::string owner;                   // tenant_identity() of the caller's secret ("" with auth off)
+  std::size_t owner_active_limit = 0;  // its tenant's max_active_streams
   std::string route = "unknown";
 };
 
+std::string tenant_identity(const Tenant& t) {
+  if (!t.name.empty()) return "tenant:" + t.name;
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(t.secret.data(), t.secret.size(), digest, &len, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "secret:";
+  for (unsigned int i = 0; i < 8 && i < len; ++i) {
+    out.push_back(kHex[digest[i] >> 4]);
+    out.push_back(kHex[digest[i] & 15]);
+  }
+  return out;
+}
+
 Router::Router(ApiOptions opts, JobService& jobs, const ModelRegistry& models, Metrics& metrics)
     : opts_(std::move(opts)), jobs_(jobs), models_(models), metrics_(metrics) {
+  for (const auto& t : opts_.tenants) identities_.push_back(tenant_identity(t));
   std::string_view p = opts_.path_prefix;
   while (!p.empty()) {
     const auto slash = p.find('/');
@@ -359,13 +377,14 @@ asio::awaitable<http::Response> Router::dispatch(Call& call) {
     co_return health();
   }
 
-  if (!opts_.auth_secrets.empty()) {
+  if (!opts_.tenants.empty()) {
     const std::string* auth = call.req.header("authorization");
     bool ok = false;
-    for (std::size_t i = 0; i < opts_.auth_secrets.size(); ++i) {
-      if (auth && constant_time_equal(*auth, opts_.auth_secrets[i])) {
+    for (std::size_t i = 0; i < opts_.tenants.size(); ++i) {  // every one compared: no early exit
+      if (auth && constant_time_equal(*auth, opts_.tenants[i].secret)) {
         ok = true;
-        call.owner = "secret-" + std::to_string(i);
+        call.owner = identities_[i];
+        call.owner_active_limit = opts_.tenants[i].max_active_streams;
       }
     }
     if (!ok) {
@@ -473,6 +492,7 @@ asio::awaitable<http::Response> Router::start(Call& call) {
   job.request = std::make_shared<const ChatRequest>(std::move(req.value()));
   job.model = model.value();
   job.owner = call.owner;
+  job.owner_active_limit = call.owner_active_limit;
   if (const std::string* key = call.req.header("idempotency-key"); key && !key->empty()) {
     job.idempotency_key = *key;
     job.body_digest = std::to_string(fnv1a(call.req.body, id));
@@ -607,6 +627,7 @@ asio::awaitable<http::Response> Router::message(Call& call) {
   job.request = std::make_shared<const ChatRequest>(std::move(req.value()));
   job.model = model.value();
   job.owner = call.owner;
+  job.owner_active_limit = call.owner_active_limit;
   job.fold = !stream;
   auto started = co_await jobs_.start(std::move(job));
   if (!started) co_return error_response(started.error());

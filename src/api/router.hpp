@@ -12,11 +12,22 @@
 
 namespace spool {
 
+// One accepted auth secret (§6) and who it is.
+struct Tenant {
+  std::string name;                    // empty: unnamed
+  std::string secret;                  // the whole Authorization header value
+  std::size_t max_active_streams = 0;  // its pending+processing streams (0: only the global limit)
+};
+
+// Who `t` is as a stream's owner: "tenant:<name>", or for an unnamed secret "secret:" and the
+// first 16 hex digits of its SHA-256, so it stays the same when secrets are added or reordered.
+std::string tenant_identity(const Tenant& t);
+
 // Settings the routes need.
 struct ApiOptions {
-  std::string path_prefix;                // routes also answer under this prefix, e.g. "/spool"
-  std::vector<std::string> auth_secrets;  // empty: auth off; else the whole Authorization header must equal one
-  bool stream_scoping = false;            // a stream is visible only to the secret that created it
+  std::string path_prefix;      // routes also answer under this prefix, e.g. "/spool"
+  std::vector<Tenant> tenants;  // empty: auth off; else the whole Authorization header must equal a secret
+  bool stream_scoping = false;  // a stream is visible only to the secret that created it
   std::chrono::milliseconds ping_interval{15000};
   std::size_t max_observers = 100000;  // open observers on this instance; past it: overloaded
   std::string broker_name = "memory";
@@ -49,7 +60,8 @@ class Router final : public http::Handler, public http::ErrorResponder {
   boost::asio::awaitable<Status> visible(const Call& call, std::string id);
 
   ApiOptions opts_;
-  std::vector<std::string> prefix_;  // path_prefix split into segments
+  std::vector<std::string> prefix_;      // path_prefix split into segments
+  std::vector<std::string> identities_;  // tenant_identity() of each of opts_.tenants
   JobService& jobs_;
   const ModelRegistry& models_;
   Metrics& metrics_;

@@ -88,6 +88,7 @@ std::vector<Setting> settings(Config& c) {
       scalar("path_prefix", c.path_prefix, "Routes also answer under this path prefix"),
       scalar("auth_secret", c.auth_secret, "The auth secret: the whole Authorization header value"),
       list("auth_secrets", c.auth_secrets, "Further accepted secrets (comma-separated)"),
+      list("tenants", c.tenant_specs, "Named secrets NAME=SECRET (comma-separated; [[tenants]] in the file)"),
       scalar("stream_scoping", c.stream_scoping, "A stream is visible only to the secret that created it"),
       scalar("broker", c.broker, "Broker: memory or redis"),
       scalar("redis_url", c.redis_url, "Redis server for the redis broker: redis://[:password@]host[:port][/db]"),
@@ -113,6 +114,24 @@ std::vector<Setting> settings(Config& c) {
       scalar("log_level", c.log_level, "debug, info, warn or error"),
       scalar("log_format", c.log_format, "text or json"),
   };
+}
+
+void parse_tenant_table(const toml::array& arr, Config& cfg) {
+  for (const auto& e : arr) {
+    const toml::table* t = e.as_table();
+    if (!t) throw std::runtime_error("config: [[tenants]] entries must be tables");
+    TenantConfig tc;
+    tc.name = (*t)["name"].value_or(std::string());
+    tc.secret = (*t)["secret"].value_or(std::string());
+    tc.max_active_streams = (*t)["max_active_streams"].value_or(std::int64_t{0});
+    for (const auto& [k, v] : *t) {
+      const std::string key(k.str());
+      if (key != "name" && key != "secret" && key != "max_active_streams") {
+        throw std::runtime_error("config: [[tenants]] has no key '" + key + "' (name, secret, max_active_streams)");
+      }
+    }
+    cfg.tenants.push_back(std::move(tc));
+  }
 }
 
 void parse_model_table(const toml::array& arr, Config& cfg) {
@@ -176,6 +195,10 @@ void load_config_file_and_legacy_env(int argc, char** argv, Config& cfg) {
         parse_model_table(*arr, cfg);
         continue;
       }
+      if (key == "tenants" && node.is_array_of_tables()) {
+        parse_tenant_table(*node.as_array(), cfg);
+        continue;
+      }
       bool known = false;
       for (auto& s : all) {
         if (s.key == key) {
@@ -217,6 +240,25 @@ void finalize_config(Config& cfg) {
     }
   }
   if (!cfg.auth_secret.empty()) cfg.auth_secrets.insert(cfg.auth_secrets.begin(), cfg.auth_secret);
+  for (const auto& spec : cfg.tenant_specs) {
+    const auto eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
+      throw std::runtime_error("--tenants " + spec + ": expected NAME=SECRET");
+    }
+    cfg.tenants.push_back(TenantConfig{spec.substr(0, eq), spec.substr(eq + 1), 0});
+  }
+  for (const auto& secret : cfg.auth_secrets) cfg.tenants.push_back(TenantConfig{"", secret, 0});
+  for (std::size_t i = 0; i < cfg.tenants.size(); ++i) {
+    const auto& t = cfg.tenants[i];
+    if (t.secret.empty()) throw std::runtime_error("tenant '" + t.name + "' has no secret");
+    if (t.max_active_streams < 0) throw std::runtime_error("tenant '" + t.name + "': max_active_streams must be >= 0");
+    for (std::size_t j = 0; j < i; ++j) {
+      if (t.secret == cfg.tenants[j].secret) throw std::runtime_error("the same auth secret is configured twice");
+      if (!t.name.empty() && t.name == cfg.tenants[j].name) {
+        throw std::runtime_error("tenant '" + t.name + "' is declared twice");
+      }
+    }
+  }
   if (cfg.port < 0 || cfg.port > 65535) throw std::runtime_error("port must be 0..65535");
   if (cfg.broker != "memory" && cfg.broker != "redis") throw std::runtime_error("broker must be memory or redis");
   if (cfg.ping_interval <= 0) throw std::runtime_error("ping_interval must be > 0");

@@ -25,6 +25,13 @@ struct ModelConfig {
   double idle_timeout = 60;          // openai/anthropic, seconds between streamed bytes
 };
 
+// One named (or unnamed) auth secret.
+struct TenantConfig {
+  std::string name;
+  std::string secret;
+  std::int64_t max_active_streams = 0;  // 0: only the global limit
+};
+
 // Every setting of `spool serve`.
 struct Config {
   std::string config_file;
@@ -34,6 +41,8 @@ struct Config {
   std::string path_prefix;
   std::string auth_secret;
   std::vector<std::string> auth_secrets;
+  std::vector<std::string> tenant_specs;  // NAME=SECRET
+  std::vector<TenantConfig> tenants;      // from [[tenants]] in the file, then tenant_specs, then the secrets
   bool stream_scoping = false;
   std::string broker = "memory";
   std::string redis_url = "redis://127.0.0.1:6379/0";

@@ -178,7 +178,9 @@ int serve(Config& cfg) {
   Metrics metrics;
   ApiOptions api;
   api.path_prefix = cfg.path_prefix;
-  api.auth_secrets = cfg.auth_secrets;
+  for (const auto& t : cfg.tenants) {
+    api.tenants.push_back(Tenant{t.name, t.secret, static_cast<std::size_t>(t.max_active_streams)});
+  }
   api.stream_scoping = cfg.stream_scoping;
   api.ping_interval = seconds_ms(cfg.ping_interval);
   api.broker_name = cfg.broker;

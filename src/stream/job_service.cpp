@@ -46,6 +46,17 @@ asio::awaitable<Result<Started>> JobService::start(StartJob job) {
     co_return make_error(Errc::overloaded, "Too many active streams (limit " +
                                                std::to_string(opts_.max_active_streams) + "); try again later");
   }
+  if (job.owner_active_limit > 0) {
+    std::size_t mine = 0;
+    {
+      std::lock_guard lk(mu_);
+      if (auto it = active_by_owner_.find(job.owner); it != active_by_owner_.end()) mine = it->second;
+    }
+    if (mine >= job.owner_active_limit) {
+      co_return make_error(Errc::overloaded, "Too many active streams for this secret (limit " +
+                                                 std::to_string(job.owner_active_limit) + "); try again later");
+    }
+  }
   if (job.id.empty()) job.id = uuid4();
   StreamSpec spec{job.id, job.model->name, job.request->message_count, job.request->thinking, job.owner};
   auto writer = co_await broker_.create(std::move(spec));
@@ -64,13 +75,17 @@ asio::awaitable<Result<Started>> JobService::start(StartJob job) {
   }
 
   auto j = std::make_shared<Job>(id, job.model->name, std::move(writer.value()),
-                                 JobOptions{opts_.maximum_stream_length, job.fold}, [this, id] {
+                                 JobOptions{opts_.maximum_stream_length, job.fold}, [this, id, owner = job.owner] {
                                    std::lock_guard lk(mu_);
                                    active_.erase(id);
+                                   if (auto it = active_by_owner_.find(owner); it != active_by_owner_.end()) {
+                                     if (--it->second == 0) active_by_owner_.erase(it);
+                                   }
                                  });
   {
     std::lock_guard lk(mu_);
     active_[id] = j;
+    ++active_by_owner_[job.owner];
   }
   j->attach(job.model->impl->start(job.request, j));
   co_return Started{id, false, j};

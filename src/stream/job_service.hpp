@@ -24,9 +24,10 @@ struct StartJob {
   std::shared_ptr<const ChatRequest> request;
   const Model* model = nullptr;
   std::string owner;
-  std::string idempotency_key;  // empty: none
-  std::string body_digest;      // identifies the request for idempotency
-  bool fold = false;            // keep the folded message (synchronous replies)
+  std::size_t owner_active_limit = 0;  // most active jobs of `owner` (0: no limit of its own)
+  std::string idempotency_key;         // empty: none
+  std::string body_digest;             // identifies the request for idempotency
+  bool fold = false;                   // keep the folded message (synchronous replies)
 };
 
 // What start() did.
@@ -76,6 +77,7 @@ class JobService {
   JobServiceOptions opts_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Job>> active_;
+  std::unordered_map<std::string, std::size_t> active_by_owner_;  // owners with active jobs here
 };
 
 }  // namespace spool
