@@ -525,6 +525,10 @@ asio::awaitable<http::Response> Router::observe(Call& call, std::string id) {
     co_return error_response(
         make_error(Errc::overloaded, "Too many open observers (limit " + std::to_string(opts_.max_observers) + ")"));
   }
+  if (static_cast<std::size_t>(jobs_.broker().local_observers(id)) >= opts_.max_observers_per_stream) {
+    co_return error_response(make_error(Errc::overloaded, "Too many open observers of this stream (limit " +
+                                                              std::to_string(opts_.max_observers_per_stream) + ")"));
+  }
   auto cursor = co_await jobs_.broker().open(id, after, call.req.executor);
   if (!cursor) co_return error_response(cursor.error());
   if (resumed && cursor.value()->exhausted_at_open()) {

@@ -29,7 +29,8 @@ struct ApiOptions {
   std::vector<Tenant> tenants;  // empty: auth off; else the whole Authorization header must equal a secret
   bool stream_scoping = false;  // a stream is visible only to the secret that created it
   std::chrono::milliseconds ping_interval{15000};
-  std::size_t max_observers = 100000;  // open observers on this instance; past it: overloaded
+  std::size_t max_observers = 100000;            // open observers on this instance; past it: overloaded
+  std::size_t max_observers_per_stream = 10000;  // of one stream on this instance; past it: overloaded
   std::string broker_name = "memory";
 };
 

@@ -105,6 +105,7 @@ std::vector<Setting> settings(Config& c) {
       scalar("max_header_bytes", c.max_header_bytes, "Largest request head (larger: 431)"),
       scalar("max_active_streams", c.max_active_streams, "Most pending+processing streams (more: 529)"),
       scalar("max_observers", c.max_observers, "Most open observers (more: 529)"),
+      scalar("max_observers_per_stream", c.max_observers_per_stream, "Most open observers of one stream (more: 529)"),
       scalar("mock_token_delay_ms", c.mock_token_delay_ms, "Delay between tokens of the default mock model"),
       scalar("default_model", c.default_model, "Model used for 'default' (else the first)"),
       scalar("api_key_env", c.api_key_env, "Upstream engines read their API key from this environment variable"),
@@ -264,6 +265,9 @@ void finalize_config(Config& cfg) {
   if (cfg.ping_interval <= 0) throw std::runtime_error("ping_interval must be > 0");
   if (cfg.maximum_stream_length < 2) throw std::runtime_error("maximum_stream_length must be at least 2");
   if (cfg.max_body_bytes <= 0) throw std::runtime_error("max_body_bytes must be > 0");
+  if (cfg.max_active_streams < 1) throw std::runtime_error("max_active_streams must be at least 1");
+  if (cfg.max_observers < 1) throw std::runtime_error("max_observers must be at least 1");
+  if (cfg.max_observers_per_stream < 1) throw std::runtime_error("max_observers_per_stream must be at least 1");
   if (cfg.stream_expiration < 0) throw std::runtime_error("stream_expiration must be >= 0");
   if (cfg.redis_lease < 0.1) throw std::runtime_error("redis_lease must be at least 0.1 seconds");
   if (cfg.log_format != "text" && cfg.log_format != "json") throw std::runtime_error("log_format must be text or json");

@@ -57,6 +57,7 @@ struct Config {
   std::int64_t max_header_bytes = std::int64_t{16} * 1024;
   std::int64_t max_active_streams = 10000;
   std::int64_t max_observers = 100000;
+  std::int64_t max_observers_per_stream = 10000;
   std::int64_t mock_token_delay_ms = 20;
   std::vector<std::string> model_specs;  // NAME=ENGINE:TARGET
   std::vector<ModelConfig> models;       // from [[models]] in the file, then model_specs

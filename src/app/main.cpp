@@ -185,6 +185,7 @@ int serve(Config& cfg) {
   api.ping_interval = seconds_ms(cfg.ping_interval);
   api.broker_name = cfg.broker;
   api.max_observers = static_cast<std::size_t>(cfg.max_observers);
+  api.max_observers_per_stream = static_cast<std::size_t>(cfg.max_observers_per_stream);
   Router router(api, jobs, models, metrics);
 
   http::ServerOptions so;

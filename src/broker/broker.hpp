@@ -147,6 +147,8 @@ class Broker {
   virtual std::vector<std::pair<StreamStatus, std::size_t>> counts() const = 0;
   // Open observers over all streams (cheap: called on every observe).
   virtual std::size_t observers() const = 0;
+  // Open observers of `id` on this instance (cheap: called on every observe).
+  virtual int local_observers(const std::string& id) const = 0;
   // Stops background work (expiry); called once at shutdown.
   virtual void stop() = 0;
 };

@@ -42,6 +42,7 @@ class MemoryBroker final : public Broker {
   boost::asio::awaitable<Status> flush(std::string id) override;
   std::vector<std::pair<StreamStatus, std::size_t>> counts() const override;
   std::size_t observers() const override;
+  int local_observers(const std::string& id) const override { return observers_of(id); }
   // Stops the expiry sweep; call on the sweep executor's thread, or with it not running.
   void stop() override;
 

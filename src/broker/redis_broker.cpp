@@ -1190,4 +1190,6 @@ std::vector<std::pair<StreamStatus, std::size_t>> RedisBroker::counts() const { 
 
 std::size_t RedisBroker::observers() const { return impl_->mirror.observers(); }
 
+int RedisBroker::local_observers(const std::string& id) const { return impl_->mirror.observers_of(id); }
+
 }  // namespace spool

@@ -66,6 +66,8 @@ class RedisBroker final : public Broker {
   std::vector<std::pair<StreamStatus, std::size_t>> counts() const override;
   // Observers on this instance.
   std::size_t observers() const override;
+  // Observers of `id` on this instance.
+  int local_observers(const std::string& id) const override;
   void stop() override;
 
   // This instance's id (in each of its streams' `instance` field).
