@@ -34,6 +34,11 @@ void Metrics::render(std::string& out) const {
       "summary\n";
   out += fmt::format("spool_cancel_seconds_count {}\nspool_cancel_seconds_sum {:.6f}\n", cancels_.load(),
                      static_cast<double>(cancel_micros_.load()) / 1e6);
+  out +=
+      "# HELP spool_broker_seconds Time of the broker calls behind /status and the list.\n# TYPE spool_broker_seconds "
+      "summary\n";
+  out += fmt::format("spool_broker_seconds_count {}\nspool_broker_seconds_sum {:.6f}\n", broker_calls_.load(),
+                     static_cast<double>(broker_micros_.load()) / 1e6);
 }
 
 }  // namespace spool

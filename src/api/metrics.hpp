@@ -21,6 +21,11 @@ class Metrics {
   }
   // One cancel answered after `micros` from request to terminal events.
   void cancel_latency(std::uint64_t micros);
+  // One broker call behind a route took `micros`.
+  void broker_latency(std::uint64_t micros) {
+    broker_calls_.fetch_add(1, std::memory_order_relaxed);
+    broker_micros_.fetch_add(micros, std::memory_order_relaxed);
+  }
   // Appends the counters in Prometheus text format.
   void render(std::string& out) const;
 
@@ -29,6 +34,7 @@ class Metrics {
   std::map<std::pair<std::string, int>, std::uint64_t> requests_;
   std::atomic<std::uint64_t> events_sent_{0}, bytes_sent_{0};
   std::atomic<std::uint64_t> cancels_{0}, cancel_micros_{0};
+  std::atomic<std::uint64_t> broker_calls_{0}, broker_micros_{0};
 };
 
 }  // namespace spool

@@ -81,6 +81,20 @@ json::value time_or_null(const std::optional<SysTime>& t) {
   return t ? json::value(rfc3339(*t)) : json::value(nullptr);
 }
 
+// `v` as a Prometheus label value: backslash, quote and newline escaped.
+std::string prometheus_label(std::string_view v) {
+  std::string out;
+  for (const char c : v) {
+    if (c == '\\' || c == '"') out.push_back('\\');
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
 json::object status_object(const StreamInfo& i) {
   json::object usage{{"input_tokens", i.usage.input_tokens}, {"output_tokens", i.usage.output_tokens}};
   json::object meta{{"message_count", i.message_count},
@@ -589,7 +603,10 @@ asio::awaitable<http::Response> Router::list(Call& call) {
       co_return error_response(make_error(Errc::invalid_request, "cursor is not one this server gave out"));
     }
   }
+  const auto t0 = Clock::now();
   auto page = co_await jobs_.broker().list(std::move(q));
+  metrics_.broker_latency(
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count()));
   if (!page) co_return error_response(page.error());
   json::array data;
   data.reserve(page->streams.size());
@@ -600,7 +617,10 @@ asio::awaitable<http::Response> Router::list(Call& call) {
 }
 
 asio::awaitable<http::Response> Router::status(Call& call, std::string id) {
+  const auto t0 = Clock::now();
   auto info = co_await jobs_.broker().info(id);
+  metrics_.broker_latency(
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count()));
   if (!info) co_return error_response(info.error());
   co_return json_response(200, status_json(*info));
 }
@@ -700,6 +720,16 @@ http::Response Router::metrics() {
   out += "spool_observers " + std::to_string(jobs_.broker().observers()) + "\n";
   out += "# HELP spool_active_jobs Jobs running or queued on this instance.\n# TYPE spool_active_jobs gauge\n";
   out += "spool_active_jobs " + std::to_string(jobs_.active()) + "\n";
+  out +=
+      "# HELP spool_queued_jobs Jobs waiting behind their engine's concurrency limit.\n# TYPE spool_queued_jobs "
+      "gauge\n";
+  out += "spool_queued_jobs " + std::to_string(jobs_.queued()) + "\n";
+  out +=
+      "# HELP spool_output_tokens_total Tokens produced by the engines, by model (rate() is tokens/s).\n"
+      "# TYPE spool_output_tokens_total counter\n";
+  for (const auto& [model, n] : jobs_.output_tokens()) {
+    out += "spool_output_tokens_total{model=\"" + prometheus_label(model) + "\"} " + std::to_string(n) + "\n";
+  }
   http::Response r = json_response(200, std::move(out));
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";
   return r;

@@ -153,12 +153,22 @@ void Job::tool_input(std::string_view partial_json) {
 
 void Job::queued(std::optional<int> position) {
   std::lock_guard lk(mu_);
-  if (!terminal_) writer_->set_queue_position(position);
+  if (terminal_) return;
+  waiting_in_queue_ = position.has_value();
+  writer_->set_queue_position(position);
+}
+
+bool Job::waiting_in_queue() const {
+  std::lock_guard lk(mu_);
+  return waiting_in_queue_ && !terminal_;
 }
 
 void Job::output_tokens(std::int64_t n) {
   std::lock_guard lk(mu_);
   if (terminal_) return;
+  if (opts_.output_tokens != nullptr && n > usage_.output_tokens) {
+    opts_.output_tokens->fetch_add(static_cast<std::uint64_t>(n - usage_.output_tokens), std::memory_order_relaxed);
+  }
   usage_.output_tokens = n;
   writer_->set_usage(usage_);
 }

@@ -14,8 +14,9 @@ namespace spool {
 
 // Settings of one job.
 struct JobOptions {
-  std::uint64_t max_events = 100000;  // log cap (§4.2); the last slot is kept for the error event
-  bool fold = false;                  // keep the folded message for a synchronous reply
+  std::uint64_t max_events = 100000;                    // log cap (§4.2); the last slot is kept for the error event
+  bool fold = false;                                    // keep the folded message for a synchronous reply
+  std::atomic<std::uint64_t>* output_tokens = nullptr;  // where produced tokens are also counted (metrics)
 };
 
 // The producer of one stream. Engine calls (EngineSink) and cancel() may come from different
@@ -55,6 +56,8 @@ class Job final : public EngineSink {
   void tool_use(std::string_view name) override;
   void tool_input(std::string_view partial_json) override;
   void output_tokens(std::int64_t n) override;
+  // True while the job waits behind its engine's concurrency limit.
+  bool waiting_in_queue() const;
   void finish(StopReason reason, std::optional<std::string> stop_sequence) override;
   bool stopped() const override;
 
@@ -85,6 +88,7 @@ class Job final : public EngineSink {
   std::function<void()> on_terminal_;
 
   mutable std::mutex mu_;
+  bool waiting_in_queue_ = false;  // behind its engine's concurrency limit
   std::shared_ptr<EngineRun> run_;
   std::uint64_t appended_ = 0;     // events in the log: this job is its only writer
   std::vector<NewEvent> pending_;  // appended but not yet published

@@ -2,6 +2,8 @@
 
 #include "core/ids.hpp"
 
+#include <algorithm>
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -74,14 +76,22 @@ asio::awaitable<Result<Started>> JobService::start(StartJob job) {
     }
   }
 
-  auto j = std::make_shared<Job>(id, job.model->name, std::move(writer.value()),
-                                 JobOptions{opts_.maximum_stream_length, job.fold}, [this, id, owner = job.owner] {
-                                   std::lock_guard lk(mu_);
-                                   active_.erase(id);
-                                   if (auto it = active_by_owner_.find(owner); it != active_by_owner_.end()) {
-                                     if (--it->second == 0) active_by_owner_.erase(it);
-                                   }
-                                 });
+  std::atomic<std::uint64_t>* tokens = nullptr;
+  {
+    std::lock_guard lk(mu_);
+    auto& counter = tokens_by_model_[job.model->name];
+    if (!counter) counter = std::make_unique<std::atomic<std::uint64_t>>(0);
+    tokens = counter.get();
+  }
+  auto j =
+      std::make_shared<Job>(id, job.model->name, std::move(writer.value()),
+                            JobOptions{opts_.maximum_stream_length, job.fold, tokens}, [this, id, owner = job.owner] {
+                              std::lock_guard lk(mu_);
+                              active_.erase(id);
+                              if (auto it = active_by_owner_.find(owner); it != active_by_owner_.end()) {
+                                if (--it->second == 0) active_by_owner_.erase(it);
+                              }
+                            });
   {
     std::lock_guard lk(mu_);
     active_[id] = j;
@@ -160,6 +170,24 @@ asio::awaitable<void> JobService::stop_all(std::optional<Error> reason) {
 std::size_t JobService::active() const {
   std::lock_guard lk(mu_);
   return active_.size();
+}
+
+std::size_t JobService::queued() const {
+  std::vector<std::shared_ptr<Job>> jobs;
+  {
+    std::lock_guard lk(mu_);
+    jobs.reserve(active_.size());
+    for (const auto& [id, j] : active_) jobs.push_back(j);
+  }
+  return static_cast<std::size_t>(
+      std::count_if(jobs.begin(), jobs.end(), [](const auto& j) { return j->waiting_in_queue(); }));
+}
+
+std::vector<std::pair<std::string, std::uint64_t>> JobService::output_tokens() const {
+  std::lock_guard lk(mu_);
+  std::vector<std::pair<std::string, std::uint64_t>> out;
+  for (const auto& [model, n] : tokens_by_model_) out.emplace_back(model, n->load(std::memory_order_relaxed));
+  return out;
 }
 
 }  // namespace spool

@@ -6,6 +6,7 @@
 #include "stream/job.hpp"
 
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 
@@ -64,6 +65,10 @@ class JobService {
 
   // Jobs running or queued on this instance.
   std::size_t active() const;
+  // Jobs waiting behind their engine's concurrency limit on this instance.
+  std::size_t queued() const;
+  // Output tokens produced on this instance so far, by model.
+  std::vector<std::pair<std::string, std::uint64_t>> output_tokens() const;
 
   Broker& broker() { return broker_; }
 
@@ -78,6 +83,7 @@ class JobService {
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Job>> active_;
   std::unordered_map<std::string, std::size_t> active_by_owner_;  // owners with active jobs here
+  std::map<std::string, std::unique_ptr<std::atomic<std::uint64_t>>> tokens_by_model_;
 };
 
 }  // namespace spool
