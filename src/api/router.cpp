@@ -6,12 +6,14 @@
 #include "api/http_error.hpp"
 #include "core/clock.hpp"
 #include "core/ids.hpp"
+#include "core/log.hpp"
 #include "stream/events.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
 
@@ -79,6 +81,54 @@ std::optional<std::uint64_t> parse_event_id(std::string_view s) {
 
 json::value time_or_null(const std::optional<SysTime>& t) {
   return t ? json::value(rfc3339(*t)) : json::value(nullptr);
+}
+
+// The caller's X-Request-Id when it is a plain token (up to 128 of A-Z a-z 0-9 . _ -), else a new id.
+std::string request_id_of(const http::Request& req) {
+  if (const std::string* h = req.header("x-request-id"); h && !h->empty() && h->size() <= 128) {
+    const bool plain = std::all_of(h->begin(), h->end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '_' || c == '-';
+    });
+    if (plain) return *h;
+  }
+  return prefixed_hex_id("req_");
+}
+
+// Puts `id` in a §5 error body whose request_id is null.
+void stamp_request_id(http::Response& r, const std::string& id) {
+  boost::system::error_code ec;
+  json::value v = json::parse(r.body, ec);
+  if (ec || !v.is_object()) return;
+  auto& o = v.as_object();
+  auto it = o.find("request_id");
+  if (it == o.end() || !it->value().is_null()) return;
+  it->value() = id;
+  r.body = json::serialize(v);
+}
+
+// The W3C traceparent header when well formed (version 00-fe, non-zero ids), else empty.
+std::string valid_traceparent(const std::string* h) {
+  if (h == nullptr || h->size() != 55) return {};
+  const std::string& t = *h;
+  auto hex = [&](std::size_t from, std::size_t n) {
+    for (std::size_t i = from; i < from + n; ++i) {
+      if (!((t[i] >= '0' && t[i] <= '9') || (t[i] >= 'a' && t[i] <= 'f'))) return false;
+    }
+    return true;
+  };
+  if (!hex(0, 2) || t[2] != '-' || !hex(3, 32) || t[35] != '-' || !hex(36, 16) || t[52] != '-' || !hex(53, 2)) {
+    return {};
+  }
+  if (t.compare(0, 2, "ff") == 0) return {};
+  if (t.compare(3, 32, std::string(32, '0')) == 0 || t.compare(36, 16, std::string(16, '0')) == 0) return {};
+  return t;
+}
+
+// Fills the request's trace context from the call's headers.
+void take_trace_context(const http::Request& req, ChatRequest& chat) {
+  chat.traceparent = valid_traceparent(req.header("traceparent"));
+  if (chat.traceparent.empty()) return;
+  if (const std::string* s = req.header("tracestate"); s && s->size() <= 512) chat.tracestate = *s;
 }
 
 // `v` as a Prometheus label value: backslash, quote and newline escaped.
@@ -309,6 +359,7 @@ struct Router::Call {
   http::Request req;
   boost::urls::url_view url;
   std::vector<std::string> segments;
+  std::string request_id;              // the caller's X-Request-Id if usable, else generated
   std::string owner;                   // tenant_identity() of the caller's secret ("" with auth off)
   std::size_t owner_active_limit = 0;  // its tenant's max_active_streams
   std::string route = "unknown";
@@ -358,9 +409,23 @@ http::Response Router::protocol_error(http::ProtocolError e) {
 }
 
 asio::awaitable<http::Response> Router::handle(http::Request req) {
+  const auto t0 = Clock::now();
   Call call{std::move(req), {}, {}, {}, {}};
+  call.request_id = request_id_of(call.req);
   http::Response r = co_await dispatch(call);
   metrics_.request(call.route, r.status);
+  if (r.status >= 400 && !r.source) stamp_request_id(r, call.request_id);
+  r.headers.emplace_back("request-id", call.request_id);
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
+  const std::string status = std::to_string(r.status);
+  const std::string took = fmt::format("{:.3f}", static_cast<double>(us) / 1000.0);
+  log_event(r.status >= 500 ? spdlog::level::warn : spdlog::level::debug, "request",
+            {{"request_id", call.request_id},
+             {"method", call.req.method},
+             {"route", call.route},
+             {"status", status},
+             {"ms", took},
+             {"owner", call.owner}});
   co_return r;
 }
 
@@ -501,8 +566,10 @@ asio::awaitable<http::Response> Router::start(Call& call) {
   if (!req) co_return error_response(req.error());
   auto model = models_.resolve(req->model);
   if (!model) co_return error_response(model.error());
+  take_trace_context(call.req, *req);
   StartJob job;
   job.id = id;
+  job.request_id = call.request_id;
   job.request = std::make_shared<const ChatRequest>(std::move(req.value()));
   job.model = model.value();
   job.owner = call.owner;
@@ -647,7 +714,9 @@ asio::awaitable<http::Response> Router::message(Call& call) {
   auto model = models_.resolve(req->model);
   if (!model) co_return error_response(model.error());
   const bool stream = req->stream;
+  take_trace_context(call.req, *req);
   StartJob job;
+  job.request_id = call.request_id;
   job.request = std::make_shared<const ChatRequest>(std::move(req.value()));
   job.model = model.value();
   job.owner = call.owner;

@@ -3,6 +3,7 @@
 #include "app/config.hpp"
 #include "broker/memory_broker.hpp"
 #include "broker/redis_broker.hpp"
+#include "core/log.hpp"
 #include "engine/mock_engine.hpp"
 #include "engine/upstream_engine.hpp"
 #include "store/durable_store.hpp"
@@ -41,19 +42,12 @@ void raise_fd_limit() {
   }
 }
 
-void setup_logging(const Config& cfg) {
-  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
-  if (cfg.log_format == "json") {
-    spdlog::set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","msg":"%v"})", spdlog::pattern_time_type::utc);
-  }
-}
-
 std::chrono::milliseconds seconds_ms(double s) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000.0));
 }
 
 int serve(Config& cfg) {
-  setup_logging(cfg);
+  setup_logging(cfg.log_level, cfg.log_format);
   raise_fd_limit();
   const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
   const std::size_t nthreads = cfg.threads > 0 ? static_cast<std::size_t>(cfg.threads) : hw;

@@ -53,7 +53,9 @@ struct ChatRequest {
   std::optional<ToolChoice> tool_choice;
   bool thinking = false;
   boost::json::object metadata;
-  int message_count = 0;  // messages after moving system messages out
+  int message_count = 0;    // messages after moving system messages out
+  std::string traceparent;  // W3C trace context of the request that started it (validated), or empty
+  std::string tracestate;   // sent along with traceparent
 };
 
 // The text blocks of `m` joined with '\n'.

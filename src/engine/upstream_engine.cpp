@@ -37,6 +37,10 @@ asio::awaitable<void> stream_reply(UpstreamOptions opts, UpstreamProtocol protoc
   cr.url = base + protocol.route;
   cr.headers = {{"Content-Type", "application/json"}, {"Accept", "text/event-stream"}};
   for (auto& h : protocol.headers(opts)) cr.headers.push_back(std::move(h));
+  if (!req->traceparent.empty()) {  // the caller's trace continues upstream (W3C Trace Context)
+    cr.headers.emplace_back("traceparent", req->traceparent);
+    if (!req->tracestate.empty()) cr.headers.emplace_back("tracestate", req->tracestate);
+  }
   cr.body = protocol.body(opts, *req);
   cr.connect_timeout = opts.connect_timeout;
   cr.first_byte_timeout = opts.first_byte_timeout;

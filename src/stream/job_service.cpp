@@ -1,6 +1,7 @@
 #include "stream/job_service.hpp"
 
 #include "core/ids.hpp"
+#include "core/log.hpp"
 
 #include <algorithm>
 
@@ -83,15 +84,29 @@ asio::awaitable<Result<Started>> JobService::start(StartJob job) {
     if (!counter) counter = std::make_unique<std::atomic<std::uint64_t>>(0);
     tokens = counter.get();
   }
-  auto j =
-      std::make_shared<Job>(id, job.model->name, std::move(writer.value()),
-                            JobOptions{opts_.maximum_stream_length, job.fold, tokens}, [this, id, owner = job.owner] {
-                              std::lock_guard lk(mu_);
-                              active_.erase(id);
-                              if (auto it = active_by_owner_.find(owner); it != active_by_owner_.end()) {
-                                if (--it->second == 0) active_by_owner_.erase(it);
-                              }
-                            });
+  auto self = std::make_shared<std::weak_ptr<Job>>();  // for the end-of-job log line
+  auto on_end = [this, id, owner = job.owner, request_id = job.request_id, self] {
+    {
+      std::lock_guard lk(mu_);
+      active_.erase(id);
+      if (auto it = active_by_owner_.find(owner); it != active_by_owner_.end()) {
+        if (--it->second == 0) active_by_owner_.erase(it);
+      }
+    }
+    const auto j = self->lock();
+    const auto failure = j ? j->failure() : std::nullopt;
+    log_event(failure ? spdlog::level::warn : spdlog::level::info, failure ? "job failed" : "job ended",
+              {{"message_id", id}, {"request_id", request_id}, {"error", failure ? failure->explanation : ""}});
+  };
+  auto j = std::make_shared<Job>(id, job.model->name, std::move(writer.value()),
+                                 JobOptions{opts_.maximum_stream_length, job.fold, tokens}, std::move(on_end));
+  *self = j;
+  log_event(spdlog::level::info, "job started",
+            {{"message_id", id},
+             {"request_id", job.request_id},
+             {"model", job.model->name},
+             {"owner", job.owner},
+             {"traceparent", job.request->traceparent}});
   {
     std::lock_guard lk(mu_);
     active_[id] = j;

@@ -26,6 +26,7 @@ struct StartJob {
   const Model* model = nullptr;
   std::string owner;
   std::size_t owner_active_limit = 0;  // most active jobs of `owner` (0: no limit of its own)
+  std::string request_id;              // of the HTTP request that starts it (logs)
   std::string idempotency_key;         // empty: none
   std::string body_digest;             // identifies the request for idempotency
   bool fold = false;                   // keep the folded message (synchronous replies)

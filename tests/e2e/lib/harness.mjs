@@ -48,7 +48,8 @@ export async function startServer(args = [], opts = {}) {
   }
   const startTimeoutMs = opts.startTimeoutMs ?? 10_000;
   const dataDir = args.includes('--data-dir') ? null : (opts.dataDir ?? freshDataDir());
-  const fullArgs = ['serve', '--host', '127.0.0.1', '--port', '0', '--log-level', 'warn',
+  const fullArgs = ['serve', '--host', '127.0.0.1', '--port', '0',
+    ...(args.includes('--log-level') ? [] : ['--log-level', 'warn']),
     ...(dataDir ? ['--data-dir', dataDir] : []), ...args];
   const proc = spawn(SPOOL_BIN, fullArgs, {
     stdio: ['ignore', 'pipe', 'pipe'],
