@@ -768,14 +768,26 @@ asio::awaitable<http::Response> Router::validate(Call& call) {
 }
 
 http::Response Router::health() {
+  // Alive (it answers); "unavailable" (503) when the broker cannot serve, "degraded" when an
+  // engine cannot.
+  bool engines_ready = true;
   json::array engines;
-  for (const auto& m : models_.models())
-    engines.push_back(json::object{{"model", m.name}, {"engine", m.engine}, {"ready", true}});
-  json::object body{{"status", "ok"},
-                    {"broker", {{"type", opts_.broker_name}, {"ready", true}}},
+  for (const auto& m : models_.models()) {
+    const auto why = m.impl->unready_reason();
+    engines_ready = engines_ready && !why;
+    json::object e{{"model", m.name}, {"engine", m.engine}, {"ready", !why}};
+    if (why) e["reason"] = *why;
+    engines.push_back(std::move(e));
+  }
+  const auto broker_why = jobs_.broker().unready_reason();
+  json::object broker{{"type", opts_.broker_name}, {"ready", !broker_why}};
+  if (broker_why) broker["reason"] = *broker_why;
+  const char* status = broker_why ? "unavailable" : engines_ready ? "ok" : "degraded";
+  json::object body{{"status", status},
+                    {"broker", std::move(broker)},
                     {"engines", std::move(engines)},
                     {"active_jobs", jobs_.active()}};
-  return json_response(200, json::serialize(body));
+  return json_response(broker_why ? 503 : 200, json::serialize(body));
 }
 
 http::Response Router::metrics() {

@@ -149,6 +149,8 @@ class Broker {
   virtual std::size_t observers() const = 0;
   // Open observers of `id` on this instance (cheap: called on every observe).
   virtual int local_observers(const std::string& id) const = 0;
+  // Why the broker cannot serve now (for /health), or nullopt when it can.
+  virtual std::optional<std::string> unready_reason() const { return std::nullopt; }
   // Stops background work (expiry); called once at shutdown.
   virtual void stop() = 0;
 };

@@ -43,6 +43,10 @@ class MemoryBroker final : public Broker {
   std::vector<std::pair<StreamStatus, std::size_t>> counts() const override;
   std::size_t observers() const override;
   int local_observers(const std::string& id) const override { return observers_of(id); }
+  // The store's write failure, while it lasts.
+  std::optional<std::string> unready_reason() const override {
+    return opts_.store != nullptr ? opts_.store->failure() : std::nullopt;
+  }
   // Stops the expiry sweep; call on the sweep executor's thread, or with it not running.
   void stop() override;
 

@@ -1192,4 +1192,9 @@ std::size_t RedisBroker::observers() const { return impl_->mirror.observers(); }
 
 int RedisBroker::local_observers(const std::string& id) const { return impl_->mirror.observers_of(id); }
 
+std::optional<std::string> RedisBroker::unready_reason() const {
+  if (impl_->cmd->connected() && impl_->reader->connected() && impl_->sub->connected()) return std::nullopt;
+  return "Redis at " + impl_->opts.endpoint.where() + " is unavailable";
+}
+
 }  // namespace spool

@@ -68,6 +68,8 @@ class RedisBroker final : public Broker {
   std::size_t observers() const override;
   // Observers of `id` on this instance.
   int local_observers(const std::string& id) const override;
+  // While the connection to Redis is down.
+  std::optional<std::string> unready_reason() const override;
   void stop() override;
 
   // This instance's id (in each of its streams' `instance` field).

@@ -62,6 +62,8 @@ class Engine {
                                            std::shared_ptr<EngineSink> sink) = 0;
   // Tokens the prompt of `req` takes with this engine's tokenizer.
   virtual Result<std::int64_t> count_tokens(const ChatRequest& req) = 0;
+  // Why the engine cannot serve now (for /health), or nullopt when it can.
+  virtual std::optional<std::string> unready_reason() const { return std::nullopt; }
 };
 
 }  // namespace spool

@@ -452,6 +452,13 @@ std::shared_ptr<EngineRun> LlamaEngine::start(std::shared_ptr<const ChatRequest>
   return run;
 }
 
+std::optional<std::string> LlamaEngine::unready_reason() const {
+  std::lock_guard lk(impl_->q->mu);
+  if (!impl_->loaded) return std::string("loading the model");
+  if (impl_->load_error) return impl_->load_error->explanation;
+  return std::nullopt;
+}
+
 std::optional<Error> LlamaEngine::wait_loaded() const {
   std::unique_lock lk(impl_->q->mu);
   impl_->loaded_cv.wait(lk, [&] { return impl_->loaded; });

@@ -32,6 +32,8 @@ class LlamaEngine final : public Engine {
 
   std::shared_ptr<EngineRun> start(std::shared_ptr<const ChatRequest> req, std::shared_ptr<EngineSink> sink) override;
   Result<std::int64_t> count_tokens(const ChatRequest& req) override;
+  // "loading ..." until the model is loaded, then the load error if it failed.
+  std::optional<std::string> unready_reason() const override;
 
   // Blocks until the model is loaded or failed to load; the load error, if any. (Tests and
   // start-up only: never on a network thread.)

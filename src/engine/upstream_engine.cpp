@@ -29,7 +29,8 @@ class UpstreamRun final : public EngineRun {
 
 asio::awaitable<void> stream_reply(UpstreamOptions opts, UpstreamProtocol protocol,
                                    std::shared_ptr<const ChatRequest> req, std::shared_ptr<EngineSink> sink,
-                                   std::shared_ptr<http::ClientCancel> cancel) {
+                                   std::shared_ptr<http::ClientCancel> cancel,
+                                   std::shared_ptr<UpstreamEngine::Reachability> reach) {
   std::string base = opts.base_url;
   while (!base.empty() && base.back() == '/') base.pop_back();
   http::ClientRequest cr;
@@ -50,7 +51,11 @@ asio::awaitable<void> stream_reply(UpstreamOptions opts, UpstreamProtocol protoc
   SseParser parser([&](SseEvent&& e) { return reply->on_event(e); });
   int status = 0;
   std::string error_body;
-  auto on_head = [&](const http::ClientResponseHead& h) { status = h.status; };
+  auto on_head = [&](const http::ClientResponseHead& h) {
+    status = h.status;
+    std::lock_guard lk(reach->mu);
+    reach->failure.reset();
+  };
   auto on_data = [&](std::string_view d) {
     if (sink->stopped()) return false;
     if (status >= 400) {
@@ -67,6 +72,10 @@ asio::awaitable<void> stream_reply(UpstreamOptions opts, UpstreamProtocol protoc
     co_return;
   }
   if (!done) {
+    if (status == 0) {  // no answer at all: the upstream is unreachable (until one request gets through)
+      std::lock_guard lk(reach->mu);
+      reach->failure = done.error().explanation;
+    }
     sink->fail(done.error());
     co_return;
   }
@@ -115,8 +124,14 @@ UpstreamEngine::UpstreamEngine(asio::any_io_executor ex, UpstreamOptions opts, U
 std::shared_ptr<EngineRun> UpstreamEngine::start(std::shared_ptr<const ChatRequest> req,
                                                  std::shared_ptr<EngineSink> sink) {
   auto run = std::make_shared<UpstreamRun>();
-  asio::co_spawn(ex_, stream_reply(opts_, protocol_, std::move(req), std::move(sink), run->handle()), asio::detached);
+  asio::co_spawn(ex_, stream_reply(opts_, protocol_, std::move(req), std::move(sink), run->handle(), reach_),
+                 asio::detached);
   return run;
+}
+
+std::optional<std::string> UpstreamEngine::unready_reason() const {
+  std::lock_guard lk(reach_->mu);
+  return reach_->failure;
 }
 
 Result<std::int64_t> UpstreamEngine::count_tokens(const ChatRequest&) {

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -47,11 +48,20 @@ class UpstreamEngine final : public Engine {
   std::shared_ptr<EngineRun> start(std::shared_ptr<const ChatRequest> req, std::shared_ptr<EngineSink> sink) override;
   // Upstream servers expose no standard tokenizer route: an invalid_request error that says so.
   Result<std::int64_t> count_tokens(const ChatRequest& req) override;
+  // Why the last request could not reach the upstream, until one does again.
+  std::optional<std::string> unready_reason() const override;
+
+  // Whether the upstream answered lately (shared with the requests in flight).
+  struct Reachability {
+    mutable std::mutex mu;
+    std::optional<std::string> failure;
+  };
 
  private:
   boost::asio::any_io_executor ex_;
   UpstreamOptions opts_;
   UpstreamProtocol protocol_;
+  std::shared_ptr<Reachability> reach_ = std::make_shared<Reachability>();
 };
 
 }  // namespace spool

@@ -181,7 +181,8 @@ struct DurableStore::Impl {
   bool closing = false;
   std::thread writer;
   std::atomic<std::uint64_t> commits{0};
-  bool idle = false;  // the writer waits for work (guarded by mu)
+  bool idle = false;                   // the writer waits for work (guarded by mu)
+  std::optional<std::string> failing;  // the last write's error while writes fail (guarded by mu)
 
   ~Impl() {
     {
@@ -449,11 +450,19 @@ struct DurableStore::Impl {
         if (ok) break;
         const std::string why = db_error();
         rollback.run();
+        {
+          std::lock_guard lk(mu);
+          failing = "cannot write to " + where() + ": " + why;
+        }
         spdlog::error("durable store: cannot write to {}: {}; retrying in {} ms", where(), why, backoff.count());
         std::this_thread::sleep_for(backoff);
         backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
       }
       backoff = std::chrono::milliseconds(100);
+      {
+        std::lock_guard lk(mu);
+        failing.reset();
+      }
       commits.fetch_add(1, std::memory_order_relaxed);
       for (auto& op : batch) {
         if (op.done) op.done();
@@ -541,6 +550,11 @@ void DurableStore::close() {
   }
   impl_->wake.notify_all();
   if (impl_->writer.joinable()) impl_->writer.join();
+}
+
+std::optional<std::string> DurableStore::failure() const {
+  std::lock_guard lk(impl_->mu);
+  return impl_->failing;
 }
 
 std::uint64_t DurableStore::commits() const { return impl_->commits.load(std::memory_order_relaxed); }

@@ -68,6 +68,9 @@ class DurableStore {
   // Writes what is queued, then stops the writer thread. Later writes are dropped.
   void close();
 
+  // Why the last write failed, while writes fail (they are retried), or nullopt.
+  std::optional<std::string> failure() const;
+
   // Transactions committed so far (for tests and metrics).
   std::uint64_t commits() const;
 

@@ -210,8 +210,15 @@ test('Redis killed mid-stream: 503 while it is down, then the job finishes with 
   // a cancel on the instance running the job stops it at once, but cannot be confirmed: 503
   const cancelled = await a.cancel(other);
   assert.equal(cancelled.status, 503, cancelled.text);
+  // /health says so (the process itself is alive)
+  await waitUntil(async () => (await b.get('/health')).status === 503, { what: '/health 503' });
+  const health = (await b.get('/health')).json;
+  assert.equal(health.status, 'unavailable');
+  assert.equal(health.broker.ready, false);
+  assert.match(health.broker.reason, /Redis at .* is unavailable/);
   await sleep(500);
   await redis.start();
+  await waitUntil(async () => (await b.get('/health')).status === 200, { timeoutMs: 10_000, what: '/health 200' });
   const s = await waitStatus(a, id, ['completed'], 20_000);
   assert.equal(s.status, 'completed');
   const r = await onB.done;

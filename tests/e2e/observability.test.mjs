@@ -105,3 +105,45 @@ test('a valid traceparent reaches the upstream engine; an invalid one does not',
     upstream.close();
   }
 });
+
+test('/health: ok, degraded while an engine cannot serve (with the reason), ok again once it can', async () => {
+  // an upstream that is not there yet: a port nobody listens on
+  const probe = http.createServer();
+  await new Promise((r) => probe.listen(0, '127.0.0.1', r));
+  const port = probe.address().port;
+  probe.close();
+  const srv = await start(['--model', 'echo=mock:', '--model', `up=openai:http://127.0.0.1:${port}/v1`]);
+  const c = client(srv.url);
+  const fresh = await c.get('/health');
+  assert.equal(fresh.status, 200);
+  assert.equal(fresh.json.status, 'ok');
+  assert.equal(fresh.json.broker.ready, true);
+  assert.equal((await c.start(chat('hi', { model: 'up' }), 'unreachable')).status, 200);
+  assert.equal((await waitStatus(c, 'unreachable')).status, 'error');
+  const degraded = await c.get('/health');
+  assert.equal(degraded.status, 200);
+  assert.equal(degraded.json.status, 'degraded');
+  const up = degraded.json.engines.find((e) => e.model === 'up');
+  assert.equal(up.ready, false);
+  assert.equal(typeof up.reason, 'string');
+  assert.equal(degraded.json.engines.find((e) => e.model === 'echo').ready, true);
+  // the upstream comes up: the next request reaches it and the engine is ready again
+  const upstream = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+      res.write('data: {"choices":[{"index":0,"delta":{"content":"ok"}}]}\n\n');
+      res.write('data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n');
+      res.end('data: [DONE]\n\n');
+    });
+  });
+  await new Promise((r) => upstream.listen(port, '127.0.0.1', r));
+  try {
+    assert.equal((await c.start(chat('hi', { model: 'up' }), 'reachable')).status, 200);
+    assert.equal((await waitStatus(c, 'reachable')).status, 'completed');
+    assert.equal((await c.get('/health')).json.status, 'ok');
+  } finally {
+    upstream.close();
+  }
+  await srv.stop();
+});
