@@ -2,7 +2,7 @@
 # Fails when a C++ file differs from .clang-format.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-files=$(git ls-files 'src/*.cpp' 'src/*.hpp' 'bench/*.cpp' 'bench/*.hpp')
+files=$(git ls-files 'src/*.cpp' 'src/*.hpp' 'bench/*.cpp' 'bench/*.hpp' 'fuzz/*.cpp')
 [ -z "$files" ] && exit 0
 bad=$(clang-format --dry-run $files 2>&1 | grep -c "warning:" || true)
 if [ "$bad" != "0" ]; then

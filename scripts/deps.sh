@@ -7,7 +7,7 @@ pkgs=(g++ cmake ninja-build pkg-config libboost1.81-dev libboost-json1.81-dev li
       libhiredis-dev libsqlite3-dev libssl-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev libgtest-dev
       git nodejs npm binutils ca-certificates)
 case "$what" in
-  test) pkgs+=(redis-server clang-format clang-tidy curl) ;;
+  test) pkgs+=(redis-server clang-format clang-tidy clang libclang-rt-14-dev curl) ;;
   bench) pkgs+=(nginx-extras libnginx-mod-nchan curl) ;;
 esac
 missing=()

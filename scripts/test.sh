@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: unit and end-to-end, on the release
-# build and again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# build and again under AddressSanitizer + UndefinedBehaviorSanitizer; the bench smoke runs; the
+# fuzz harnesses for a bounded time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
@@ -26,6 +27,9 @@ scripts/deps.sh bench || echo "nginx/nchan could not be installed; the nchan lin
 bash bench/run.sh --quick build/spool build/bench/spool_bench
 bash bench/llama.sh --quick --models tiny --jobs 2
 bash bench/redis.sh --quick
+bash bench/durable.sh --quick
+echo "== fuzzing (libFuzzer, ASan+UBSan; 45 s per harness)"
+scripts/fuzz.sh 45
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 scripts/build.sh asan
 run_suite build-asan

@@ -4,6 +4,7 @@
 
 #include "api/chat_parser.hpp"
 #include "api/http_error.hpp"
+#include "api/request_target.hpp"
 #include "core/clock.hpp"
 #include "core/ids.hpp"
 #include "core/log.hpp"
@@ -71,13 +72,6 @@ std::uint64_t fnv1a(std::string_view a, std::string_view b) {
 }
 
 // Parses a Last-Event-ID value: decimal digits only.
-std::optional<std::uint64_t> parse_event_id(std::string_view s) {
-  if (s.empty() || s.size() > 19) return std::nullopt;
-  std::uint64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
-  return v;
-}
 
 json::value time_or_null(const std::optional<SysTime>& t) {
   return t ? json::value(rfc3339(*t)) : json::value(nullptr);
@@ -166,45 +160,6 @@ json::object status_object(const StreamInfo& i) {
 }
 
 std::string status_json(const StreamInfo& i) { return json::serialize(status_object(i)); }
-
-// A list cursor: the hex of "<created_at µs> <id>" of the last stream of a page.
-std::string encode_list_cursor(const StreamInfo& last) {
-  const std::string raw =
-      std::to_string(
-          std::chrono::duration_cast<std::chrono::microseconds>(last.created_at.time_since_epoch()).count()) +
-      ' ' + last.id;
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(raw.size() * 2);
-  for (const unsigned char c : raw) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
-  return out;
-}
-
-std::optional<std::pair<SysTime, std::string>> decode_list_cursor(std::string_view hex) {
-  if (hex.empty() || hex.size() % 2 != 0 || hex.size() > 1200) return std::nullopt;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  std::string raw;
-  for (std::size_t i = 0; i < hex.size(); i += 2) {
-    const int hi = nibble(hex[i]);
-    const int lo = nibble(hex[i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    raw.push_back(static_cast<char>(hi * 16 + lo));
-  }
-  const auto space = raw.find(' ');
-  if (space == std::string::npos || space == 0 || space + 1 == raw.size()) return std::nullopt;
-  std::int64_t us = 0;
-  auto [p, ec] = std::from_chars(raw.data(), raw.data() + space, us);
-  if (ec != std::errc() || p != raw.data() + space || us < 0) return std::nullopt;
-  return std::make_pair(SysTime(std::chrono::duration_cast<SysTime::duration>(std::chrono::microseconds(us))),
-                        raw.substr(space + 1));
-}
 
 // Sends a ping after `interval` without a frame: one timer per observer, re-armed only when it
 // fires, never per event. Shared with its timer's handler, which may outlive the source.
@@ -438,15 +393,10 @@ asio::awaitable<Status> Router::visible(const Call& call, std::string id) {
 }
 
 asio::awaitable<http::Response> Router::dispatch(Call& call) {
-  auto parsed = boost::urls::parse_origin_form(call.req.target);
-  if (!parsed) co_return error_response(make_error(Errc::invalid_request, "Malformed request target"));
-  call.url = *parsed;
-  for (auto seg : call.url.segments()) call.segments.push_back(seg);
-  if (!call.segments.empty() && call.segments.back().empty()) call.segments.pop_back();  // trailing slash
-  if (!prefix_.empty() && call.segments.size() >= prefix_.size() &&
-      std::equal(prefix_.begin(), prefix_.end(), call.segments.begin())) {
-    call.segments.erase(call.segments.begin(), call.segments.begin() + static_cast<std::ptrdiff_t>(prefix_.size()));
-  }
+  auto target = parse_target(call.req.target, prefix_);
+  if (!target) co_return error_response(target.error());
+  call.url = target->url;
+  call.segments = std::move(target->segments);
   const auto& s = call.segments;
   const std::string& m = call.req.method;
 
@@ -679,7 +629,9 @@ asio::awaitable<http::Response> Router::list(Call& call) {
   data.reserve(page->streams.size());
   for (const auto& info : page->streams) data.push_back(status_object(info));
   json::object body{{"data", std::move(data)}, {"has_more", page->has_more}};
-  body["next_cursor"] = page->has_more ? json::value(encode_list_cursor(page->streams.back())) : json::value(nullptr);
+  body["next_cursor"] = page->has_more
+                            ? json::value(encode_list_cursor(page->streams.back().created_at, page->streams.back().id))
+                            : json::value(nullptr);
   co_return json_response(200, json::serialize(body));
 }
 
