@@ -38,13 +38,7 @@ observers=1000 tokens=500 jobs=200 job_tokens=250
 if ((quick)); then observers=50 tokens=50 jobs=20 job_tokens=50; fi
 failures=0
 
-run() {  # run LABEL spool_bench ARGS... → JSON line with "store": LABEL
-  local label=$1 line
-  shift
-  line=$("$bench" "$@") || failures=$((failures + 1))
-  emit "${line%\}},\"store\":\"$label\"}"
-  last=$line
-}
+run() { run_tagged store "$@"; }  # run LABEL ARGS...: a JSON line with "store": LABEL
 
 emit "$("$bench" --scenario machine --mode durable)"
 paced=(--mock-token-delay-ms 20)

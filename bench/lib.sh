@@ -1,4 +1,4 @@
-# Shared by bench/llama.sh and bench/redis.sh (sourced, not run). Before sourcing, set:
+# Shared by bench/llama.sh, bench/redis.sh and bench/durable.sh (sourced, not run). Before sourcing, set:
 #   name   the script's name for messages      spool  the spool binary
 #   out    a file that also gets every line (or "")
 # Gives: log, emit, num, a work directory $work and process list $pids cleaned up on exit,
@@ -40,6 +40,16 @@ start_spool() {
   pid=$!
   pids+=("$pid")
   port=$(wait_listening "$work/spool.$n.log" 'spool listening on http://[0-9.]+:[0-9]+' "$pid")
+}
+
+# run_tagged KEY VALUE ARGS...: runs "$bench" ARGS, emits its JSON line with "KEY": VALUE added,
+# keeps the line in $last and counts a failed run in $failures.
+run_tagged() {
+  local key=$1 value=$2 line
+  shift 2
+  line=$("$bench" "$@") || failures=$((failures + 1))
+  emit "${line%\}},\"$key\":\"$value\"}"
+  last=$line
 }
 
 # stop PID...: SIGTERM and wait.

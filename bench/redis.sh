@@ -50,13 +50,7 @@ for _ in $(seq 1 100); do
   sleep 0.05
 done
 
-run() {  # run LABEL spool_bench ARGS... → JSON line with "broker": LABEL
-  local label=$1 line
-  shift
-  line=$("$bench" "$@") || failures=$((failures + 1))
-  emit "${line%\}},\"broker\":\"$label\"}"
-  last=$line
-}
+run() { run_tagged broker "$@"; }  # run LABEL ARGS...: a JSON line with "broker": LABEL
 redis_args=(--broker redis --redis-url "redis://127.0.0.1:$redis_port" --redis-prefix "bench$RANDOM:")
 
 emit "$("$bench" --scenario machine --mode redis)"

@@ -12,6 +12,23 @@ const start = async (args) => {
   started.push(s);
   return s;
 };
+/**
+ * A stand-in OpenAI-compatible upstream for what these tests look at (the request's headers, and
+ * whether it answers): it streams the reply "ok" to every request and tells `onRequest` of it.
+ */
+function openAiUpstream(onRequest) {
+  return http.createServer((req, res) => {
+    onRequest(req);
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+      res.write('data: {"choices":[{"index":0,"delta":{"role":"assistant","content":"ok"}}]}\n\n');
+      res.write('data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1}}\n\n');
+      res.end('data: [DONE]\n\n');
+    });
+  });
+}
+
 const TRACEPARENT = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
 
 test('every response carries a request id: the caller\'s X-Request-Id, or a new one; errors name it too', async () => {
@@ -71,15 +88,8 @@ test('text logs: key=value fields', async () => {
 
 test('a valid traceparent reaches the upstream engine; an invalid one does not', async () => {
   const seen = [];
-  const upstream = http.createServer((req, res) => {
+  const upstream = openAiUpstream((req) => {
     seen.push({ traceparent: req.headers.traceparent, tracestate: req.headers.tracestate });
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'Content-Type': 'text/event-stream' });
-      res.write('data: {"choices":[{"index":0,"delta":{"role":"assistant","content":"ok"}}]}\n\n');
-      res.write('data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1}}\n\n');
-      res.end('data: [DONE]\n\n');
-    });
   });
   await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
   try {
@@ -128,15 +138,7 @@ test('/health: ok, degraded while an engine cannot serve (with the reason), ok a
   assert.equal(typeof up.reason, 'string');
   assert.equal(degraded.json.engines.find((e) => e.model === 'echo').ready, true);
   // the upstream comes up: the next request reaches it and the engine is ready again
-  const upstream = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'Content-Type': 'text/event-stream' });
-      res.write('data: {"choices":[{"index":0,"delta":{"content":"ok"}}]}\n\n');
-      res.write('data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n');
-      res.end('data: [DONE]\n\n');
-    });
-  });
+  const upstream = openAiUpstream(() => {});
   await new Promise((r) => upstream.listen(port, '127.0.0.1', r));
   try {
     assert.equal((await c.start(chat('hi', { model: 'up' }), 'reachable')).status, 200);
