@@ -443,21 +443,33 @@ struct DurableStore::Impl {
         batch.swap(queue);
       }
       const std::vector<const Op*> writes = compact(batch);
-      for (;;) {
+      bool written = false;
+      for (int attempt = 1;; ++attempt) {
         bool ok = begin.run() == SQLITE_DONE;
         for (auto it = writes.begin(); ok && it != writes.end(); ++it) ok = apply(**it);
         if (ok) ok = commit.run() == SQLITE_DONE;
-        if (ok) break;
+        if (ok) {
+          written = true;
+          break;
+        }
         const std::string why = db_error();
         rollback.run();
+        bool leaving = false;
         {
           std::lock_guard lk(mu);
           failing = "cannot write to " + where() + ": " + why;
+          leaving = closing;
+        }
+        if (leaving && attempt >= 3) {  // the process is exiting: say what is lost rather than hang
+          spdlog::error("durable store: giving up on {} queued write(s) to {} at shutdown: {}", batch.size(), where(),
+                        why);
+          break;
         }
         spdlog::error("durable store: cannot write to {}: {}; retrying in {} ms", where(), why, backoff.count());
         std::this_thread::sleep_for(backoff);
         backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
       }
+      if (!written) continue;  // shutdown: nobody waits for these any more
       backoff = std::chrono::milliseconds(100);
       {
         std::lock_guard lk(mu);
