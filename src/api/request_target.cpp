@@ -61,7 +61,12 @@ std::optional<std::pair<SysTime, std::string>> decode_list_cursor(std::string_vi
   }
   const auto space = raw.find(' ');
   if (space == std::string::npos || space == 0 || space + 1 == raw.size()) return std::nullopt;
-  if (raw[0] == '0' && space > 1) return std::nullopt;  // only the canonical form: one cursor per position
+  // Only the canonical form (digits, no sign, no leading zero): one cursor per position.
+  if (!std::all_of(raw.begin(), raw.begin() + static_cast<std::ptrdiff_t>(space),
+                   [](char c) { return c >= '0' && c <= '9'; }) ||
+      (raw[0] == '0' && space > 1)) {
+    return std::nullopt;
+  }
   std::int64_t us = 0;
   auto [p, ec] = std::from_chars(raw.data(), raw.data() + space, us);
   // Up to what SysTime holds (nanoseconds in 64 bits: until 2262); beyond is no cursor of ours.

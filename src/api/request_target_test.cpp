@@ -38,6 +38,9 @@ TEST(RequestTarget, ListCursorsRoundTripAndRejectEverythingElse) {
   // found by fuzz_request_target: leading zeros decoded to a cursor that encodes differently
   EXPECT_EQ(decode_list_cursor("3030303020696431"), std::nullopt);  // "0000 id1"
   EXPECT_TRUE(decode_list_cursor("3020696431").has_value());        // "0 id1"
+  // found by fuzz_request_target in CI: a signed zero ("-00 ...") decoded too
+  EXPECT_EQ(decode_list_cursor("2d303020696431"), std::nullopt);  // "-00 id1"
+  EXPECT_EQ(decode_list_cursor("2b3120696431"), std::nullopt);    // "+1 id1"
   for (const char* bad : {"", "0", "zz", "ABCD", "31", "3120", "2031", "2d312061"}) {
     EXPECT_EQ(decode_list_cursor(bad), std::nullopt) << bad;
   }

@@ -155,16 +155,41 @@ struct Op {
   enum class Kind { create, append, update, bind, remove, barrier };
   Kind kind = Kind::barrier;
   std::string id;
-  std::unique_ptr<StreamInfo> created;  // create (with `owner`)
-  std::string owner, key, digest;       // create; bind
-  std::uint64_t first = 0, count = 0;   // append: positions first .. first + count - 1,
-  std::string blob;                     // encoded by encode_events
-  StreamStatus status{};                // update: the record's changing fields
+  // create: the record's fixed fields
+  std::string model, owner;
+  int message_count = 0;
+  bool thinking = false;
+  std::int64_t created_us = 0;
+  // create, update: the record's changing fields
+  StreamStatus status{};
   std::int64_t updated_us = 0, completed_us = -1;
   std::optional<std::string> error_message;
   Usage usage;
+  // bind
+  std::string key, digest;
+  // append: positions first .. first + count - 1, encoded by encode_events
+  std::uint64_t first = 0, count = 0;
+  std::string blob;
   DurableStore::Written done;
 };
+
+// Sets the changing fields of `op` from `info`.
+void take_record(Op& op, const StreamInfo& info) {
+  op.status = info.status;
+  op.updated_us = to_us(info.updated_at);
+  op.completed_us = info.completed_at ? to_us(*info.completed_at) : -1;
+  op.error_message = info.error_message;
+  op.usage = info.usage;
+}
+
+// Copies the changing fields of `from` (an update) into `to`.
+void take_record(Op& to, const Op& from) {
+  to.status = from.status;
+  to.updated_us = from.updated_us;
+  to.completed_us = from.completed_us;
+  to.error_message = from.error_message;
+  to.usage = from.usage;
+}
 
 }  // namespace
 
@@ -263,7 +288,8 @@ struct DurableStore::Impl {
     }
     insert_stream = Statement(db,
                               "INSERT OR REPLACE INTO streams(id, model, message_count, thinking, owner, status, "
-                              "created_at, updated_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+                              "created_at, updated_at, completed_at, error_message, input_tokens, output_tokens) "
+                              "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
     insert_event = Statement(db, "INSERT OR IGNORE INTO events(stream, first, events) VALUES(?1, ?2, ?3)");
     update_stream = Statement(db,
                               "UPDATE streams SET status = ?2, updated_at = ?3, completed_at = ?4, error_message = ?5, "
@@ -348,15 +374,26 @@ struct DurableStore::Impl {
   bool apply(const Op& op) {
     switch (op.kind) {
       case Op::Kind::create:
-        return insert_stream.text(1, op.id)
-                   .text(2, op.created->model)
-                   .integer(3, op.created->message_count)
-                   .integer(4, op.created->thinking_enabled ? 1 : 0)
-                   .text(5, op.owner)
-                   .text(6, to_string(op.created->status))
-                   .integer(7, to_us(op.created->created_at))
-                   .integer(8, to_us(op.created->updated_at))
-                   .run() == SQLITE_DONE;
+        insert_stream.text(1, op.id)
+            .text(2, op.model)
+            .integer(3, op.message_count)
+            .integer(4, op.thinking ? 1 : 0)
+            .text(5, op.owner)
+            .text(6, to_string(op.status))
+            .integer(7, op.created_us)
+            .integer(8, op.updated_us);
+        if (op.completed_us >= 0) {
+          insert_stream.integer(9, op.completed_us);
+        } else {
+          insert_stream.null(9);
+        }
+        if (op.error_message) {
+          insert_stream.text(10, *op.error_message);
+        } else {
+          insert_stream.null(10);
+        }
+        return insert_stream.integer(11, op.usage.input_tokens).integer(12, op.usage.output_tokens).run() ==
+               SQLITE_DONE;
       case Op::Kind::append:
         return insert_event.text(1, op.id).integer(2, static_cast<std::int64_t>(op.first)).blob(3, op.blob).run() ==
                SQLITE_DONE;
@@ -390,6 +427,7 @@ struct DurableStore::Impl {
   static std::vector<const Op*> compact(std::deque<Op>& batch) {
     std::unordered_map<std::string_view, Op*> open_run;  // stream → its append being extended
     std::unordered_map<std::string_view, std::size_t> last_update;
+    std::unordered_map<std::string_view, Op*> created;  // streams this batch creates
     std::vector<Op*> kept;
     kept.reserve(batch.size());
     for (auto& op : batch) {
@@ -407,13 +445,22 @@ struct DurableStore::Impl {
           break;
         }
         case Op::Kind::update:
+          if (auto c = created.find(id); c != created.end()) {  // created in this batch: one insert says all
+            take_record(*c->second, op);
+            continue;
+          }
           if (auto it = last_update.find(id); it != last_update.end()) kept[it->second] = nullptr;
           last_update[id] = kept.size();
           break;
         case Op::Kind::create:
+          open_run.erase(id);
+          last_update.erase(id);
+          created[id] = &op;
+          break;
         case Op::Kind::remove:
           open_run.erase(id);
           last_update.erase(id);
+          created.erase(id);
           break;
         default:
           break;
@@ -500,8 +547,12 @@ void DurableStore::create(const StreamInfo& info, const std::string& owner, Writ
   Op op;
   op.kind = Op::Kind::create;
   op.id = info.id;
-  op.created = std::make_unique<StreamInfo>(info);
+  op.model = info.model;
   op.owner = owner;
+  op.message_count = info.message_count;
+  op.thinking = info.thinking_enabled;
+  op.created_us = to_us(info.created_at);
+  take_record(op, info);
   op.done = std::move(done);
   impl_->push(std::move(op));
 }
@@ -522,11 +573,7 @@ void DurableStore::update(const StreamInfo& info, Written done) {
   Op op;
   op.kind = Op::Kind::update;
   op.id = info.id;
-  op.status = info.status;
-  op.updated_us = to_us(info.updated_at);
-  op.completed_us = info.completed_at ? to_us(*info.completed_at) : -1;
-  op.error_message = info.error_message;
-  op.usage = info.usage;
+  take_record(op, info);
   op.done = std::move(done);
   impl_->push(std::move(op));
 }
