@@ -287,8 +287,8 @@ struct DurableStore::Impl {
       return fail(where() + " is corrupt: " + verdict);
     }
     insert_stream = Statement(db,
-                              "INSERT OR REPLACE INTO streams(id, model, message_count, thinking, owner, status, "
-                              "created_at, updated_at, completed_at, error_message, input_tokens, output_tokens) "
+                              "INSERT OR REPLACE INTO streams(id, model, message_count, thinking, owner, created_at, "
+                              "status, updated_at, completed_at, error_message, input_tokens, output_tokens) "
                               "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
     insert_event = Statement(db, "INSERT OR IGNORE INTO events(stream, first, events) VALUES(?1, ?2, ?3)");
     update_stream = Statement(db,
@@ -370,6 +370,23 @@ struct DurableStore::Impl {
     if (notify) wake.notify_one();
   }
 
+  // Binds the record's changing fields of `op` to parameters first .. first + 5 of `st`: status,
+  // updated_at, completed_at, error_message, input_tokens, output_tokens.
+  static Statement& bind_record(Statement& st, int first, const Op& op) {
+    st.text(first, to_string(op.status)).integer(first + 1, op.updated_us);
+    if (op.completed_us >= 0) {
+      st.integer(first + 2, op.completed_us);
+    } else {
+      st.null(first + 2);
+    }
+    if (op.error_message) {
+      st.text(first + 3, *op.error_message);
+    } else {
+      st.null(first + 3);
+    }
+    return st.integer(first + 4, op.usage.input_tokens).integer(first + 5, op.usage.output_tokens);
+  }
+
   // Applies one write inside the open transaction; false when SQLite refused it.
   bool apply(const Op& op) {
     switch (op.kind) {
@@ -379,38 +396,13 @@ struct DurableStore::Impl {
             .integer(3, op.message_count)
             .integer(4, op.thinking ? 1 : 0)
             .text(5, op.owner)
-            .text(6, to_string(op.status))
-            .integer(7, op.created_us)
-            .integer(8, op.updated_us);
-        if (op.completed_us >= 0) {
-          insert_stream.integer(9, op.completed_us);
-        } else {
-          insert_stream.null(9);
-        }
-        if (op.error_message) {
-          insert_stream.text(10, *op.error_message);
-        } else {
-          insert_stream.null(10);
-        }
-        return insert_stream.integer(11, op.usage.input_tokens).integer(12, op.usage.output_tokens).run() ==
-               SQLITE_DONE;
+            .integer(6, op.created_us);
+        return bind_record(insert_stream, 7, op).run() == SQLITE_DONE;
       case Op::Kind::append:
         return insert_event.text(1, op.id).integer(2, static_cast<std::int64_t>(op.first)).blob(3, op.blob).run() ==
                SQLITE_DONE;
-      case Op::Kind::update: {
-        update_stream.text(1, op.id).text(2, to_string(op.status)).integer(3, op.updated_us);
-        if (op.completed_us >= 0) {
-          update_stream.integer(4, op.completed_us);
-        } else {
-          update_stream.null(4);
-        }
-        if (op.error_message) {
-          update_stream.text(5, *op.error_message);
-        } else {
-          update_stream.null(5);
-        }
-        return update_stream.integer(6, op.usage.input_tokens).integer(7, op.usage.output_tokens).run() == SQLITE_DONE;
-      }
+      case Op::Kind::update:
+        return bind_record(update_stream.text(1, op.id), 2, op).run() == SQLITE_DONE;
       case Op::Kind::bind:
         return bind_stream.text(1, op.id).text(2, op.key).text(3, op.digest).run() == SQLITE_DONE;
       case Op::Kind::remove:
