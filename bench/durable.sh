@@ -18,21 +18,10 @@ root=$(dirname "$here")
 spool=$root/build/spool
 bench=$root/build/bench/spool_bench
 out=""
-quick=0
-while (($#)); do
-  case "$1" in
-    --quick) quick=1 ;;
-    --out) out="$2"; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
-    *) echo "durable.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-  shift
-done
 name=durable.sh
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
-for f in "$spool" "$bench"; do [[ -x "$f" ]] || { log "missing $f (scripts/build.sh)"; exit 2; }; done
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+quick_out_setup "$@"
 
 observers=1000 tokens=500 jobs=200 job_tokens=250
 if ((quick)); then observers=50 tokens=50 jobs=20 job_tokens=50; fi

@@ -52,5 +52,22 @@ run_tagged() {
   last=$line
 }
 
+# quick_out_setup "$@": the options of redis.sh and durable.sh (--quick, --out FILE, -h for the
+# script's header comment), then checks $spool and $bench exist and raises the open-files limit.
+quick_out_setup() {
+  quick=0
+  while (($#)); do
+    case "$1" in
+      --quick) quick=1 ;;
+      --out) out="$2"; shift ;;
+      -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+      *) log "unknown option $1"; exit 2 ;;
+    esac
+    shift
+  done
+  for f in "$spool" "$bench"; do [[ -x "$f" ]] || { log "missing $f (scripts/build.sh)"; exit 2; }; done
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+}
+
 # stop PID...: SIGTERM and wait.
 stop() { for p in "$@"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; }

@@ -20,22 +20,11 @@ root=$(dirname "$here")
 spool=$root/build/spool
 bench=$root/build/bench/spool_bench
 out=""
-quick=0
-while (($#)); do
-  case "$1" in
-    --quick) quick=1 ;;
-    --out) out="$2"; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
-    *) echo "redis.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-  shift
-done
 name=redis.sh
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
-for f in "$spool" "$bench"; do [[ -x "$f" ]] || { log "missing $f (scripts/build.sh)"; exit 2; }; done
+quick_out_setup "$@"
 command -v redis-server >/dev/null || { log "redis-server is not installed (scripts/deps.sh test)"; exit 2; }
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 observers=1000 tokens=500 jobs=200 job_tokens=250
 if ((quick)); then observers=50 tokens=50 jobs=20 job_tokens=50; fi

@@ -371,10 +371,12 @@ asio::awaitable<http::Response> Router::handle(http::Request req) {
   metrics_.request(call.route, r.status);
   if (r.status >= 400 && !r.source) stamp_request_id(r, call.request_id);
   r.headers.emplace_back("request-id", call.request_id);
+  const auto level = r.status >= 500 ? spdlog::level::warn : spdlog::level::debug;
+  if (!log_enabled(level)) co_return r;  // the fields below cost allocations per request
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
   const std::string status = std::to_string(r.status);
   const std::string took = fmt::format("{:.3f}", static_cast<double>(us) / 1000.0);
-  log_event(r.status >= 500 ? spdlog::level::warn : spdlog::level::debug, "request",
+  log_event(level, "request",
             {{"request_id", call.request_id},
              {"method", call.req.method},
              {"route", call.route},

@@ -266,8 +266,7 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
   std::unordered_map<std::string, Owned> owned;
   std::unordered_map<std::string, Watched> watched;
   std::function<void(const std::string&)> on_cancel;
-  // Open cursors here per stream, and the streams whose count Redis has not seen yet.
-  std::unordered_map<std::string, int> observed;
+  // Streams whose count of open cursors here (the mirror's) Redis has not seen yet.
   std::unordered_set<std::string> observed_dirty;
   std::atomic<bool> flush_kicked{false};  // a wake-up of the flusher is posted and not yet run
   std::string append_sha, lost_sha, create_sha, cancel_sha, observers_sha, rebind_sha;
@@ -301,11 +300,10 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
     if (flush_kicked.exchange(true)) return;
     asio::post(ex, [self = shared_from_this()] { self->flush_wake.cancel(); });
   }
-  // A cursor on `id` opened (+1) or closed (-1) here.
-  void observer_change(const std::string& id, int delta) {
+  // A cursor on `id` opened or closed here (after the mirror counted it).
+  void observer_change(const std::string& id) {
     {
       std::lock_guard lk(mu);
-      observed[id] += delta;
       observed_dirty.insert(id);
     }
     kick_flush();
@@ -496,11 +494,8 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
         }
         if (cmd->connected()) {
           for (const auto& id : observed_dirty) {
-            auto it = observed.find(id);
-            const int n = it == observed.end() ? 0 : it->second;
-            cmds.push_back(
-                {"EVALSHA", observers_sha, "2", meta_key(id), observers_key(id), opts.instance, std::to_string(n)});
-            if (n == 0 && it != observed.end()) observed.erase(it);
+            cmds.push_back({"EVALSHA", observers_sha, "2", meta_key(id), observers_key(id), opts.instance,
+                            std::to_string(mirror.observers_of(id))});
           }
           observers_sent.assign(observed_dirty.begin(), observed_dirty.end());
           observed_dirty.clear();
@@ -854,11 +849,11 @@ class CountedCursor final : public Cursor {
  public:
   CountedCursor(std::shared_ptr<RedisBroker::Impl> b, std::string id, std::unique_ptr<Cursor> inner)
       : b_(std::move(b)), id_(std::move(id)), inner_(std::move(inner)) {
-    b_->observer_change(id_, +1);
+    b_->observer_change(id_);
   }
   ~CountedCursor() override {
     inner_.reset();
-    b_->observer_change(id_, -1);
+    b_->observer_change(id_);
   }
   CountedCursor(const CountedCursor&) = delete;
   CountedCursor& operator=(const CountedCursor&) = delete;

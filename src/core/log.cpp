@@ -94,8 +94,10 @@ void setup_logging(const std::string& level, const std::string& format) {
   spdlog::set_formatter(std::make_unique<Formatter>(format == "json"));
 }
 
+bool log_enabled(spdlog::level::level_enum level) { return spdlog::should_log(level); }
+
 void log_event(spdlog::level::level_enum level, std::string_view msg, std::initializer_list<LogField> fields) {
-  if (!spdlog::should_log(level)) return;
+  if (!log_enabled(level)) return;
   std::string payload(1, kMark);
   payload += msg;
   for (const auto& [k, v] : fields) {

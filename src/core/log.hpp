@@ -18,6 +18,9 @@ using LogField = std::pair<std::string_view, std::string_view>;
 // or "json" ({"time":...,"level":...,"msg":...,"key":"value",...}, every value escaped).
 void setup_logging(const std::string& level, const std::string& format);
 
+// True when a line at `level` would be written (build costly fields only then).
+bool log_enabled(spdlog::level::level_enum level);
+
 // Logs `msg` with `fields` at `level`.
 void log_event(spdlog::level::level_enum level, std::string_view msg, std::initializer_list<LogField> fields);
 
