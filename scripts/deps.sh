@@ -7,7 +7,8 @@ pkgs=(g++ cmake ninja-build pkg-config libboost1.81-dev libboost-json1.81-dev li
       libhiredis-dev libsqlite3-dev libssl-dev libspdlog-dev libfmt-dev libtomlplusplus-dev libcli11-dev libgtest-dev
       git nodejs npm binutils ca-certificates)
 case "$what" in
-  test) pkgs+=(redis-server clang-format clang-tidy clang libclang-rt-14-dev curl) ;;
+  # chromium: the browser tests of the playground (tests/browser) drive Debian's own Chromium.
+  test) pkgs+=(redis-server clang-format clang-tidy clang libclang-rt-14-dev curl chromium fonts-dejavu-core) ;;
   bench) pkgs+=(nginx-extras libnginx-mod-nchan curl) ;;
 esac
 missing=()
@@ -23,5 +24,13 @@ if ((${#missing[@]})); then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
   echo "installing: ${missing[*]}" >&2
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Chromium comes with its recommended packages (fonts, GL): the set the browser tests run with.
+  with_recommends=(); others=()
+  for p in "${missing[@]}"; do [[ $p == chromium ]] && with_recommends+=("$p") || others+=("$p"); done
+  if ((${#others[@]})); then
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${others[@]}" >/dev/null
+  fi
+  if ((${#with_recommends[@]})); then
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${with_recommends[@]}" >/dev/null
+  fi
 fi

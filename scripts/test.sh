@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh test
 scripts/check-format.sh
 (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 
 run_suite() {  # $1 = build dir
   local dir=$1
@@ -22,6 +23,8 @@ scripts/check-tidy.sh
 SPOOL_LLAMA_SERVER="$(scripts/build-llama-tools.sh build)/llama-server"
 export SPOOL_LLAMA_SERVER SPOOL_REQUIRE_LLAMA=1 SPOOL_REQUIRE_REDIS=1
 run_suite build
+echo "== browser tests (the playground in Debian's Chromium; screenshots in tests/browser/artifacts)"
+(cd tests/browser && SPOOL_BIN="$PWD/../../build/spool" node --test --test-concurrency=1)
 echo "== benchmark smoke run (small sizes; figures are not asserted)"
 scripts/deps.sh bench || echo "nginx/nchan could not be installed; the nchan lines will say skipped" >&2
 bash bench/run.sh --quick build/spool build/bench/spool_bench

@@ -9,6 +9,7 @@
 #include "core/ids.hpp"
 #include "core/log.hpp"
 #include "stream/events.hpp"
+#include "web/static_assets.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -394,6 +395,37 @@ asio::awaitable<Status> Router::visible(const Call& call, std::string id) {
   co_return Ok{};
 }
 
+std::optional<http::Response> Router::web_asset(const Call& call) const {
+  if (!opts_.web_ui || call.req.method != "GET") return std::nullopt;
+  const web::StaticAsset* asset = web::find_static_asset(call.segments);
+  if (asset == nullptr) return std::nullopt;
+  http::Response r;
+  // The page loads its files relative to itself: under a path prefix it must end with '/'.
+  if (call.segments.empty() && !prefix_.empty() && !call.url.encoded_path().ends_with('/')) {
+    r.status = 308;
+    r.content_type.clear();
+    r.headers.emplace_back("Location", std::string(call.url.encoded_path()) + "/");
+    return r;
+  }
+  r.headers.emplace_back("ETag", std::string(asset->etag));
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  if (asset->name == "index.html") {
+    r.headers.emplace_back("Content-Security-Policy",
+                           "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+                           "frame-ancestors 'none'; form-action 'none'");
+    r.headers.emplace_back("Referrer-Policy", "no-referrer");
+  }
+  if (const std::string* tag = call.req.header("if-none-match"); tag && *tag == asset->etag) {
+    r.status = 304;
+    r.content_type.clear();
+    return r;
+  }
+  r.content_type = std::string(asset->content_type);
+  r.body = std::string(asset->body);
+  return r;
+}
+
 asio::awaitable<http::Response> Router::dispatch(Call& call) {
   auto target = parse_target(call.req.target, prefix_);
   if (!target) co_return error_response(target.error());
@@ -406,6 +438,11 @@ asio::awaitable<http::Response> Router::dispatch(Call& call) {
     call.route = "health";
     if (m != "GET") co_return error_response(make_error(Errc::method_not_allowed, ""));
     co_return health();
+  }
+
+  if (auto page = web_asset(call)) {
+    call.route = "web";
+    co_return std::move(*page);
   }
 
   if (!opts_.tenants.empty()) {

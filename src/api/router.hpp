@@ -32,6 +32,7 @@ struct ApiOptions {
   std::size_t max_observers = 100000;            // open observers on this instance; past it: overloaded
   std::size_t max_observers_per_stream = 10000;  // of one stream on this instance; past it: overloaded
   std::string broker_name = "memory";
+  bool web_ui = true;  // serve the playground (web/) at the root, without auth: it holds no data
 };
 
 // Routes requests to the job service; owns the SSE body sources.
@@ -57,6 +58,8 @@ class Router final : public http::Handler, public http::ErrorResponder {
   http::Response health();
   http::Response metrics();
   http::Response models();
+  // The playground's file at `call.segments` (GET only), or nullopt when the path names none.
+  std::optional<http::Response> web_asset(const Call& call) const;
   // not_found unless the caller may see `id` (stream scoping).
   boost::asio::awaitable<Status> visible(const Call& call, std::string id);
 

@@ -39,7 +39,8 @@ export function freshDataDir() {
 
 /**
  * @param {string[]} args extra flags after `serve --host 127.0.0.1 --port 0`
- * @param {{startTimeoutMs?: number, env?: object, dataDir?: string}} opts
+ * @param {{startTimeoutMs?: number, env?: object, dataDir?: string, port?: number}} opts
+ *   port: listen on this port (default 0: any free one)
  *   dataDir: the durable store's directory (default: a fresh one, unless args name one)
  */
 export async function startServer(args = [], opts = {}) {
@@ -48,7 +49,7 @@ export async function startServer(args = [], opts = {}) {
   }
   const startTimeoutMs = opts.startTimeoutMs ?? 10_000;
   const dataDir = args.includes('--data-dir') ? null : (opts.dataDir ?? freshDataDir());
-  const fullArgs = ['serve', '--host', '127.0.0.1', '--port', '0',
+  const fullArgs = ['serve', '--host', '127.0.0.1', '--port', String(opts.port ?? 0),
     ...(args.includes('--log-level') ? [] : ['--log-level', 'warn']),
     ...(dataDir ? ['--data-dir', dataDir] : []), ...args];
   const proc = spawn(SPOOL_BIN, fullArgs, {

@@ -1,0 +1,82 @@
+// Shared pieces of the browser tests: Debian's Chromium through playwright-core, screenshots as
+// artifacts, and reading a job the way any other client would (to compare with the page).
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** Where screenshots go (CI keeps this folder as an artifact). */
+export const ARTIFACTS = process.env.SPOOL_BROWSER_ARTIFACTS ?? path.join(here, 'artifacts');
+/** The browser: Debian's package, never a downloaded one. */
+export const CHROMIUM = process.env.SPOOL_CHROMIUM ?? '/usr/bin/chromium';
+
+/** Launches headless Chromium. */
+export async function launch() {
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: apt-get install chromium (scripts/deps.sh test)`);
+  return chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+}
+
+/** A new page in its own context (own storage), with page errors collected in `page.errors`. */
+export async function newPage(browser) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(e.message));
+  return page;
+}
+
+/** Writes a screenshot of `page` to ARTIFACTS/<name>.png. */
+export async function shot(page, name) {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+/** The job's events, read from the server like any client: [{type, data, id}]. */
+export async function serverEvents(baseUrl, id, headers = {}) {
+  const res = await fetch(`${baseUrl}/v1/messages/async/${id}/stream`, { headers });
+  if (res.status !== 200) throw new Error(`stream ${id}: HTTP ${res.status}`);
+  const text = await res.text();
+  const events = [];
+  for (const frame of text.split('\n\n')) {
+    const ev = /^event: (.*)$/m.exec(frame);
+    const data = /^data: (.*)$/m.exec(frame);
+    const eid = /^id: (\d+)$/m.exec(frame);
+    if (ev && data && ev[1] !== 'ping') events.push({ type: ev[1], data: JSON.parse(data[1]), id: eid ? Number(eid[1]) : null });
+  }
+  return events;
+}
+
+/** The text of a job's text blocks, from its events. */
+export function textOf(events) {
+  return events
+    .filter((e) => e.type === 'content_block_delta' && e.data.delta.type === 'text_delta')
+    .map((e) => e.data.delta.text)
+    .join('');
+}
+
+/** The status of a job as the server reports it (null when 404). */
+export async function serverStatus(baseUrl, id, headers = {}) {
+  const res = await fetch(`${baseUrl}/v1/messages/async/${id}/status`, { headers });
+  if (res.status === 404) return null;
+  return res.json();
+}
+
+/** The text the page shows for the job's answer. */
+export function pageText(page) {
+  return page.evaluate(() => [...document.querySelectorAll('[data-block-type=text] .block-body')]
+    .map((e) => e.textContent).join(''));
+}
+
+/** Starts a job from the form with `prompt`; returns its id (from the URL's hash). */
+export async function startFromForm(page, prompt) {
+  await page.fill('#prompt', prompt);
+  await page.click('#start');
+  await page.waitForFunction(() => location.hash.startsWith('#job='));
+  return page.evaluate(() => decodeURIComponent(location.hash.slice('#job='.length)));
+}
+
+/** `n` words, numbered so that every part of the text is distinct. */
+export function words(n) {
+  return Array.from({ length: n }, (_, i) => `word${i + 1}`).join(' ');
+}
