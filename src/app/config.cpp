@@ -90,6 +90,7 @@ std::vector<Setting> settings(Config& c) {
       list("auth_secrets", c.auth_secrets, "Further accepted secrets (comma-separated)"),
       list("tenants", c.tenant_specs, "Named secrets NAME=SECRET (comma-separated; [[tenants]] in the file)"),
       scalar("stream_scoping", c.stream_scoping, "A stream is visible only to the secret that created it"),
+      scalar("web_ui", c.web_ui, "Serve the web playground at / (its files need no auth; its API calls do)"),
       scalar("broker", c.broker, "Broker: memory or redis"),
       scalar("redis_url", c.redis_url, "Redis server for the redis broker: redis://[:password@]host[:port][/db]"),
       scalar("redis_prefix", c.redis_prefix, "Prefix of every Redis key and channel the broker uses"),

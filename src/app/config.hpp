@@ -44,6 +44,7 @@ struct Config {
   std::vector<std::string> tenant_specs;  // NAME=SECRET
   std::vector<TenantConfig> tenants;      // from [[tenants]] in the file, then tenant_specs, then the secrets
   bool stream_scoping = false;
+  bool web_ui = true;  // serve the playground (web/) at the root
   std::string broker = "memory";
   std::string redis_url = "redis://127.0.0.1:6379/0";
   std::string redis_prefix = "spool:";
