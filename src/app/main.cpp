@@ -1,8 +1,10 @@
-// spool: the binary. `spool serve` runs the server.
+// spool: the binary. `spool serve` runs the server; chat, start, watch, status, cancel, rm and ls are its client.
 #include "api/router.hpp"
 #include "app/config.hpp"
 #include "broker/memory_broker.hpp"
 #include "broker/redis_broker.hpp"
+#include "cli/commands.hpp"
+#include "cli/requests.hpp"
 #include "core/log.hpp"
 #include "engine/mock_engine.hpp"
 #include "engine/upstream_engine.hpp"
@@ -176,6 +178,7 @@ int serve(Config& cfg) {
     api.tenants.push_back(Tenant{t.name, t.secret, static_cast<std::size_t>(t.max_active_streams)});
   }
   api.stream_scoping = cfg.stream_scoping;
+  api.web_ui = cfg.web_ui;
   api.ping_interval = seconds_ms(cfg.ping_interval);
   api.broker_name = cfg.broker;
   api.max_observers = static_cast<std::size_t>(cfg.max_observers);
@@ -275,14 +278,23 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   Config cfg;
   CLI::App* serve_cmd = app.add_subcommand("serve", "Run the server");
-  try {
-    load_config_file_and_legacy_env(argc, argv, cfg);
-  } catch (const std::exception& e) {
-    std::cerr << "spool: " << e.what() << "\n";
-    return 2;
+  // The server's configuration file means nothing to the client subcommands.
+  if (argc < 2 || !cli::is_client_command(argv[1])) {
+    try {
+      load_config_file_and_legacy_env(argc, argv, cfg);
+    } catch (const std::exception& e) {
+      std::cerr << "spool: " << e.what() << "\n";
+      return 2;
+    }
   }
   add_serve_options(*serve_cmd, cfg);
-  CLI11_PARSE(app, argc, argv);
+  cli::Commands client(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : cli::exit_code::usage;
+  }
   if (serve_cmd->parsed()) {
     try {
       finalize_config(cfg);
@@ -292,5 +304,6 @@ int main(int argc, char** argv) {
     }
     return serve(cfg);
   }
+  if (auto rc = client.run()) return *rc;
   return 0;
 }
