@@ -295,14 +295,15 @@ function showStatus(st) {
   $('job-cancel').disabled = terminal;
   const md = st.metadata || {};
   const usage = md.usage || {};
-  const seconds = st.completed_at ? (Date.parse(st.completed_at) - Date.parse(st.created_at)) / 1000 : null;
+  const end = st.completed_at ? Date.parse(st.completed_at) : Date.now();
+  const seconds = Math.max(0, (end - Date.parse(st.created_at)) / 1000);
   const rows = [
     ['status', st.status],
     ['model', md.model ?? '—'],
     ['created', when(st.created_at)],
     ['updated', when(st.updated_at)],
     ['completed', when(st.completed_at)],
-    ['duration', seconds === null ? '—' : `${seconds.toFixed(2)} s`],
+    [terminal ? 'duration' : 'running for', `${seconds.toFixed(2)} s`],
     ['input tokens', usage.input_tokens ?? '—'],
     ['output tokens', usage.output_tokens ?? '—'],
     ['tokens/s', seconds ? ((usage.output_tokens || 0) / seconds).toFixed(1) : '—'],
