@@ -14,6 +14,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
+#include <fmt/format.h>
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -52,7 +54,16 @@ struct Commands::Options {
   CLI::App* rm = nullptr;
   CLI::App* ls = nullptr;
 
-  std::string url = "http://127.0.0.1:8080";
+  // Each subcommand binds its own copy: CLI11 applies environment values to every subcommand's
+  // options, parsed or not, so a shared variable would end up with the environment's value.
+  struct Common {
+    std::string url = "http://127.0.0.1:8080";
+    std::string auth_secret;
+    bool quiet = false;
+  };
+  std::array<Common, kClientCommands.size()> common;
+  // The parsed subcommand's copy (set by Commands::run()).
+  std::string url;
   std::string auth_secret;
   bool quiet = false;
   bool json = false;
@@ -76,7 +87,7 @@ namespace {
 
 using Options = Commands::Options;
 
-void add_common(CLI::App& cmd, Options& o) {
+void add_common(CLI::App& cmd, Options::Common& o) {
   cmd.add_option("--url", o.url, "Spool server URL, optionally with a path prefix (http://host:port/prefix)")
       ->envname("SPOOL_URL")
       ->capture_default_str();
@@ -94,7 +105,7 @@ void add_chat_options(CLI::App& cmd, Options& o) {
       ->capture_default_str();
   cmd.add_option("--temperature", o.temperature, "Sampling temperature, 0 to 1");
   cmd.add_option("--top-p", o.top_p, "Nucleus sampling, 0 to 1");
-  cmd.add_option("--stop", o.chat_params.stop_sequences, "Stop sequence (repeatable)");
+  cmd.add_option("--stop", o.chat_params.stop_sequences, "Stop sequence (repeatable)")->allow_extra_args(false);
   cmd.add_option("--thinking", o.thinking_budget, "Enable thinking with this many budget tokens");
   cmd.add_option("--id", o.message_id, "Use this message_id instead of a server-generated one");
 }
@@ -302,8 +313,8 @@ class Session {
         last_reason = transport_reason(r.error());
       }
       if (SteadyClock::now() - *lost_since >= retry_for) {
-        fail("gave up on " + id + " after " + fmt_seconds(o_.retry_for) + " s without reaching " +
-             api_.endpoint().base_url + ": " + last_reason);
+        fail(fmt::format("gave up on {} after {:g} s without reaching {}: {}", id, o_.retry_for,
+                         api_.endpoint().base_url, last_reason));
         co_return exit_code::unreachable;
       }
       backoff_.expires_after(delay);
@@ -311,13 +322,6 @@ class Session {
       if (interrupts_ > 0) co_return co_await interrupted(std::move(id), cancel_job, &folder);
       delay = std::min<std::chrono::milliseconds>(delay * 2, kMaxBackoff);
     }
-  }
-
-  static std::string fmt_seconds(double s) {
-    std::string t = std::to_string(s);
-    t.erase(t.find_last_not_of('0') + 1);
-    if (!t.empty() && t.back() == '.') t.pop_back();
-    return t;
   }
 
   // The exit code for a stream that delivered its terminal events.
@@ -514,7 +518,8 @@ Commands::Commands(CLI::App& app) : opts_(std::make_unique<Options>()) {
   o.ls->add_flag("--all", o.all, "Follow next_cursor through every page");
   o.ls->add_flag("--json", o.json, "One JSON object per line");
 
-  for (CLI::App* cmd : {o.chat, o.start, o.watch, o.status, o.cancel, o.rm, o.ls}) add_common(*cmd, o);
+  for (std::size_t i = 0; i < kClientCommands.size(); ++i)
+    add_common(*app.get_subcommand(std::string(kClientCommands[i])), o.common[i]);
 }
 
 Commands::~Commands() = default;
@@ -526,6 +531,11 @@ std::optional<int> Commands::run() {
     if (cmd->parsed()) which = cmd->get_name();
   }
   if (which.empty()) return std::nullopt;
+  const auto index = static_cast<std::size_t>(std::find(kClientCommands.begin(), kClientCommands.end(), which) -
+                                              kClientCommands.begin());
+  o.url = o.common[index].url;
+  o.auth_secret = o.common[index].auth_secret;
+  o.quiet = o.common[index].quiet;
 
   auto base = normalize_base_url(o.url);
   if (!base) {

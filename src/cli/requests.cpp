@@ -129,7 +129,11 @@ std::string render_detail(const json::value& d) {
     std::string msg;
     if (const auto* m = o->if_contains("msg"); m && m->is_string()) msg = m->get_string();
     if (!out.empty()) out += "; ";
-    out += loc.empty() ? msg : loc + ": " + msg;
+    if (!loc.empty()) {
+      out += loc;
+      out += ": ";
+    }
+    out += msg;
   }
   return out;
 }
