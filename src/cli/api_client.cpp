@@ -75,6 +75,7 @@ asio::awaitable<Result<Reply>> ApiClient::list(std::string query, CancelPtr canc
 }
 
 asio::awaitable<Result<Reply>> ApiClient::stream(std::string id, std::uint64_t after,
+                                                 std::function<void(int)> on_status,
                                                  std::function<bool(SseEvent&&)> on_event, CancelPtr cancel) {
   http::ClientRequest req = request("GET", std::string(kAsync) + "/" + percent_encode(id) + "/stream");
   req.headers.emplace_back("Accept", "text/event-stream");
@@ -82,9 +83,11 @@ asio::awaitable<Result<Reply>> ApiClient::stream(std::string id, std::uint64_t a
   req.idle_timeout = ep_.stream_idle_timeout;
   auto reply = std::make_shared<Reply>();
   auto parser = std::make_shared<SseParser>(std::move(on_event));
-  std::function<void(const http::ClientResponseHead&)> on_head = [reply](const http::ClientResponseHead& h) {
-    reply->status = h.status;
-  };
+  std::function<void(const http::ClientResponseHead&)> on_head =
+      [reply, on_status = std::move(on_status)](const http::ClientResponseHead& h) {
+        reply->status = h.status;
+        if (on_status) on_status(h.status);
+      };
   std::function<bool(std::string_view)> on_data = [reply, parser](std::string_view d) {
     if (reply->status != 200) {
       reply->body.append(d);

@@ -3,6 +3,7 @@
 #include "cli/api_client.hpp"
 #include "cli/render.hpp"
 #include "cli/requests.hpp"
+#include "cli/resume.hpp"
 #include "cli/terminal.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -36,8 +37,6 @@ using SteadyClock = std::chrono::steady_clock;
 namespace {
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::array<std::string_view, 7> kClientCommands = {"chat", "start", "watch", "status", "cancel", "rm", "ls"};
-constexpr auto kFirstBackoff = 200ms;
-constexpr auto kMaxBackoff = 2000ms;
 constexpr auto kProgressEvery = 150ms;
 }  // namespace
 
@@ -269,20 +268,16 @@ class Session {
   // server was already reached, so a first failure to connect is retried like a drop.
   asio::awaitable<int> follow(std::string id, std::uint64_t from, bool cancel_job, bool reached) {
     EventFolder folder;
-    std::uint64_t position = from;
-    auto delay = std::chrono::milliseconds(kFirstBackoff);
-    bool connected = reached;
-    std::optional<SteadyClock::time_point> lost_since;
-    if (reached) lost_since = SteadyClock::now();
-    std::string last_reason = "the connection closed";
-    const auto retry_for = std::chrono::duration<double>(o_.retry_for);
+    const auto retry_for = std::chrono::milliseconds(static_cast<std::int64_t>(o_.retry_for * 1000));
+    ResumeTracker resume(from, retry_for, reached, SteadyClock::now());
+    std::string last_reason;
     start_progress(&folder);
     for (;;) {
-      bool got_events = false;
+      bool answered = false;
+      std::function<void(int)> on_status = [&](int) { answered = true; };
       std::function<bool(SseEvent &&)> on_event = [&](SseEvent&& ev) {
         if (ev.event == "ping") return true;
-        ++position;
-        got_events = true;
+        resume.event();
         Printed pr = folder.feed(ev.event, ev.data);
         if (o_.json) {
           ev.data += '\n';
@@ -297,30 +292,29 @@ class Session {
       };
       CancelPtr c = arm();
       std::string sid = id;
-      auto r = co_await api_.stream(std::move(sid), position, std::move(on_event), std::move(c));
+      auto r = co_await api_.stream(std::move(sid), resume.last_event_id(), std::move(on_status), std::move(on_event),
+                                    std::move(c));
       if (folder.end() != StreamEnd::open) co_return finish(folder, id);
       if (interrupts_ > 0) co_return co_await interrupted(std::move(id), cancel_job, &folder);
       if (r) {
         if (r->status == 204) co_return co_await already_complete(std::move(id), folder);
         if (r->status != 200) co_return refused(*r, id);
-        connected = true;
-        lost_since = SteadyClock::now();
         last_reason = "the connection closed";
-        if (got_events) delay = kFirstBackoff;
       } else {
-        if (r.error().code == Errc::invalid_request || !connected) co_return transport_failure(r.error());
-        if (!lost_since) lost_since = SteadyClock::now();
+        if (r.error().code == Errc::invalid_request) co_return transport_failure(r.error());
+        if (!answered && !resume.reached()) co_return transport_failure(r.error());
         last_reason = transport_reason(r.error());
       }
-      if (SteadyClock::now() - *lost_since >= retry_for) {
+      resume.attempt_ended(answered, SteadyClock::now());
+      const auto delay = resume.next_delay(SteadyClock::now());
+      if (!delay) {
         fail(fmt::format("gave up on {} after {:g} s without reaching {}: {}", id, o_.retry_for,
                          api_.endpoint().base_url, last_reason));
         co_return exit_code::unreachable;
       }
-      backoff_.expires_after(delay);
+      backoff_.expires_after(*delay);
       co_await backoff_.async_wait(use_tuple);
       if (interrupts_ > 0) co_return co_await interrupted(std::move(id), cancel_job, &folder);
-      delay = std::min<std::chrono::milliseconds>(delay * 2, kMaxBackoff);
     }
   }
 

@@ -1,0 +1,44 @@
+// Where a followed job stream stands and when to reconnect after the connection drops (SPEC §1.2).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+
+namespace spool::cli {
+
+// Tracks the last event id seen (stored events have consecutive 1-based ids; pings have none),
+// and paces reconnection: 0.2 s doubling to 2 s, back to 0.2 s after an attempt that delivered
+// events, given up once `retry_for` has passed since the server was last reached.
+class ResumeTracker {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // `from`: the last event already seen (0: none). `reached`: the server already answered at `now`.
+  ResumeTracker(std::uint64_t from, std::chrono::milliseconds retry_for, bool reached, Clock::time_point now);
+
+  // One stored event arrived.
+  void event() {
+    ++last_id_;
+    got_events_ = true;
+  }
+  // The Last-Event-ID for the next attempt; 0: send none.
+  std::uint64_t last_event_id() const { return last_id_; }
+  // True once some attempt (or the caller before) reached the server.
+  bool reached() const { return reached_; }
+
+  // An attempt ended at `now` before the stream's end; `answered`: the server's response head had arrived.
+  void attempt_ended(bool answered, Clock::time_point now);
+  // The wait before the next attempt, or nullopt when retry_for has passed without reaching the server.
+  std::optional<std::chrono::milliseconds> next_delay(Clock::time_point now);
+
+ private:
+  std::uint64_t last_id_;
+  std::chrono::milliseconds retry_for_;
+  bool reached_;
+  bool got_events_ = false;
+  std::optional<Clock::time_point> lost_since_;
+  std::chrono::milliseconds delay_;
+};
+
+}  // namespace spool::cli

@@ -1,0 +1,65 @@
+// Tests for resume position tracking and reconnection pacing.
+#include "cli/resume.hpp"
+
+#include <gtest/gtest.h>
+
+namespace spool::cli {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = ResumeTracker::Clock;
+
+TEST(CliResume, LastEventIdCountsStoredEventsFromTheStart) {
+  const auto t0 = Clock::now();
+  ResumeTracker r(0, 60s, false, t0);
+  EXPECT_EQ(r.last_event_id(), 0u) << "first attempt: no Last-Event-ID";
+  r.event();
+  r.event();
+  r.event();
+  EXPECT_EQ(r.last_event_id(), 3u);
+
+  ResumeTracker from(41, 60s, false, t0);
+  from.event();
+  EXPECT_EQ(from.last_event_id(), 42u) << "--from N continues after N";
+}
+
+TEST(CliResume, BackoffDoublesToTwoSecondsAndResetsAfterEvents) {
+  const auto t0 = Clock::now();
+  ResumeTracker r(0, 60s, true, t0);
+  std::vector<std::chrono::milliseconds> seen;
+  for (int i = 0; i < 6; ++i) {
+    r.attempt_ended(false, t0);
+    seen.push_back(*r.next_delay(t0));
+  }
+  EXPECT_EQ(seen, (std::vector<std::chrono::milliseconds>{200ms, 400ms, 800ms, 1600ms, 2000ms, 2000ms}));
+  r.event();
+  r.attempt_ended(true, t0);
+  EXPECT_EQ(*r.next_delay(t0), 200ms) << "an attempt that delivered events starts over";
+  r.attempt_ended(true, t0);
+  EXPECT_EQ(*r.next_delay(t0), 400ms) << "one that delivered nothing does not";
+}
+
+TEST(CliResume, GivesUpAfterRetryForWithoutReachingTheServer) {
+  const auto t0 = Clock::now();
+  ResumeTracker r(5, 3s, true, t0);
+  r.attempt_ended(true, t0 + 10s);  // answered, then dropped at t0+10s: the clock starts there
+  EXPECT_TRUE(r.next_delay(t0 + 12s));
+  r.attempt_ended(false, t0 + 12s);
+  EXPECT_TRUE(r.next_delay(t0 + 12900ms));
+  r.attempt_ended(false, t0 + 13s);
+  EXPECT_FALSE(r.next_delay(t0 + 13s));
+  EXPECT_EQ(r.last_event_id(), 5u);
+}
+
+TEST(CliResume, ReachedOnceAnAttemptIsAnswered) {
+  const auto t0 = Clock::now();
+  ResumeTracker r(0, 60s, false, t0);
+  EXPECT_FALSE(r.reached());
+  r.attempt_ended(false, t0);
+  EXPECT_FALSE(r.reached());
+  r.attempt_ended(true, t0);
+  EXPECT_TRUE(r.reached());
+}
+
+}  // namespace
+}  // namespace spool::cli
