@@ -480,6 +480,11 @@ Commands::Commands(CLI::App& app) : opts_(std::make_unique<Options>()) {
   o.chat = app.add_subcommand("chat", "Start a chat job and print its reply as it streams (Ctrl-C cancels the job)");
   add_chat_options(*o.chat, o);
   o.chat->add_flag("--json", o.json, "Print every event as one JSON line instead of text");
+  o.chat
+      ->add_option("--retry-for", o.retry_for,
+                   "After a dropped connection, give up (exit 3) after this many seconds without reaching the server")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
 
   o.start = app.add_subcommand("start", "Start a chat job and print its message_id");
   add_chat_options(*o.start, o);

@@ -12,7 +12,7 @@ std::string exit_codes_help() {
          "  0    success\n"
          "  1    the job ended in error, or someone else cancelled it\n"
          "  2    usage error (bad flags or arguments)\n"
-         "  3    cannot reach the server (or watch gave up reconnecting)\n"
+         "  3    cannot reach the server (or gave up reconnecting after --retry-for seconds)\n"
          "  4    not authenticated (401)\n"
          "  5    not found (404: unknown id, or no Spool API at --url)\n"
          "  6    any other refusal by the server (400, 413, 429, 5xx)\n"
