@@ -112,8 +112,9 @@ void add_chat_options(CLI::App& cmd, Options& o) {
 // Everything one run of a client subcommand uses, on one single-threaded io_context.
 class Session {
  public:
-  Session(asio::io_context& io, const Options& o, Endpoint ep)
-      : o_(o),
+  Session(asio::io_context& io, const Options& o, Endpoint ep, std::string prompt)
+      : prompt_(std::move(prompt)),
+        o_(o),
         api_(std::move(ep)),
         term_(detect_terminal()),
         signals_(io, SIGINT),
@@ -448,10 +449,8 @@ class Session {
     co_return exit_code::ok;
   }
 
- public:
-  std::string prompt_;
-
  private:
+  std::string prompt_;
   const Options& o_;
   ApiClient api_;
   TerminalInfo term_;
@@ -564,8 +563,7 @@ std::optional<int> Commands::run() {
   ep.base_url = *base;
   ep.authorization = o.auth_secret;
   asio::io_context io(1);
-  Session session(io, o, std::move(ep));
-  session.prompt_ = std::move(prompt);
+  Session session(io, o, std::move(ep), std::move(prompt));
   int rc = exit_code::ok;
   asio::co_spawn(io, session.run(which), [&rc](const std::exception_ptr& e, int code) {
     rc = code;
