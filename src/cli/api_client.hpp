@@ -2,8 +2,8 @@
 #pragma once
 
 #include "core/result.hpp"
-#include "engine/sse_parser.hpp"
 #include "http/client.hpp"
+#include "http/sse_parser.hpp"
 
 #include <boost/asio/awaitable.hpp>
 

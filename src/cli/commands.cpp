@@ -167,7 +167,12 @@ class Session {
     return current_;
   }
 
-  void out(std::string_view s) const { write_fd(STDOUT_FILENO, s); }
+  // Writes to standard output; false once the reader is gone (EPIPE: SIGPIPE is ignored).
+  bool out(std::string_view s) {
+    if (output_closed_) return false;
+    output_closed_ = !write_fd(STDOUT_FILENO, s);
+    return !output_closed_;
+  }
 
   void fail(std::string_view msg) {
     stop_progress();
@@ -260,7 +265,7 @@ class Session {
       out(line);
       co_return exit_code::ok;
     }
-    if (interrupts_ > 0) co_return co_await interrupted(std::move(id), true, nullptr);
+    if (interrupts_ > 0) co_return co_await stop_following(std::move(id), true, nullptr, StopCause::interrupt);
     co_return co_await follow(std::move(id), 0, true, true);
   }
 
@@ -278,25 +283,28 @@ class Session {
       std::function<void(int)> on_status = [&](int) { answered = true; };
       std::function<bool(SseEvent &&)> on_event = [&](SseEvent&& ev) {
         if (ev.event == "ping") return true;
-        resume.event();
+        resume.event(ev.id);
         Printed pr = folder.feed(ev.event, ev.data);
+        bool written = true;
         if (o_.json) {
           ev.data += '\n';
-          out(ev.data);
+          written = out(ev.data);
         } else {
           if (!pr.thinking.empty()) {
             progress_.write_err(term_.stderr_tty ? "\033[2m" + pr.thinking + "\033[0m" : pr.thinking);
           }
-          if (!pr.out.empty()) out(pr.out);
+          if (!pr.out.empty()) written = out(pr.out);
         }
-        return folder.end() == StreamEnd::open;
+        return written && folder.end() == StreamEnd::open;
       };
       CancelPtr c = arm();
       std::string sid = id;
       auto r = co_await api_.stream(std::move(sid), resume.last_event_id(), std::move(on_status), std::move(on_event),
                                     std::move(c));
       if (folder.end() != StreamEnd::open) co_return finish(folder, id);
-      if (interrupts_ > 0) co_return co_await interrupted(std::move(id), cancel_job, &folder);
+      if (output_closed_)
+        co_return co_await stop_following(std::move(id), cancel_job, nullptr, StopCause::output_closed);
+      if (interrupts_ > 0) co_return co_await stop_following(std::move(id), cancel_job, &folder, StopCause::interrupt);
       if (r) {
         if (r->status == 204) co_return co_await already_complete(std::move(id), folder);
         if (r->status != 200) co_return refused(*r, id);
@@ -315,7 +323,7 @@ class Session {
       }
       backoff_.expires_after(*delay);
       co_await backoff_.async_wait(use_tuple);
-      if (interrupts_ > 0) co_return co_await interrupted(std::move(id), cancel_job, &folder);
+      if (interrupts_ > 0) co_return co_await stop_following(std::move(id), cancel_job, &folder, StopCause::interrupt);
     }
   }
 
@@ -361,20 +369,25 @@ class Session {
     co_return exit_code::ok;
   }
 
-  // Ctrl-C while following `id`: cancels the job (chat) or only stops watching (watch).
-  asio::awaitable<int> interrupted(std::string id, bool cancel_job, const EventFolder* folder) {
+  enum class StopCause { interrupt, output_closed };
+
+  // Ctrl-C, or standard output closed, while following `id`: cancels the job (chat: nobody will
+  // read the rest) or only stops watching (watch). Returns the exit code of `cause`.
+  asio::awaitable<int> stop_following(std::string id, bool cancel_job, const EventFolder* folder, StopCause cause) {
     if (folder && !o_.json && term_.stdout_tty) out(folder->final_newline());
     stop_progress();
+    const int code = cause == StopCause::interrupt ? exit_code::interrupted : exit_code::output_closed;
+    const std::string why = cause == StopCause::interrupt ? "" : "standard output closed; ";
     if (!cancel_job) {
-      fail("stopped watching " + id + " (the job goes on)");
-      co_return exit_code::interrupted;
+      fail(why + "stopped watching " + id + " (the job goes on)");
+      co_return code;
     }
     handled_interrupts_ = interrupts_;  // a second Ctrl-C gives up waiting for the cancel
     CancelPtr c = arm();
     std::string sid = id;
     auto r = co_await api_.cancel(std::move(sid), std::move(c));
     if (r && r->status == 200) {
-      fail("cancelled " + id);
+      fail(why + "cancelled " + id);
     } else if (r) {
       const std::string why = error_explanation(r->body);
       fail("could not cancel " + id + " (HTTP " + std::to_string(r->status) + ")" + (why.empty() ? "" : ": " + why));
@@ -383,7 +396,7 @@ class Session {
     } else {
       fail("could not cancel " + id + ": " + transport_reason(r.error()));
     }
-    co_return exit_code::interrupted;
+    co_return code;
   }
 
   asio::awaitable<int> status() {
@@ -465,6 +478,7 @@ class Session {
   int handled_interrupts_ = 0;
   bool progress_on_ = false;
   bool done_ = false;
+  bool output_closed_ = false;
 };
 
 }  // namespace
@@ -562,6 +576,7 @@ std::optional<int> Commands::run() {
   Endpoint ep;
   ep.base_url = *base;
   ep.authorization = o.auth_secret;
+  std::signal(SIGPIPE, SIG_IGN);  // a closed standard output is an error from write(), handled above
   asio::io_context io(1);
   Session session(io, o, std::move(ep), std::move(prompt));
   int rc = exit_code::ok;

@@ -16,7 +16,8 @@ std::string exit_codes_help() {
          "  4    not authenticated (401)\n"
          "  5    not found (404: unknown id, or no Spool API at --url)\n"
          "  6    any other refusal by the server (400, 413, 429, 5xx)\n"
-         "  130  interrupted (Ctrl-C)\n";
+         "  130  interrupted (Ctrl-C)\n"
+         "  141  standard output was closed (e.g. | head): chat cancels its job, watch stops\n";
 }
 
 std::string chat_body(const ChatParams& p) {

@@ -21,6 +21,7 @@ inline constexpr int unauthorized = 4;
 inline constexpr int not_found = 5;
 inline constexpr int refused = 6;  // any other refusal by the server
 inline constexpr int interrupted = 130;
+inline constexpr int output_closed = 141;  // as if killed by SIGPIPE, which the client ignores
 }  // namespace exit_code
 
 // The exit-code table as help text (one code a line).

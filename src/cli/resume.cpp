@@ -1,6 +1,7 @@
 #include "cli/resume.hpp"
 
 #include <algorithm>
+#include <charconv>
 
 namespace spool::cli {
 
@@ -13,6 +14,13 @@ ResumeTracker::ResumeTracker(std::uint64_t from, std::chrono::milliseconds retry
                              Clock::time_point now)
     : last_id_(from), retry_for_(retry_for), reached_(reached), delay_(kFirstDelay) {
   if (reached) lost_since_ = now;
+}
+
+void ResumeTracker::event(std::string_view id) {
+  std::uint64_t n = 0;
+  const auto [end, ec] = std::from_chars(id.data(), id.data() + id.size(), n);
+  last_id_ = !id.empty() && ec == std::errc() && end == id.data() + id.size() ? n : last_id_ + 1;
+  got_events_ = true;
 }
 
 void ResumeTracker::attempt_ended(bool answered, Clock::time_point now) {

@@ -4,10 +4,11 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <string_view>
 
 namespace spool::cli {
 
-// Tracks the last event id seen (stored events have consecutive 1-based ids; pings have none),
+// Tracks the last event id seen (stored events carry consecutive 1-based ids; pings have none),
 // and paces reconnection: 0.2 s doubling to 2 s, back to 0.2 s after an attempt that delivered
 // events, given up once `retry_for` has passed since the server was last reached.
 class ResumeTracker {
@@ -17,11 +18,8 @@ class ResumeTracker {
   // `from`: the last event already seen (0: none). `reached`: the server already answered at `now`.
   ResumeTracker(std::uint64_t from, std::chrono::milliseconds retry_for, bool reached, Clock::time_point now);
 
-  // One stored event arrived.
-  void event() {
-    ++last_id_;
-    got_events_ = true;
-  }
+  // One stored event arrived with SSE id `id` (its log position); without one, the next position.
+  void event(std::string_view id);
   // The Last-Event-ID for the next attempt; 0: send none.
   std::uint64_t last_event_id() const { return last_id_; }
   // True once some attempt (or the caller before) reached the server.

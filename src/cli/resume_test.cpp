@@ -9,18 +9,26 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = ResumeTracker::Clock;
 
-TEST(CliResume, LastEventIdCountsStoredEventsFromTheStart) {
+TEST(CliResume, LastEventIdIsTheLastSseIdSeen) {
   const auto t0 = Clock::now();
   ResumeTracker r(0, 60s, false, t0);
   EXPECT_EQ(r.last_event_id(), 0u) << "first attempt: no Last-Event-ID";
-  r.event();
-  r.event();
-  r.event();
+  r.event("1");
+  r.event("2");
+  r.event("3");
   EXPECT_EQ(r.last_event_id(), 3u);
+  r.event("17");
+  EXPECT_EQ(r.last_event_id(), 17u) << "the server's id wins over counting";
+}
 
+TEST(CliResume, WithoutAnIdTheCountGoesOn) {
+  const auto t0 = Clock::now();
   ResumeTracker from(41, 60s, false, t0);
-  from.event();
+  from.event("");
   EXPECT_EQ(from.last_event_id(), 42u) << "--from N continues after N";
+  from.event("x7");
+  from.event("-1");
+  EXPECT_EQ(from.last_event_id(), 44u) << "an id that is not a position counts as absent";
 }
 
 TEST(CliResume, BackoffDoublesToTwoSecondsAndResetsAfterEvents) {
@@ -32,7 +40,7 @@ TEST(CliResume, BackoffDoublesToTwoSecondsAndResetsAfterEvents) {
     seen.push_back(*r.next_delay(t0));
   }
   EXPECT_EQ(seen, (std::vector<std::chrono::milliseconds>{200ms, 400ms, 800ms, 1600ms, 2000ms, 2000ms}));
-  r.event();
+  r.event("1");
   r.attempt_ended(true, t0);
   EXPECT_EQ(*r.next_delay(t0), 200ms) << "an attempt that delivered events starts over";
   r.attempt_ended(true, t0);

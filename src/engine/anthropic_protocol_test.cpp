@@ -5,6 +5,9 @@
 namespace spool {
 namespace {
 
+// An upstream SSE event with no id.
+SseEvent sse_event(std::string event, std::string data) { return SseEvent{std::move(event), std::move(data), {}}; }
+
 class TraceSink final : public EngineSink {
  public:
   void queued(std::optional<int>) override {}
@@ -26,58 +29,59 @@ TEST(AnthropicStream, ReemitsTheUpstreamEvents) {
   TraceSink sink;
   AnthropicStream s(sink);
   EXPECT_TRUE(
-      s.on_event(SseEvent{"message_start", R"({"type":"message_start","message":{"usage":{"input_tokens":9}}})"}));
-  EXPECT_TRUE(s.on_event(SseEvent{"ping", R"({"type":"ping"})"}));
-  s.on_event(SseEvent{"content_block_start",
-                      R"({"type":"content_block_start","index":0,"content_block":{"type":"thinking"}})"});
-  s.on_event(SseEvent{"content_block_delta",
-                      R"({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hm"}})"});
-  s.on_event(SseEvent{"content_block_delta",
-                      R"({"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"hi"}})"});
-  s.on_event(SseEvent{"content_block_start",
-                      R"({"type":"content_block_start","index":2,"content_block":{"type":"tool_use","name":"f"}})"});
+      s.on_event(sse_event("message_start", R"({"type":"message_start","message":{"usage":{"input_tokens":9}}})")));
+  EXPECT_TRUE(s.on_event(sse_event("ping", R"({"type":"ping"})")));
+  s.on_event(sse_event("content_block_start",
+                       R"({"type":"content_block_start","index":0,"content_block":{"type":"thinking"}})"));
   s.on_event(
-      SseEvent{"content_block_delta",
-               R"({"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"{}"}})"});
-  s.on_event(SseEvent{
+      sse_event("content_block_delta",
+                R"({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hm"}})"));
+  s.on_event(sse_event("content_block_delta",
+                       R"({"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"hi"}})"));
+  s.on_event(sse_event("content_block_start",
+                       R"({"type":"content_block_start","index":2,"content_block":{"type":"tool_use","name":"f"}})"));
+  s.on_event(
+      sse_event("content_block_delta",
+                R"({"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"{}"}})"));
+  s.on_event(sse_event(
       "message_delta",
-      R"({"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":4}})"});
-  EXPECT_FALSE(s.on_event(SseEvent{"", R"({"type":"message_stop"})"}));
+      R"({"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":4}})"));
+  EXPECT_FALSE(s.on_event(sse_event("", R"({"type":"message_stop"})")));
   EXPECT_EQ(sink.trace, "B(9)T(hm)X(hi)U(f)J({})O(4)F(tool_use)");
 }
 
 TEST(AnthropicStream, CachedPromptTokensCountAsInput) {
   TraceSink sink;
   AnthropicStream s(sink);
-  s.on_event(SseEvent{"message_start", R"({"type":"message_start","message":{"usage":{"input_tokens":1,)"
-                                       R"("cache_read_input_tokens":10,"cache_creation_input_tokens":2}}})"});
+  s.on_event(sse_event("message_start", R"({"type":"message_start","message":{"usage":{"input_tokens":1,)"
+                                        R"("cache_read_input_tokens":10,"cache_creation_input_tokens":2}}})"));
   EXPECT_EQ(sink.trace, "B(13)");
 }
 
 TEST(AnthropicStream, AMatchedStopSequenceIsStopReasonStopSequence) {
   TraceSink sink;
   AnthropicStream s(sink);
-  s.on_event(SseEvent{"message_start", R"({"type":"message_start","message":{"usage":{"input_tokens":3}}})"});
-  s.on_event(SseEvent{"message_delta", R"({"type":"message_delta","delta":{"stop_reason":"end_turn",)"
-                                       R"("stop_sequence":"END"},"usage":{"output_tokens":2}})"});
-  s.on_event(SseEvent{"message_stop", R"({"type":"message_stop"})"});
+  s.on_event(sse_event("message_start", R"({"type":"message_start","message":{"usage":{"input_tokens":3}}})"));
+  s.on_event(sse_event("message_delta", R"({"type":"message_delta","delta":{"stop_reason":"end_turn",)"
+                                        R"("stop_sequence":"END"},"usage":{"output_tokens":2}})"));
+  s.on_event(sse_event("message_stop", R"({"type":"message_stop"})"));
   EXPECT_EQ(sink.trace, "B(3)O(2)F(stop_sequence,END)");
 }
 
 TEST(AnthropicStream, ErrorsAndCuts) {
   TraceSink a;
   AnthropicStream s1(a);
-  EXPECT_FALSE(
-      s1.on_event(SseEvent{"error", R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})"}));
+  EXPECT_FALSE(s1.on_event(
+      sse_event("error", R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})")));
   EXPECT_EQ(a.trace, "E(upstream error: Overloaded)");
   TraceSink b;
   AnthropicStream s2(b);
-  s2.on_event(SseEvent{"message_start", R"({"message":{}})"});
+  s2.on_event(sse_event("message_start", R"({"message":{}})"));
   s2.on_end();
   EXPECT_EQ(b.trace, "B(0)E(upstream closed the stream before the reply finished)");
   TraceSink c;
   AnthropicStream s3(c);
-  EXPECT_FALSE(s3.on_event(SseEvent{"message_start", "{oops"}));
+  EXPECT_FALSE(s3.on_event(sse_event("message_start", "{oops")));
   EXPECT_NE(c.trace.find("E(malformed event"), std::string::npos);
 }
 

@@ -2,7 +2,7 @@
 #pragma once
 
 #include "engine/engine.hpp"
-#include "engine/sse_parser.hpp"
+#include "http/sse_parser.hpp"
 
 #include <string>
 

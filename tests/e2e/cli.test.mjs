@@ -408,6 +408,29 @@ test('Ctrl-C on watch stops watching but leaves the job running', async () => {
   await c.cancel(id);
 });
 
+test('standard output closed (| head): chat cancels its job and exits 141; watch only stops', async () => {
+  const c = client(slow.url);
+  const id = newId('pipe');
+  const ch = spawnCli(['chat', '--id', id, words(300)], { url: slow.url });
+  await waitUntil(() => ch.out().length > 10, { what: 'some output' });
+  ch.proc.stdout.destroy();  // the reader goes away, as head does after its lines
+  const r = await ch.done;
+  assert.equal(r.code, 141, r.stderr);
+  assert.equal(r.stderr, `spool: standard output closed; cancelled ${id}\n`);
+  assert.equal((await c.status(id)).json.status, 'cancelled', 'cancelled before the exit');
+
+  const id2 = newId('pipewatch');
+  assert.equal((await c.start(chat(words(300)), id2)).status, 200);
+  const w = spawnCli(['watch', id2], { url: slow.url });
+  await waitUntil(() => w.out().length > 10, { what: 'some output' });
+  w.proc.stdout.destroy();
+  const rw = await w.done;
+  assert.equal(rw.code, 141, rw.stderr);
+  assert.match(rw.stderr, /^spool: standard output closed; stopped watching .* \(the job goes on\)\n$/);
+  assert.equal((await c.status(id2)).json.status, 'processing');
+  await c.cancel(id2);
+});
+
 test('a chat whose job someone else cancels exits 1', async () => {
   const id = newId('other');
   const ch = spawnCli(['chat', '--id', id, words(300)], { url: slow.url });

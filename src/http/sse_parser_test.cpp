@@ -1,4 +1,4 @@
-#include "engine/sse_parser.hpp"
+#include "http/sse_parser.hpp"
 
 #include <gtest/gtest.h>
 
@@ -28,7 +28,17 @@ TEST(SseParser, EventsAtEverySplit) {
     EXPECT_EQ(ev[1].event, "");
     EXPECT_EQ(ev[1].data, "line1\nline2");
     EXPECT_EQ(ev[2].data, "[DONE]");
+    EXPECT_EQ(ev[0].id, "");
+    EXPECT_EQ(ev[2].id, "3");
   }
+}
+
+TEST(SseParser, IdBelongsToItsOwnEventOnly) {
+  auto ev = parse_split("event: a\ndata: 1\nid: 7\n\nid: 99\n\nevent: b\ndata: 2\n\nid: 8\nevent: c\ndata: 3\n\n", 3);
+  ASSERT_EQ(ev.size(), 3u);
+  EXPECT_EQ(ev[0].id, "7");
+  EXPECT_EQ(ev[1].id, "");  // an id on a frame with no data is dropped with it
+  EXPECT_EQ(ev[2].id, "8");
 }
 
 TEST(SseParser, IncompleteEventIsHeld) {

@@ -1,4 +1,5 @@
-// An incremental parser for Server-Sent Events, for engines that read upstream streams.
+// An incremental parser for Server-Sent Events: upstream engines' streams, and the command-line
+// client reading Spool's own. Transport-free (no Beast).
 #pragma once
 
 #include <functional>
@@ -11,6 +12,7 @@ namespace spool {
 struct SseEvent {
   std::string event;  // the `event:` field, empty when absent
   std::string data;   // `data:` lines joined with '\n'
+  std::string id;     // the event's `id:` field, empty when absent
 };
 
 // Feed bytes as they arrive (any split); complete events are handed to the callback. Lines end
@@ -21,13 +23,13 @@ class SseParser {
   explicit SseParser(std::function<bool(SseEvent&&)> on_event) : on_event_(std::move(on_event)) {}
   bool feed(std::string_view bytes);
   // Bytes held for an incomplete line or event.
-  std::size_t pending() const { return line_.size() + data_.size() + event_.size(); }
+  std::size_t pending() const { return line_.size() + data_.size() + event_.size() + id_.size(); }
 
  private:
   bool line(std::string_view l);
   std::function<bool(SseEvent&&)> on_event_;
   std::string line_;
-  std::string event_, data_;
+  std::string event_, data_, id_;
   bool has_data_ = false;
   bool after_cr_ = false;
 };

@@ -1,13 +1,17 @@
-#include "engine/sse_parser.hpp"
+#include "http/sse_parser.hpp"
 
 namespace spool {
 
 bool SseParser::line(std::string_view l) {
   if (l.empty()) {
-    if (!has_data_ && event_.empty()) return true;
-    SseEvent e{std::move(event_), std::move(data_)};
+    if (!has_data_ && event_.empty()) {
+      id_.clear();
+      return true;
+    }
+    SseEvent e{std::move(event_), std::move(data_), std::move(id_)};
     event_.clear();
     data_.clear();
+    id_.clear();
     has_data_ = false;
     return on_event_(std::move(e));
   }
@@ -22,6 +26,8 @@ bool SseParser::line(std::string_view l) {
     has_data_ = true;
   } else if (field == "event") {
     event_.assign(value);
+  } else if (field == "id" && value.find('\0') == std::string_view::npos) {
+    id_.assign(value);
   }
   return true;
 }
