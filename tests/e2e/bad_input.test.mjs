@@ -387,7 +387,8 @@ test('a bad body aimed at an existing id changes nothing', async () => {
 // ---------------------------------------------------------------------------------------------
 // Routing.
 for (const [method, path] of [
-  ['GET', '/'],
+  ['POST', '/'],  // GET / is the playground (web.test.mjs)
+  ['GET', '/index.htm'],
   ['GET', '/v1/nope'],
   ['POST', '/v1/messages/async/some-id/bogus'],
   ['GET', '/v1/messages/async/some-id'],
