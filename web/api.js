@@ -101,6 +101,7 @@ export class SpoolClient {
         if (signal.aborted) throw e;
       }
       if (ended) return;
+      if (signal.aborted) throw new DOMException('aborted', 'AbortError');
       onConnection('reconnecting');
       await sleep(delay, signal);
     }
@@ -162,6 +163,10 @@ async function readSse(stream, signal, onFrame) {
 
 function sleep(ms, signal) {
   return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(new DOMException('aborted', 'AbortError'));
+      return;
+    }
     const t = setTimeout(resolve, ms);
     signal.addEventListener('abort', () => { clearTimeout(t); reject(new DOMException('aborted', 'AbortError')); },
       { once: true });

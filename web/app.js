@@ -185,9 +185,10 @@ async function watchJob(job) {
     await client.watch(job.id, job.model.position, {
       signal: job.abort.signal,
       onConnection: (state) => {
-        $('job-conn').textContent = state === 'open' ? 'live' : 'reconnecting…';
+        if (current === job) $('job-conn').textContent = state === 'open' ? 'live' : 'reconnecting…';
       },
       onEvent: (type, data, position) => {
+        if (current !== job) return;
         job.model.apply(type, data, position);
         queueRender(job);
         queueSave(job);
@@ -240,9 +241,11 @@ function saveNow() {
 window.addEventListener('pagehide', saveNow);
 
 function jobGone(job, message) {
-  sessionStorage.removeItem(SAVED_PREFIX + job.id);
   job.abort.abort();
   clearTimeout(job.statusTimer);
+  clearTimeout(job.saveTimer);
+  job.saveTimer = null;
+  sessionStorage.removeItem(SAVED_PREFIX + job.id);
   job.model = new MessageModel();
   $('output').replaceChildren();
   const p = document.createElement('p');
