@@ -112,6 +112,31 @@ test('a second tab opened from the link shows the same job; both see the same te
   await page.context().close();
 });
 
+test('switching jobs mid-stream: each job shows only its own text, from the list or the address', async () => {
+  const page = await newPage(browser);
+  await page.goto(`${srv.url}/`);
+  const long = words(120);
+  const a = await startFromForm(page, long);
+  await page.waitForFunction(() => document.querySelector('[data-block-type=text] .block-body')?.textContent.length > 0);
+  const b = await startFromForm(page, 'bee buzz');
+  await page.waitForSelector('#job-badge.s-completed');
+  await page.waitForSelector('.stop-reason');
+  assert.equal(await pageText(page), 'bee buzz');
+  assert.equal(await page.textContent('#job-id'), b);
+  assert.notEqual(await page.textContent('#job-conn'), 'reconnecting…');
+  await page.click(`#jobs-list li[data-id="${a}"]`);
+  await page.waitForFunction((id) => document.querySelector('#job-id').textContent === id, a);
+  await page.waitForSelector('#job-badge.s-completed');
+  await page.waitForSelector('.stop-reason');
+  assert.equal(await pageText(page), long);
+  await page.goBack();  // the address names the job: back is job B again
+  await page.waitForFunction((id) => document.querySelector('#job-id').textContent === id, b);
+  await page.waitForSelector('.stop-reason');
+  assert.equal(await pageText(page), 'bee buzz');
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
 test('cancel stops the job; the page shows it cancelled', async () => {
   const page = await newPage(browser);
   await page.goto(`${srv.url}/`);
