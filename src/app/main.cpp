@@ -245,6 +245,7 @@ int serve(Config& cfg) {
   std::printf("spool listening on http://%s:%u\n", cfg.host.c_str(), static_cast<unsigned>(port));
   std::fflush(stdout);
   spdlog::info("{} network threads, broker {}, {} model(s)", nthreads, cfg.broker, models.models().size());
+  if (cfg.web_ui) spdlog::info("playground at http://{}:{}{}/", cfg.host, port, cfg.path_prefix);
 
   std::vector<std::thread> threads;
   threads.emplace_back([&] { engine_ctx.run(); });
