@@ -395,6 +395,24 @@ asio::awaitable<Status> Router::visible(const Call& call, std::string id) {
   co_return Ok{};
 }
 
+namespace {
+
+// True when an If-None-Match value names `etag` (a list, weak tags compared weakly, or "*").
+bool etag_matches(std::string_view if_none_match, std::string_view etag) {
+  while (!if_none_match.empty()) {
+    const std::size_t comma = if_none_match.find(',');
+    std::string_view tag = if_none_match.substr(0, comma);
+    if_none_match = comma == std::string_view::npos ? std::string_view{} : if_none_match.substr(comma + 1);
+    while (!tag.empty() && (tag.front() == ' ' || tag.front() == '\t')) tag.remove_prefix(1);
+    while (!tag.empty() && (tag.back() == ' ' || tag.back() == '\t')) tag.remove_suffix(1);
+    if (tag.starts_with("W/")) tag.remove_prefix(2);
+    if (tag == "*" || tag == etag) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 std::optional<http::Response> Router::web_asset(const Call& call) const {
   if (!opts_.web_ui || call.req.method != "GET") return std::nullopt;
   const web::StaticAsset* asset = web::find_static_asset(call.segments);
@@ -416,7 +434,7 @@ std::optional<http::Response> Router::web_asset(const Call& call) const {
                            "frame-ancestors 'none'; form-action 'none'");
     r.headers.emplace_back("Referrer-Policy", "no-referrer");
   }
-  if (const std::string* tag = call.req.header("if-none-match"); tag && *tag == asset->etag) {
+  if (const std::string* tags = call.req.header("if-none-match"); tags && etag_matches(*tags, asset->etag)) {
     r.status = 304;
     r.content_type.clear();
     return r;

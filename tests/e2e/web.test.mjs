@@ -45,7 +45,11 @@ test('a matching If-None-Match answers 304 with no body; a stale one gets the fi
   const again = await c.get('/app.js', { headers: { 'If-None-Match': first.headers.etag } });
   assert.equal(again.status, 304);
   assert.equal(again.raw.length, 0);
-  const stale = await c.get('/app.js', { headers: { 'If-None-Match': '"0000"' } });
+  for (const list of [`"0000", ${first.headers.etag}`, `W/${first.headers.etag}`, '*']) {
+    const r = await c.get('/app.js', { headers: { 'If-None-Match': list } });
+    assert.equal(r.status, 304, list);
+  }
+  const stale = await c.get('/app.js', { headers: { 'If-None-Match': '"0000", W/"1111"' } });
   assert.equal(stale.status, 200);
   assert.deepEqual(stale.raw, first.raw);
 });
