@@ -169,8 +169,10 @@ function openJob(id) {
   $('job-id').textContent = id;
   $('job-link').href = `#job=${encodeURIComponent(id)}`;
   $('job-badge').textContent = '';
+  $('job-badge').className = 'badge';
   $('job-conn').textContent = '';
   $('output').replaceChildren();
+  $('status-list').replaceChildren();
   $('job-cancel').disabled = false;
   $('job-delete').disabled = false;
   render($('output'), current.model);

@@ -68,12 +68,15 @@ export function pageText(page) {
     .map((e) => e.textContent).join(''));
 }
 
-/** Starts a job from the form with `prompt`; returns its id (from the URL's hash). */
+/** Starts a job from the form with `prompt`; returns its id once the page shows that job. */
 export async function startFromForm(page, prompt) {
+  const before = await page.evaluate(() => location.hash);
   await page.fill('#prompt', prompt);
   await page.click('#start');
-  await page.waitForFunction(() => location.hash.startsWith('#job='));
-  return page.evaluate(() => decodeURIComponent(location.hash.slice('#job='.length)));
+  await page.waitForFunction((old) => location.hash.startsWith('#job=') && location.hash !== old, before);
+  const id = await page.evaluate(() => decodeURIComponent(location.hash.slice('#job='.length)));
+  await page.waitForFunction((want) => document.querySelector('#job-id')?.textContent === want, id);
+  return id;
 }
 
 /** `n` words, numbered so that every part of the text is distinct. */
