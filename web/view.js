@@ -62,6 +62,7 @@ export class MessageModel {
 }
 
 const LABELS = { thinking: 'Thinking', tool_use: 'Tool use' };
+const shownJson = new WeakMap();  // tool_use block element → the input JSON it shows
 
 /** Renders `model` into `root`, reusing the block elements already there. */
 export function render(root, model) {
@@ -87,18 +88,25 @@ export function render(root, model) {
       else root.append(el);
     }
     const body = el.querySelector('.block-body');
-    const content = b.type === 'tool_use' ? toolText(b) : b.text;
-    if (body.textContent !== content) {
-      if (b.type === 'tool_use') {
-        body.replaceChildren();
+    if (b.type === 'tool_use') {
+      if (shownJson.get(el) !== b.json) {
         const name = document.createElement('code');
         name.textContent = b.name;
         const pre = document.createElement('pre');
         pre.textContent = prettyJson(b.json);
-        body.append(name, pre);
-      } else {
-        body.textContent = content;
+        body.replaceChildren(name, pre);
+        shownJson.set(el, b.json);
       }
+    } else {
+      // Text only grows: append what is new to one text node, so a long answer costs the same per
+      // frame as a short one.
+      let node = body.firstChild;
+      if (!node) {
+        node = document.createTextNode('');
+        body.append(node);
+      }
+      if (node.length < b.text.length) node.appendData(b.text.slice(node.length));
+      else if (node.length > b.text.length) node.data = b.text;
     }
     el.classList.toggle('caret', !b.done && !model.ended);
   });
@@ -117,10 +125,6 @@ function tail(root, index, className, text) {
   }
   if (el.textContent !== text) el.textContent = text;
   return index + 1;
-}
-
-function toolText(b) {
-  return b.name + prettyJson(b.json);
 }
 
 function prettyJson(s) {
