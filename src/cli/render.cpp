@@ -1,5 +1,7 @@
 #include "cli/render.hpp"
 
+#include "cli/requests.hpp"
+
 #include <boost/json.hpp>
 
 #include <fmt/format.h>
@@ -34,23 +36,6 @@ std::string plain(const json::value* v) {
   if (!v || v->is_null()) return "-";
   if (v->is_string()) return std::string(v->get_string());
   return json::serialize(*v);
-}
-
-std::string error_of(const json::value& ev) {
-  const json::value* err = member(ev, "error");
-  if (err) {
-    if (const auto* det = member(*err, "detail")) {
-      std::string x = string_of(member(*det, "explanation"));
-      if (!x.empty()) return x;
-    }
-  }
-  std::string d = string_of(member(ev, "detail"));
-  if (!d.empty()) return d;
-  if (err) {
-    std::string m = string_of(member(*err, "message"));
-    if (!m.empty()) return m;
-  }
-  return "unknown error";
 }
 
 }  // namespace
@@ -118,7 +103,8 @@ Printed EventFolder::feed(std::string_view type, std::string_view data) {
     end_ = cancelled_reason_ ? StreamEnd::cancelled : StreamEnd::completed;
   } else if (kind == "error") {
     end_ = StreamEnd::error;
-    error_ = error_of(ev);
+    error_ = error_explanation_of(ev);
+    if (error_.empty()) error_ = "unknown error";
   }
   return p;
 }

@@ -145,6 +145,10 @@ std::string error_explanation(std::string_view body) {
   boost::system::error_code ec;
   const json::value v = json::parse(body, ec);
   if (ec) return {};
+  return error_explanation_of(v);
+}
+
+std::string error_explanation_of(const json::value& v) {
   const auto* o = v.if_object();
   if (!o) return {};
   if (const auto* err = o->if_contains("error"); err && err->is_object()) {

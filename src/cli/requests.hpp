@@ -3,6 +3,8 @@
 
 #include "core/result.hpp"
 
+#include <boost/json/value.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -58,6 +60,8 @@ int exit_code_for_http_status(int status);
 // The human explanation in an error body (SPEC §5): error.detail.explanation, else `detail`
 // (schema failures' lists rendered as "loc: msg; ..."), else error.message; empty when there is none.
 std::string error_explanation(std::string_view body);
+// The same for a parsed body (also an SSE `error` event, which carries the §5 body).
+std::string error_explanation_of(const boost::json::value& body);
 
 // True when a 404 body is the router's "no such route" rather than "no such stream".
 bool is_route_not_found(std::string_view body);
