@@ -8,6 +8,11 @@ namespace asio = boost::asio;
 
 namespace {
 constexpr std::string_view kAsync = "/v1/messages/async";
+
+// The path of route `action` of job `id`: /v1/messages/async/{id}/{action}.
+std::string job_path(const std::string& id, std::string_view action) {
+  return std::string(kAsync) + "/" + percent_encode(id) + "/" + std::string(action);
+}
 }  // namespace
 
 http::ClientRequest ApiClient::request(std::string method, const std::string& path) const {
@@ -47,21 +52,21 @@ asio::awaitable<Result<Reply>> ApiClient::start(std::string body, std::string me
 }
 
 asio::awaitable<Result<Reply>> ApiClient::status(std::string id, CancelPtr cancel) {
-  std::string path = std::string(kAsync) + "/" + percent_encode(id) + "/status";
+  std::string path = job_path(id, "status");
   std::string method = "GET";
   std::string body;
   co_return co_await call(std::move(method), std::move(path), std::move(body), std::move(cancel));
 }
 
 asio::awaitable<Result<Reply>> ApiClient::cancel(std::string id, CancelPtr cancel) {
-  std::string path = std::string(kAsync) + "/" + percent_encode(id) + "/cancel";
+  std::string path = job_path(id, "cancel");
   std::string method = "POST";
   std::string body;
   co_return co_await call(std::move(method), std::move(path), std::move(body), std::move(cancel));
 }
 
 asio::awaitable<Result<Reply>> ApiClient::remove(std::string id, CancelPtr cancel) {
-  std::string path = std::string(kAsync) + "/" + percent_encode(id) + "/delete";
+  std::string path = job_path(id, "delete");
   std::string method = "DELETE";
   std::string body;
   co_return co_await call(std::move(method), std::move(path), std::move(body), std::move(cancel));
@@ -77,7 +82,7 @@ asio::awaitable<Result<Reply>> ApiClient::list(std::string query, CancelPtr canc
 asio::awaitable<Result<Reply>> ApiClient::stream(std::string id, std::uint64_t after,
                                                  std::function<void(int)> on_status,
                                                  std::function<bool(SseEvent&&)> on_event, CancelPtr cancel) {
-  http::ClientRequest req = request("GET", std::string(kAsync) + "/" + percent_encode(id) + "/stream");
+  http::ClientRequest req = request("GET", job_path(id, "stream"));
   req.headers.emplace_back("Accept", "text/event-stream");
   if (after > 0) req.headers.emplace_back("Last-Event-ID", std::to_string(after));
   req.idle_timeout = ep_.stream_idle_timeout;

@@ -1,6 +1,8 @@
 // Shared pieces of the browser tests: Debian's Chromium through playwright-core, screenshots as
-// artifacts, and reading a job the way any other client would (to compare with the page).
+// artifacts, and reading a job the way any other client would (to compare with the page; the SSE
+// parsing is the e2e suite's, tests/e2e/lib/sse.mjs).
 import { chromium } from 'playwright-core';
+import { parseSSE } from '../e2e/lib/sse.mjs';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,27 +34,11 @@ export async function shot(page, name) {
   await page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
 }
 
-/** The job's events, read from the server like any client: [{type, data, id}]. */
+/** The job's events, read from the server like any client (frames as parseSSE gives them). */
 export async function serverEvents(baseUrl, id, headers = {}) {
   const res = await fetch(`${baseUrl}/v1/messages/async/${id}/stream`, { headers });
   if (res.status !== 200) throw new Error(`stream ${id}: HTTP ${res.status}`);
-  const text = await res.text();
-  const events = [];
-  for (const frame of text.split('\n\n')) {
-    const ev = /^event: (.*)$/m.exec(frame);
-    const data = /^data: (.*)$/m.exec(frame);
-    const eid = /^id: (\d+)$/m.exec(frame);
-    if (ev && data && ev[1] !== 'ping') events.push({ type: ev[1], data: JSON.parse(data[1]), id: eid ? Number(eid[1]) : null });
-  }
-  return events;
-}
-
-/** The text of a job's text blocks, from its events. */
-export function textOf(events) {
-  return events
-    .filter((e) => e.type === 'content_block_delta' && e.data.delta.type === 'text_delta')
-    .map((e) => e.data.delta.text)
-    .join('');
+  return parseSSE(await res.text());
 }
 
 /** The status of a job as the server reports it (null when 404). */
@@ -60,6 +46,11 @@ export async function serverStatus(baseUrl, id, headers = {}) {
   const res = await fetch(`${baseUrl}/v1/messages/async/${id}/status`, { headers });
   if (res.status === 404) return null;
   return res.json();
+}
+
+/** Waits until the page's answer text is longer than `n` characters. */
+export function waitForText(page, n = 0) {
+  return page.waitForFunction((min) => document.querySelector('[data-block-type=text] .block-body')?.textContent.length > min, n);
 }
 
 /** The text the page shows for the job's answer. */

@@ -4,8 +4,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, freshDataDir } from '../e2e/lib/harness.mjs';
 import {
-  launch, newPage, shot, serverEvents, serverStatus, textOf, pageText, startFromForm, words,
+  launch, newPage, shot, serverEvents, serverStatus, pageText, startFromForm, waitForText, words,
 } from './lib.mjs';
+import { textOf } from '../e2e/lib/sse.mjs';
 
 let browser;
 let srv;  // a server whose mock answers one word every 40 ms
@@ -39,10 +40,10 @@ test('start a job and watch its text grow live, then complete', async () => {
   await page.goto(`${srv.url}/`);
   const prompt = words(60);
   const id = await startFromForm(page, prompt);
-  await page.waitForFunction(() => document.querySelector('[data-block-type=text] .block-body')?.textContent.length > 0);
+  await waitForText(page);
   const early = (await pageText(page)).length;
   await shot(page, '02-text-growing');
-  await page.waitForFunction((n) => document.querySelector('[data-block-type=text] .block-body').textContent.length > n, early);
+  await waitForText(page, early);
   assert.ok(early < prompt.length, 'the text arrived in pieces, not at once');
   await page.waitForSelector('#job-badge.s-completed');
   await page.waitForSelector('.stop-reason');
@@ -67,7 +68,7 @@ test('a reload mid-stream resumes after the last event: the text is the log exac
   await page.goto(`${srv.url}/`);
   const prompt = words(80);
   const id = await startFromForm(page, prompt);
-  await page.waitForFunction(() => document.querySelector('[data-block-type=text] .block-body')?.textContent.length > 40);
+  await waitForText(page, 40);
   await shot(page, '04-before-reload');
   await page.reload();
   await page.waitForSelector('#job-badge.s-completed');
@@ -92,7 +93,7 @@ test('a second tab opened from the link shows the same job; both see the same te
   assert.equal(await page.getAttribute('#job-link', 'href'), `#job=${encodeURIComponent(id)}`);
   const other = await newPage(browser);  // another device: its own storage
   await other.goto(link);
-  await other.waitForFunction(() => document.querySelector('[data-block-type=text] .block-body')?.textContent.length > 0);
+  await waitForText(other);
   // Both tabs are observers of the job while it runs.
   let observers = 0;
   for (let i = 0; i < 50 && observers < 2; i++) {
@@ -117,7 +118,7 @@ test('switching jobs mid-stream: each job shows only its own text, from the list
   await page.goto(`${srv.url}/`);
   const long = words(120);
   const a = await startFromForm(page, long);
-  await page.waitForFunction(() => document.querySelector('[data-block-type=text] .block-body')?.textContent.length > 0);
+  await waitForText(page);
   const b = await startFromForm(page, 'bee buzz');
   await page.waitForSelector('#job-badge.s-completed');
   await page.waitForSelector('.stop-reason');
@@ -141,7 +142,7 @@ test('cancel stops the job; the page shows it cancelled', async () => {
   const page = await newPage(browser);
   await page.goto(`${srv.url}/`);
   const id = await startFromForm(page, words(200));
-  await page.waitForFunction(() => document.querySelector('[data-block-type=text] .block-body')?.textContent.length > 0);
+  await waitForText(page);
   await page.click('#job-cancel');
   await page.waitForSelector('#job-badge.s-cancelled');
   await page.waitForFunction(() => document.querySelector('.stop-reason')?.textContent.includes('cancelled'));
@@ -246,7 +247,7 @@ test('server down: the page says so, reconnects when it is back, and loses no ev
   const page = await newPage(browser);
   await page.goto(`${s.url}/`);
   const id = await startFromForm(page, words(300));
-  await page.waitForFunction(() => document.querySelector('[data-block-type=text] .block-body')?.textContent.length > 20);
+  await waitForText(page, 20);
   s.kill();  // mid-stream, as a crash would
   await page.waitForFunction(() => document.querySelector('#job-conn').textContent.includes('reconnecting'));
   await page.fill('#prompt', 'anyone there?');
