@@ -13,6 +13,8 @@ int http_status(Errc code) {
       return 400;
     case Errc::unauthorized:
       return 401;
+    case Errc::forbidden:
+      return 403;
     case Errc::not_found:
     case Errc::route_not_found:
       return 404;

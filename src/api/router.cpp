@@ -8,11 +8,11 @@
 #include "core/clock.hpp"
 #include "core/ids.hpp"
 #include "core/log.hpp"
+#include "core/spawn.hpp"
+#include "core/utf8.hpp"
 #include "stream/events.hpp"
 #include "web/static_assets.hpp"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
@@ -368,7 +368,19 @@ asio::awaitable<http::Response> Router::handle(http::Request req) {
   const auto t0 = Clock::now();
   Call call{std::move(req), {}, {}, {}, {}};
   call.request_id = request_id_of(call.req);
-  http::Response r = co_await dispatch(call);
+  http::Response r;
+  std::exception_ptr escaped;
+  try {
+    r = co_await dispatch(call);
+  } catch (...) {  // any route's failure is answered: one 500, logged with the request id
+    escaped = std::current_exception();
+  }
+  if (escaped) {
+    const std::string why = describe(escaped);
+    log_event(spdlog::level::err, "request failed",
+              {{"request_id", call.request_id}, {"route", call.route}, {"error", why}});
+    r = error_response(make_error(Errc::internal, "The server could not complete the request: " + why));
+  }
   metrics_.request(call.route, r.status);
   if (r.status >= 400 && !r.source) stamp_request_id(r, call.request_id);
   r.headers.emplace_back("request-id", call.request_id);
@@ -458,6 +470,15 @@ asio::awaitable<http::Response> Router::dispatch(Call& call) {
     co_return health();
   }
 
+  if (opts_.tenants.empty()) {  // no secret to prove who asks: prove at least that a page elsewhere does not
+    auto refused = refused_host(opts_.origins, call.req.header("host"));
+    if (!refused) refused = refused_origin(opts_.origins, m, call.req.header("origin"), call.req.header("host"));
+    if (refused) {
+      call.route = "forbidden";
+      co_return error_response(make_error(Errc::forbidden, *refused));
+    }
+  }
+
   if (auto page = web_asset(call)) {
     call.route = "web";
     co_return std::move(*page);
@@ -531,8 +552,9 @@ asio::awaitable<http::Response> Router::dispatch(Call& call) {
             if (action != r.action) continue;
             call.route = std::string(r.action);
             if (!method_is(r.method)) co_return wrong_method();
-            if (!is_addressable_id(id)) {
-              co_return error_response(make_error(Errc::not_found, "Stream with message_id " + id + " not found"));
+            if (!is_addressable_id(id)) {  // cannot exist; the answer stays valid JSON whatever its bytes
+              co_return error_response(
+                  make_error(Errc::not_found, "Stream with message_id " + to_valid_utf8(id) + " not found"));
             }
             if (auto vis = co_await visible(call, id); !vis) co_return error_response(vis.error());
             if (action == "stream") co_return co_await observe(call, id);
@@ -565,8 +587,9 @@ asio::awaitable<http::Response> Router::start(Call& call) {
   if (auto it = call.url.params().find("message_id"); it != call.url.params().end()) {
     id = (*it).value;
     if (!id.empty() && !is_addressable_id(id)) {
-      co_return error_response(make_error(
-          Errc::invalid_request, "message_id must be 1 to 256 bytes without '/', whitespace or control characters"));
+      co_return error_response(
+          make_error(Errc::invalid_request,
+                     "message_id must be 1 to 256 bytes of UTF-8 without '/', whitespace or control characters"));
     }
   }
   auto req = parse_body(call.req);
@@ -737,8 +760,8 @@ asio::awaitable<http::Response> Router::message(Call& call) {
   if (!cursor) co_return error_response(cursor.error());
   // The job's stream is internal: delete it once the reply is over.
   auto remove = [jobs = &jobs_, id = started->id, ex = call.req.executor] {
-    asio::co_spawn(
-        ex, [jobs, id]() -> asio::awaitable<void> { co_await jobs->remove(id); }, asio::detached);
+    spawn_detached(
+        ex, [jobs, id]() -> asio::awaitable<void> { co_await jobs->remove(id); }, "synchronous reply's stream removal");
   };
   http::Response r;
   if (stream) {

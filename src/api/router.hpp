@@ -2,6 +2,7 @@
 #pragma once
 
 #include "api/metrics.hpp"
+#include "api/origin_guard.hpp"
 #include "engine/registry.hpp"
 #include "http/server.hpp"
 #include "stream/job_service.hpp"
@@ -32,7 +33,8 @@ struct ApiOptions {
   std::size_t max_observers = 100000;            // open observers on this instance; past it: overloaded
   std::size_t max_observers_per_stream = 10000;  // of one stream on this instance; past it: overloaded
   std::string broker_name = "memory";
-  bool web_ui = true;  // serve the playground (web/) at the root, without auth: it holds no data
+  bool web_ui = true;    // serve the playground (web/) at the root, without auth: it holds no data
+  OriginPolicy origins;  // with auth off: the Host names and Origins accepted
 };
 
 // Routes requests to the job service; owns the SSE body sources.

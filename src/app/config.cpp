@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <functional>
 #include <stdexcept>
@@ -60,6 +61,24 @@ Setting scalar(const std::string& key, T& ref, const std::string& help) {
   return s;
 }
 
+// A yes/no setting whose absence means "decided from the other settings" (finalize_config).
+Setting tri_state(const std::string& key, std::optional<bool>& ref, const std::string& help) {
+  Setting s;
+  s.key = key;
+  s.help = help;
+  s.add = [&ref, help](CLI::App& app, const std::string& flag, const std::string& env) {
+    app.add_option_function<bool>(
+           flag, [&ref](const bool& v) { ref = v; }, help)
+        ->envname(env);
+  };
+  s.from_toml = [&ref, key](const toml::node& n) {
+    auto v = n.value<bool>();
+    if (!v) throw std::runtime_error("config: " + key + " must be a boolean");
+    ref = *v;
+  };
+  return s;
+}
+
 Setting list(const std::string& key, std::vector<std::string>& ref, const std::string& help) {
   Setting s;
   s.key = key;
@@ -89,7 +108,11 @@ std::vector<Setting> settings(Config& c) {
       scalar("auth_secret", c.auth_secret, "The auth secret: the whole Authorization header value"),
       list("auth_secrets", c.auth_secrets, "Further accepted secrets (comma-separated)"),
       list("tenants", c.tenant_specs, "Named secrets NAME=SECRET (comma-separated; [[tenants]] in the file)"),
-      scalar("stream_scoping", c.stream_scoping, "A stream is visible only to the secret that created it"),
+      tri_state("stream_scoping", c.stream_scoping,
+                "A stream is visible only to the secret that created it (default: on when named tenants are set)"),
+      list("allowed_hosts", c.allowed_hosts,
+           "With auth off: Host names accepted besides IP addresses, localhost and --host (comma-separated; "
+           "'.example.com' takes its subdomains, '*' any)"),
       scalar("web_ui", c.web_ui, "Serve the web playground at / (its files need no auth; its API calls do)"),
       scalar("broker", c.broker, "Broker: memory or redis"),
       scalar("redis_url", c.redis_url, "Redis server for the redis broker: redis://[:password@]host[:port][/db]"),
@@ -249,6 +272,8 @@ void finalize_config(Config& cfg) {
     }
     cfg.tenants.push_back(TenantConfig{spec.substr(0, eq), spec.substr(eq + 1), 0});
   }
+  const bool named = std::any_of(cfg.tenants.begin(), cfg.tenants.end(), [](const auto& t) { return !t.name.empty(); });
+  if (!cfg.stream_scoping) cfg.stream_scoping = named;
   for (const auto& secret : cfg.auth_secrets) cfg.tenants.push_back(TenantConfig{"", secret, 0});
   for (std::size_t i = 0; i < cfg.tenants.size(); ++i) {
     const auto& t = cfg.tenants[i];

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,10 +42,11 @@ struct Config {
   std::string path_prefix;
   std::string auth_secret;
   std::vector<std::string> auth_secrets;
-  std::vector<std::string> tenant_specs;  // NAME=SECRET
-  std::vector<TenantConfig> tenants;      // from [[tenants]] in the file, then tenant_specs, then the secrets
-  bool stream_scoping = false;
-  bool web_ui = true;  // serve the playground (web/) at the root
+  std::vector<std::string> tenant_specs;   // NAME=SECRET
+  std::vector<TenantConfig> tenants;       // from [[tenants]] in the file, then tenant_specs, then the secrets
+  std::optional<bool> stream_scoping;      // unset: on when named tenants are configured (finalize_config decides)
+  std::vector<std::string> allowed_hosts;  // with auth off: Host names accepted besides IPs, localhost and host
+  bool web_ui = true;                      // serve the playground (web/) at the root
   std::string broker = "memory";
   std::string redis_url = "redis://127.0.0.1:6379/0";
   std::string redis_prefix = "spool:";

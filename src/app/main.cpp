@@ -177,7 +177,8 @@ int serve(Config& cfg) {
   for (const auto& t : cfg.tenants) {
     api.tenants.push_back(Tenant{t.name, t.secret, static_cast<std::size_t>(t.max_active_streams)});
   }
-  api.stream_scoping = cfg.stream_scoping;
+  api.stream_scoping = cfg.stream_scoping.value_or(false);
+  api.origins = OriginPolicy{cfg.host, cfg.allowed_hosts, {}};
   api.web_ui = cfg.web_ui;
   api.ping_interval = seconds_ms(cfg.ping_interval);
   api.broker_name = cfg.broker;

@@ -3,11 +3,10 @@
 #include "broker/memory_broker.hpp"
 #include "core/error_body.hpp"
 #include "core/ids.hpp"
+#include "core/spawn.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -68,6 +67,23 @@ std::optional<StreamStatus> parse_status(std::string_view s) {
 }
 
 bool is_terminal_event(std::string_view type) { return type == "message_stop" || type == "error"; }
+
+bool is_noscript(const RedisValue& v) { return v.is_error() && v.str.rfind("NOSCRIPT", 0) == 0; }
+
+// An error reply where data was expected: Redis could not answer, which never means "absent".
+Error refused(const RedisValue& v, std::string_view what) {
+  return make_error(Errc::broker_unavailable, "Redis refused " + std::string(what) + ": " + v.str);
+}
+
+// The first error reply among `replies`, as refused(); Ok when there is none.
+Status first_refusal(const std::vector<RedisValue>& replies, std::string_view what) {
+  for (const auto& v : replies) {
+    if (v.is_error()) return refused(v, what);
+  }
+  return Ok{};
+}
+
+constexpr std::chrono::milliseconds kFirstBackoff{100}, kLongestBackoff{2000};
 
 // Appends a batch for one stream, if this instance still owns it and it is not terminal.
 // KEYS: meta, log, observers. ARGV: instance, now_ms, status ('' = unchanged), error_message, expire_ms
@@ -270,6 +286,8 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
   std::unordered_set<std::string> observed_dirty;
   std::atomic<bool> flush_kicked{false};  // a wake-up of the flusher is posted and not yet run
   std::string append_sha, lost_sha, create_sha, cancel_sha, observers_sha, rebind_sha;
+  std::atomic<bool> scripts_loaded{false};  // on the command connection now (false after a reconnect until loaded)
+  std::string last_failure;                 // why the command connection is down (under mu), for /health
   std::atomic<std::int64_t> reader_client_id{-1};
   // When the command connection last came up (steady clock, ms): leases that ran out while this
   // instance could not see Redis are not swept until their owners had a lease period to renew.
@@ -295,6 +313,18 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
     return make_error(Errc::not_found, "Stream with message_id " + id + " not found");
   }
 
+  // Runs a background loop; one that ends by an exception is logged and started again a second later.
+  void spawn_loop(std::function<asio::awaitable<void>()> make, std::string what) {
+    auto again = [self = shared_from_this(), make, what](const std::string&) {
+      if (self->stopping) return;
+      auto t = std::make_shared<asio::steady_timer>(self->ex, std::chrono::seconds(1));
+      t->async_wait([self, t, make, what](boost::system::error_code) {
+        if (!self->stopping) self->spawn_loop(make, what);
+      });
+    };
+    spawn_detached(ex, make(), what, std::move(again));
+  }
+
   // Wakes the flusher; wake-ups before it runs coalesce into one.
   void kick_flush() {
     if (flush_kicked.exchange(true)) return;
@@ -312,7 +342,7 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
     asio::post(ex, [self = shared_from_this()] { self->read_wake.cancel(); });
     if (const auto client = reader_client_id.load(); client >= 0) {
       // A blocked XREAD does not see new streams: unblock it (it then re-reads the watch list).
-      asio::co_spawn(ex, cmd->command(redis_args("CLIENT", "UNBLOCK", std::to_string(client))), asio::detached);
+      spawn_detached(ex, cmd->command(redis_args("CLIENT", "UNBLOCK", std::to_string(client))), "redis unblock");
     }
   }
 
@@ -337,9 +367,9 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
     auto r = co_await cmd->pipeline(std::move(load));
     if (!r) co_return r.error();
     for (const auto& v : *r) {
-      if (!v.is_string())
-        co_return make_error(Errc::broker_unavailable, "Redis refused the broker's scripts: " + v.str);
+      if (!v.is_string()) co_return refused(v, "the broker's scripts");
     }
+    scripts_loaded = true;
     std::lock_guard lk(mu);
     append_sha = (*r)[0].str;
     lost_sha = (*r)[1].str;
@@ -350,8 +380,35 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
     co_return Ok{};
   }
 
-  // (Re)connects the command connection and everything that depends on it.
+  // Sends `cmds` (which may run the broker's scripts); when Redis no longer has the scripts (it
+  // restarted), loads them and sends the commands once more. Every command here must be safe to repeat.
+  asio::awaitable<Result<std::vector<RedisValue>>> scripted(std::vector<Command> cmds) {
+    auto again = cmds;
+    auto r = co_await cmd->pipeline(std::move(cmds));
+    if (!r || std::none_of(r->begin(), r->end(), is_noscript)) co_return r;
+    scripts_loaded = false;
+    auto loaded = co_await load_scripts();
+    if (!loaded) co_return loaded.error();
+    co_return co_await cmd->pipeline(std::move(again));
+  }
+
+  // (Re)connects the command connection and everything that depends on it. A connection that
+  // cannot be set up (Redis still loading its data, say) is closed, so it is retried with backoff
+  // and never used half set up.
   asio::awaitable<Status> connect_cmd() {
+    scripts_loaded = false;
+    auto st = co_await connect_cmd_once();
+    std::lock_guard lk(mu);
+    if (st) {
+      last_failure.clear();
+    } else {
+      last_failure = st.error().explanation;
+      cmd->close();
+    }
+    co_return st;
+  }
+
+  asio::awaitable<Status> connect_cmd_once() {
     auto st = co_await cmd->connect();
     if (!st) co_return st;
     cmd_up_since = steady_ms();
@@ -394,7 +451,7 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
     auto r = co_await sub->command(std::move(args));
     if (!r) co_return r.error();
     // Cancels published while it was away were missed: they are also stored with the streams.
-    asio::co_spawn(ex, check_cancels(), asio::detached);
+    spawn_detached(ex, check_cancels(), "redis cancel check");
     co_return Ok{};
   }
 
@@ -446,10 +503,20 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
+  // Waits `backoff` (after a failure while connected: Redis answers, but cannot serve yet), then
+  // doubles it up to kLongestBackoff.
+  asio::awaitable<void> back_off(std::chrono::milliseconds& backoff) {
+    asio::steady_timer t(ex);
+    t.expires_after(backoff);
+    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+    backoff = std::min(backoff * 2, kLongestBackoff);
+  }
+
   // Sends every owned stream's outbox to Redis, in pipelined batches, until stopped.
   asio::awaitable<void> flusher() {
     auto self = shared_from_this();
     std::vector<std::string> observers_sent;  // streams whose observer counts the last batch carried
+    std::chrono::milliseconds backoff = kFirstBackoff;
     while (!stopping) {
       flush_kicked = false;  // from here on, a new kick posts a new wake-up
       struct Taken {
@@ -509,16 +576,21 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
       auto replies = co_await cmd->pipeline(std::move(cmds));
       if (!replies) {
         fail_waiters(replies.error());
-        std::lock_guard lk(mu);
-        observed_dirty.insert(observers_sent.begin(), observers_sent.end());
-        continue;  // kept: sent again once reconnected
+        {
+          std::lock_guard lk(mu);
+          observed_dirty.insert(observers_sent.begin(), observers_sent.end());
+        }
+        if (backoff == kFirstBackoff) spdlog::warn("redis broker: writes failed: {}", replies.error().explanation);
+        co_await back_off(backoff);  // kept: sent again once Redis answers
+        continue;
       }
+      backoff = kFirstBackoff;
       std::vector<std::string> ended_elsewhere;
       std::vector<std::pair<FlushWaiter, Status>> wake;
       bool reload = false;
+      std::size_t r = 0;  // the reply of the next taken stream's append; the observer counts' follow the last
       {
         std::lock_guard lk(mu);
-        std::size_t r = 0;
         for (const auto& t : taken) {
           const RedisValue& v = (*replies)[r];
           r += t.terminal ? 2 : 1;
@@ -526,7 +598,7 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
           if (it == owned.end()) continue;
           Owned& o = it->second;
           if (v.is_error()) {
-            if (v.str.rfind("NOSCRIPT", 0) == 0)
+            if (is_noscript(v))
               reload = true;  // Redis restarted: load and resend
             else
               spdlog::error("redis broker: append to {} failed: {}", t.id, v.str);
@@ -560,7 +632,16 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
       for (const auto& id : ended_elsewhere) {
         if (on_cancel) on_cancel(id);
       }
-      if (reload) co_await load_scripts();
+      reload = reload || std::any_of(replies->begin() + static_cast<std::ptrdiff_t>(r), replies->end(), is_noscript);
+      if (reload) {
+        {
+          std::lock_guard lk(mu);
+          observed_dirty.insert(observers_sent.begin(), observers_sent.end());
+        }
+        scripts_loaded = false;
+        if (auto loaded = co_await load_scripts(); !loaded) co_await back_off(backoff);
+        kick_flush();  // what is left is sent again
+      }
     }
   }
 
@@ -614,6 +695,7 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
   // One blocking XREAD over every watched stream at a time, until stopped.
   asio::awaitable<void> reader_loop() {
     auto self = shared_from_this();
+    std::chrono::milliseconds backoff = kFirstBackoff;
     while (!stopping) {
       Command c{"XREAD", "COUNT", "1000", "BLOCK", "5000", "STREAMS"};
       std::vector<std::string> ids;
@@ -631,11 +713,15 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
         continue;
       }
       auto r = co_await reader->command(std::move(c));
-      if (!r || r->is_nil()) continue;  // lost (reconnected elsewhere), unblocked or timed out
-      if (r->is_error()) {
-        spdlog::warn("redis broker: XREAD failed: {}", r->str);
+      if (r && r->is_nil()) continue;  // unblocked or timed out
+      if (!r || r->is_error()) {
+        // Lost (the loop waits above until reconnected), or Redis cannot serve yet: retry later.
+        const std::string why = r ? r->str : r.error().explanation;
+        if (backoff == kFirstBackoff) spdlog::warn("redis broker: XREAD failed: {}", why);
+        if (reader->connected()) co_await back_off(backoff);
         continue;
       }
+      backoff = kFirstBackoff;
       for (const auto& s : r->elements) {
         if (!s.is_array() || s.elements.size() < 2) continue;
         if (auto id = id_of_log_key(s.elements[0].str)) apply_entries(*id, s.elements[1].elements);
@@ -685,7 +771,7 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
         ends.push_back({"EVALSHA", sha, "4", running_key(), meta_key(id), log_key(id), observers_key(id), id,
                         std::to_string(now), error, expire_ms()});
       }
-      auto r = co_await cmd->pipeline(std::move(ends));
+      auto r = co_await scripted(std::move(ends));
       if (r) {
         for (std::size_t i = 0; i < r->size(); ++i) {
           if ((*r)[i].integer == 1) spdlog::warn("redis broker: {} ended: instance lost", due->elements[i].str);
@@ -716,7 +802,7 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
         for (const auto& id : following) checks.push_back(redis_args("EXISTS", meta_key(id)));
         auto exists = co_await cmd->pipeline(std::move(checks));
         for (std::size_t i = 0; exists && i < following.size(); ++i) {
-          if ((*exists)[i].integer != 0) continue;
+          if ((*exists)[i].is_error() || (*exists)[i].integer != 0) continue;
           {
             std::lock_guard lk(mu);
             watched.erase(following[i]);
@@ -745,6 +831,7 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
     auto args = redis_args("HMGET", meta_key(id), "status", "model");
     auto meta = co_await cmd->command(std::move(args));
     if (!meta) co_return meta.error();
+    if (meta->is_error()) co_return refused(*meta, "a read");
     if (!meta->is_array() || meta->elements.empty() || meta->elements[0].is_nil()) co_return not_found(id);
     std::shared_ptr<StreamWriter> writer;
     {
@@ -759,6 +846,7 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
     if (!writer) co_return Ok{};  // another open made the copy meanwhile
     auto range = redis_args("XRANGE", log_key(id), "-", "+");
     auto log = co_await cmd->command(std::move(range));
+    if (log && log->is_error()) log = refused(*log, "a read");
     if (!log) {
       {
         std::lock_guard lk(mu);
@@ -793,7 +881,7 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
     }
     if (mine && on_cancel) on_cancel(id);
     if (verb == "delete") {
-      asio::co_spawn(ex, mirror.remove(id), asio::detached);
+      spawn_detached(ex, mirror.remove(id), "redis local copy removal");
     }
   }
 };
@@ -892,13 +980,13 @@ asio::awaitable<Status> RedisBroker::start() {
   if (!st) co_return st;
   if (auto r = co_await b.connect_reader(); !r) co_return r;
   if (auto r = co_await b.connect_sub(); !r) co_return r;
-  asio::co_spawn(b.ex, b.keep_connected(b.cmd, &Impl::connect_cmd), asio::detached);
-  asio::co_spawn(b.ex, b.keep_connected(b.reader, &Impl::connect_reader), asio::detached);
-  asio::co_spawn(b.ex, b.keep_connected(b.sub, &Impl::connect_sub), asio::detached);
-  asio::co_spawn(b.ex, b.flusher(), asio::detached);
-  asio::co_spawn(b.ex, b.reader_loop(), asio::detached);
-  asio::co_spawn(b.ex, b.lease_loop(), asio::detached);
-  asio::co_spawn(b.ex, b.mirror_sweep(), asio::detached);
+  b.spawn_loop([&b] { return b.keep_connected(b.cmd, &Impl::connect_cmd); }, "redis command connection");
+  b.spawn_loop([&b] { return b.keep_connected(b.reader, &Impl::connect_reader); }, "redis reader connection");
+  b.spawn_loop([&b] { return b.keep_connected(b.sub, &Impl::connect_sub); }, "redis pub/sub connection");
+  b.spawn_loop([&b] { return b.flusher(); }, "redis flusher");
+  b.spawn_loop([&b] { return b.reader_loop(); }, "redis reader");
+  b.spawn_loop([&b] { return b.lease_loop(); }, "redis lease");
+  b.spawn_loop([&b] { return b.mirror_sweep(); }, "redis mirror sweep");
   co_return Ok{};
 }
 
@@ -930,9 +1018,9 @@ asio::awaitable<Result<std::shared_ptr<StreamWriter>>> RedisBroker::create(Strea
                             spec.owner, "events", "0", "input_tokens", "0", "output_tokens", "0"));
   cmds.push_back(redis_args("ZADD", b.running_key(), "NX", std::to_string(now_ms() + b.opts.lease.count()), spec.id));
   cmds.push_back(redis_args("ZADD", b.created_key(), now, spec.id));
-  auto r = co_await b.cmd->pipeline(std::move(cmds));
+  auto r = co_await b.scripted(std::move(cmds));
   if (!r) co_return r.error();
-  if ((*r)[0].is_error()) co_return make_error(Errc::broker_unavailable, "Redis refused a create: " + (*r)[0].str);
+  if (auto st = first_refusal(*r, "a create"); !st) co_return st.error();
   if ((*r)[0].integer != 1) co_return make_error(Errc::invalid_request, "Stream with this message_id already exists");
   const std::string id = spec.id;
   // A stale local copy (a stream of that id deleted meanwhile) makes way; out of `watched`
@@ -959,6 +1047,7 @@ asio::awaitable<Result<StreamInfo>> RedisBroker::info(std::string id) {
   cmds.push_back(redis_args("ZRANGEBYSCORE", b.instances_key(), std::to_string(now_ms()), "+inf"));
   auto replies = co_await b.cmd->pipeline(std::move(cmds));
   if (!replies) co_return replies.error();
+  if (auto st = first_refusal(*replies, "a read"); !st) co_return st.error();
   auto parsed = parse_meta(id, (*replies)[0]);
   if (!parsed) co_return Impl::not_found(id);
   StreamInfo info = std::move(*parsed);
@@ -998,6 +1087,7 @@ asio::awaitable<Status> RedisBroker::remove(std::string id) {
   cmds.push_back(redis_args("ZREM", b.created_key(), id));
   auto r = co_await b.cmd->pipeline(std::move(cmds));
   if (!r) co_return r.error();
+  if (auto st = first_refusal(*r, "a delete"); !st) co_return st.error();
   {
     std::lock_guard lk(b.mu);
     b.owned.erase(id);
@@ -1025,6 +1115,7 @@ asio::awaitable<Result<StreamPage>> RedisBroker::list(ListQuery q) {
                             std::to_string(kSlice));
     auto ids = co_await b.cmd->command(std::move(range));
     if (!ids) co_return ids.error();
+    if (ids->is_error()) co_return refused(*ids, "a list");
     if (!ids->is_array() || ids->elements.empty()) break;
     std::vector<Command> fetch;
     for (const auto& e : ids->elements) {
@@ -1034,6 +1125,7 @@ asio::awaitable<Result<StreamPage>> RedisBroker::list(ListQuery q) {
     fetch.push_back(redis_args("ZRANGEBYSCORE", b.instances_key(), std::to_string(now_ms()), "+inf"));
     auto records = co_await b.cmd->pipeline(std::move(fetch));
     if (!records) co_return records.error();
+    if (auto st = first_refusal(*records, "a list"); !st) co_return st.error();
     const RedisValue& live = records->back();
     std::vector<Command> stale;
     for (std::size_t i = 0; i < ids->elements.size(); ++i) {
@@ -1064,6 +1156,7 @@ asio::awaitable<Result<std::string>> RedisBroker::owner(std::string id) {
   auto args = redis_args("HMGET", b.meta_key(id), "status", "owner");
   auto r = co_await b.cmd->command(std::move(args));
   if (!r) co_return r.error();
+  if (r->is_error()) co_return refused(*r, "a read");
   if (!r->is_array() || r->elements.size() < 2 || r->elements[0].is_nil()) co_return Impl::not_found(id);
   co_return r->elements[1].str;
 }
@@ -1119,11 +1212,12 @@ asio::awaitable<Result<bool>> RedisBroker::request_cancel(std::string id) {
     std::lock_guard lk(b.mu);
     sha = b.cancel_sha;
   }
-  auto args = redis_args("EVALSHA", sha, "1", b.meta_key(id), b.control_channel(), "cancel " + id);
-  auto r = co_await b.cmd->command(std::move(args));
+  std::vector<Command> cmds;
+  cmds.push_back(redis_args("EVALSHA", sha, "1", b.meta_key(id), b.control_channel(), "cancel " + id));
+  auto r = co_await b.scripted(std::move(cmds));
   if (!r) co_return r.error();
-  if (r->is_error()) co_return make_error(Errc::broker_unavailable, "Redis refused a cancel: " + r->str);
-  if (r->integer == 0) co_return Impl::not_found(id);
+  if (auto st = first_refusal(*r, "a cancel"); !st) co_return st.error();
+  if (r->front().integer == 0) co_return Impl::not_found(id);
   co_return true;
 }
 
@@ -1132,11 +1226,13 @@ asio::awaitable<Result<std::optional<KeyedJob>>> RedisBroker::find_key(std::stri
   auto get = redis_args("GET", b.idempotency_key(key));
   auto r = co_await b.cmd->command(std::move(get));
   if (!r) co_return r.error();
+  if (r->is_error()) co_return refused(*r, "a read");
   auto held = r->is_string() ? decode_keyed(r->str) : std::nullopt;
   if (!held) co_return std::optional<KeyedJob>();
   auto exists = redis_args("EXISTS", b.meta_key(held->id));
   auto e = co_await b.cmd->command(std::move(exists));
   if (!e) co_return e.error();
+  if (e->is_error()) co_return refused(*e, "a read");
   if (e->integer == 0) co_return std::optional<KeyedJob>();  // its stream is gone: the key is free
   co_return held;
 }
@@ -1150,11 +1246,13 @@ asio::awaitable<Result<std::optional<KeyedJob>>> RedisBroker::claim_key(std::str
     auto set = redis_args("SET", k, value, "NX", "PX", ttl);
     auto r = co_await b.cmd->command(std::move(set));
     if (!r) co_return r.error();
+    if (r->is_error()) co_return refused(*r, "an Idempotency-Key");
     if (r->is_string() && r->str == "OK") co_return std::optional<KeyedJob>();
     // Taken: by a stream that still exists (that one wins), or by one that is gone (rebind it).
     auto get = redis_args("GET", k);
     auto cur = co_await b.cmd->command(std::move(get));
     if (!cur) co_return cur.error();
+    if (cur->is_error()) co_return refused(*cur, "an Idempotency-Key");
     if (!cur->is_string()) continue;  // expired meanwhile: try again
     auto held = decode_keyed(cur->str);
     if (held && held->id == job.id) co_return std::optional<KeyedJob>();
@@ -1162,6 +1260,7 @@ asio::awaitable<Result<std::optional<KeyedJob>>> RedisBroker::claim_key(std::str
       auto exists = redis_args("EXISTS", b.meta_key(held->id));
       auto e = co_await b.cmd->command(std::move(exists));
       if (!e) co_return e.error();
+      if (e->is_error()) co_return refused(*e, "an Idempotency-Key");
       if (e->integer != 0) co_return held;
     }
     std::string sha;
@@ -1169,10 +1268,12 @@ asio::awaitable<Result<std::optional<KeyedJob>>> RedisBroker::claim_key(std::str
       std::lock_guard lk(b.mu);
       sha = b.rebind_sha;
     }
-    auto rebind = redis_args("EVALSHA", sha, "1", k, cur->str, value, ttl);
-    auto rb = co_await b.cmd->command(std::move(rebind));
+    std::vector<Command> rebind;
+    rebind.push_back(redis_args("EVALSHA", sha, "1", k, cur->str, value, ttl));
+    auto rb = co_await b.scripted(std::move(rebind));
     if (!rb) co_return rb.error();
-    if (rb->integer == 1) co_return std::optional<KeyedJob>();
+    if (auto st = first_refusal(*rb, "an Idempotency-Key"); !st) co_return st.error();
+    if (rb->front().integer == 1) co_return std::optional<KeyedJob>();
   }
   co_return make_error(Errc::broker_unavailable, "Could not bind the Idempotency-Key in Redis (too much contention)");
 }
@@ -1188,8 +1289,11 @@ std::size_t RedisBroker::observers() const { return impl_->mirror.observers(); }
 int RedisBroker::local_observers(const std::string& id) const { return impl_->mirror.observers_of(id); }
 
 std::optional<std::string> RedisBroker::unready_reason() const {
-  if (impl_->cmd->connected() && impl_->reader->connected() && impl_->sub->connected()) return std::nullopt;
-  return "Redis at " + impl_->opts.endpoint.where() + " is unavailable";
+  auto& b = *impl_;
+  if (b.cmd->connected() && b.scripts_loaded && b.reader->connected() && b.sub->connected()) return std::nullopt;
+  std::lock_guard lk(b.mu);
+  if (!b.last_failure.empty()) return b.last_failure;
+  return "Redis at " + b.opts.endpoint.where() + " is unavailable";
 }
 
 }  // namespace spool

@@ -100,6 +100,16 @@ RedisValue convert(const redisReply* r) {
   return v;
 }
 
+// Error replies that mean "Redis cannot answer now", not "no such thing": the command fails as
+// if the connection were down, so no caller ever reads them as a value (an absent key, say).
+bool is_transient_error(const RedisValue& v) {
+  if (!v.is_error()) return false;
+  for (std::string_view prefix : {"LOADING", "BUSY ", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"}) {
+    if (v.str.rfind(prefix, 0) == 0) return true;
+  }
+  return false;
+}
+
 bool is_push(const RedisValue& v) {
   return v.is_array() && v.elements.size() >= 3 && v.elements[0].is_string() &&
          (v.elements[0].str == "message" || v.elements[0].str == "pmessage");
@@ -219,6 +229,10 @@ struct RedisConnection::Impl : std::enable_shared_from_this<Impl> {
     if (pending.empty()) return;  // nothing owed: ignore (never happens with a well-behaved server)
     Completion h(std::move(pending.front()));
     pending.pop_front();
+    if (is_transient_error(v)) {
+      complete(std::move(h), unavailable(v.str));
+      return;
+    }
     complete(std::move(h), std::move(v));
   }
 
@@ -322,17 +336,15 @@ asio::awaitable<Status> RedisConnection::connect() {
     if (impl->endpoint.db != 0) hello.push_back({"SELECT", std::to_string(impl->endpoint.db)});
     if (!hello.empty()) {
       auto replies = co_await pipeline(std::move(hello));
-      if (!replies) {
-        st = replies.error();
-      } else {
-        for (const auto& r : *replies) {
-          if (r.is_error()) {
-            co_await asio::post(impl->strand, asio::use_awaitable);
-            impl->fail(r.str);
-            st = impl->unavailable(r.str);
-            break;
-          }
-        }
+      std::optional<std::string> refused;
+      if (!replies) refused = replies.error().explanation;
+      for (std::size_t i = 0; !refused && i < replies->size(); ++i) {
+        if ((*replies)[i].is_error()) refused = (*replies)[i].str;
+      }
+      if (refused) {  // never left half set up: connected() stays false
+        co_await asio::post(impl->strand, asio::use_awaitable);
+        impl->fail(*refused, false);
+        st = impl->unavailable(*refused);
       }
     }
   }

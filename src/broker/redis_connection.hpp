@@ -72,7 +72,8 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
   boost::asio::awaitable<Status> connect();
 
   // Sends one command (`args[0]` is its name) and returns its reply; a Redis error reply is a
-  // RedisValue of type error, not a failed Result.
+  // RedisValue of type error, not a failed Result, except the replies that say Redis cannot
+  // answer now (LOADING, BUSY, MASTERDOWN, …): those fail with broker_unavailable.
   boost::asio::awaitable<Result<RedisValue>> command(std::vector<std::string> args);
 
   // Sends several commands in one write and returns their replies in order (all or nothing).

@@ -4,12 +4,16 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+#include <boost/asio/write.hpp>
 
 #include <memory>
 #include <optional>
@@ -194,6 +198,42 @@ TEST(RedisConnection, PushMessagesAndABlockedReaderBesideAWriter) {
     EXPECT_EQ(got, std::vector<std::string>{"hello"});
     for (auto* c : {sub.get(), reader.get(), writer.get()}) c->close();
   });
+}
+
+}  // namespace
+}  // namespace spool
+
+namespace spool {
+namespace {
+
+// A stand-in for a Redis that is loading its data: every command is answered -LOADING.
+asio::awaitable<void> loading_redis(asio::ip::tcp::acceptor& acceptor) {
+  auto sock = co_await acceptor.async_accept(asio::use_awaitable);
+  std::array<char, 4096> buf{};
+  for (;;) {
+    auto [ec, n] = co_await sock.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;
+    static constexpr std::string_view kLoading = "-LOADING Redis is loading the dataset in memory\r\n";
+    co_await asio::async_write(sock, asio::buffer(kLoading), asio::use_awaitable);
+  }
+}
+
+TEST(RedisConnection, ALoadingRedisFailsTheCommandInsteadOfAnsweringIt) {
+  auto failure = run([&](asio::any_io_executor ex) -> asio::awaitable<Error> {
+    asio::ip::tcp::acceptor acceptor(ex, {asio::ip::make_address("127.0.0.1"), 0});
+    RedisEndpoint ep;
+    ep.port = acceptor.local_endpoint().port();
+    asio::co_spawn(ex, loading_redis(acceptor), asio::detached);
+    auto c = RedisConnection::create(ex, ep, 2s);
+    EXPECT_TRUE((co_await c->connect()).ok());
+    auto args = redis_args("EXISTS", "k");
+    auto exists = co_await c->command(std::move(args));
+    EXPECT_FALSE(exists.ok()) << "an error reply read as 0 would say the key is absent";
+    c->close();
+    co_return exists.error();
+  });
+  EXPECT_EQ(failure.code, Errc::broker_unavailable);
+  EXPECT_NE(failure.explanation.find("LOADING"), std::string::npos) << failure.explanation;
 }
 
 }  // namespace

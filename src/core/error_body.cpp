@@ -26,6 +26,8 @@ Kind kind_of(Errc c) {
       return {"not_found_error", "Not Found", "NOT_FOUND", "NotFoundError"};
     case Errc::unauthorized:
       return {"authentication_error", "Not Authenticated", "NOT_AUTHENTICATED", "AuthenticationError"};
+    case Errc::forbidden:
+      return {"permission_error", "Forbidden", "FORBIDDEN", "PermissionError"};
     case Errc::method_not_allowed:
       return {"invalid_request_error", "Method Not Allowed", "METHOD_NOT_ALLOWED", "MethodNotAllowedError"};
     case Errc::internal:

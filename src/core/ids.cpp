@@ -1,5 +1,7 @@
 #include "core/ids.hpp"
 
+#include "core/utf8.hpp"
+
 #include <array>
 #include <cstdint>
 #include <random>
@@ -55,7 +57,7 @@ bool is_addressable_id(std::string_view id) {
   for (unsigned char c : id) {
     if (c == '/' || c <= 0x20 || c == 0x7F) return false;
   }
-  return true;
+  return is_valid_utf8(id);
 }
 
 }  // namespace spool

@@ -14,6 +14,7 @@ enum class Errc {
   invalid_request,     // bad input: schema or rule violation
   not_found,           // the stream does not exist
   unauthorized,        // missing or wrong credentials
+  forbidden,           // credentials are not the point: the request's Host or Origin is refused
   too_large,           // body over the limit
   conflict,            // idempotency key reused with a different body
   overloaded,          // a limit on active streams/observers is reached

@@ -1,10 +1,9 @@
 #include "engine/mock_engine.hpp"
 
+#include "core/spawn.hpp"
 #include "engine/stop_matcher.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -162,8 +161,9 @@ MockEngine::MockEngine(asio::any_io_executor engine_executor, MockOptions opts)
 
 std::shared_ptr<EngineRun> MockEngine::start(std::shared_ptr<const ChatRequest> req, std::shared_ptr<EngineSink> sink) {
   auto run = std::make_shared<MockRun>(ex_, opts_.token_delay);
-  asio::co_spawn(
-      ex_, [run, req, sink]() { return run->run(req, sink); }, asio::detached);
+  spawn_detached(
+      ex_, [run, req, sink]() { return run->run(req, sink); }, "mock reply",
+      [sink](const std::string& why) { sink->fail(make_error(Errc::internal, "the mock engine failed: " + why)); });
   return run;
 }
 

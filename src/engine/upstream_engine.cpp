@@ -1,11 +1,10 @@
 #include "engine/upstream_engine.hpp"
 
+#include "core/spawn.hpp"
 #include "engine/anthropic_protocol.hpp"
 #include "engine/openai_protocol.hpp"
 #include "http/client.hpp"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <fmt/format.h>
@@ -124,8 +123,10 @@ UpstreamEngine::UpstreamEngine(asio::any_io_executor ex, UpstreamOptions opts, U
 std::shared_ptr<EngineRun> UpstreamEngine::start(std::shared_ptr<const ChatRequest> req,
                                                  std::shared_ptr<EngineSink> sink) {
   auto run = std::make_shared<UpstreamRun>();
-  asio::co_spawn(ex_, stream_reply(opts_, protocol_, std::move(req), std::move(sink), run->handle(), reach_),
-                 asio::detached);
+  auto task = stream_reply(opts_, protocol_, std::move(req), sink, run->handle(), reach_);
+  spawn_detached(ex_, std::move(task), "upstream reply", [sink](const std::string& why) {
+    sink->fail(make_error(Errc::upstream, "the upstream reply could not be processed: " + why));
+  });
   return run;
 }
 

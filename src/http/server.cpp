@@ -1,8 +1,8 @@
 #include "http/server.hpp"
 
+#include "core/spawn.hpp"
+
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -18,6 +18,7 @@
 #include <atomic>
 #include <mutex>
 #include <span>
+#include <tuple>
 #include <unordered_set>
 
 namespace spool::http {
@@ -69,6 +70,17 @@ void arm_write_watchdog(const std::shared_ptr<Connection>& c, std::chrono::milli
 
 constexpr std::size_t kMaxWatchedBytes = std::size_t{64} * 1024;
 
+// True when the client waits for "100 Continue" before it sends the body (RFC 9110 §10.1.1).
+bool expects_continue(const bhttp::request<bhttp::string_body>& m) {
+  return m.version() >= 11 && beast::iequals(m[bhttp::field::expect], "100-continue");
+}
+
+asio::awaitable<boost::system::error_code> write_continue(Connection& c) {
+  static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+  auto [ec, n] = co_await asio::async_write(c.stream.socket(), asio::buffer(kContinue), use_tuple);
+  co_return ec;
+}
+
 std::string head_bytes(const ResponseHead& h) {
   std::string s = fmt::format("HTTP/1.1 {} {}\r\n", h.status,
                               std::string_view(bhttp::obsolete_reason(static_cast<bhttp::status>(h.status))));
@@ -104,7 +116,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   // Sends a streamed body; true when the connection may serve another request afterwards.
   asio::awaitable<bool> stream_body(std::shared_ptr<Connection> c, std::unique_ptr<BodySource> src);
   void stop_connection(const std::shared_ptr<Connection>& c);
+  // Closes the socket and forgets the connection (a session's last step, however it ended).
+  void close_connection(const std::shared_ptr<Connection>& c);
   void forget(const std::shared_ptr<Connection>& c);
+  void spawn_accept_loop();
 };
 
 asio::awaitable<void> Server::Impl::accept_loop() {
@@ -128,7 +143,8 @@ asio::awaitable<void> Server::Impl::accept_loop() {
       if (shutting_down) continue;
       live.insert(c);
     }
-    asio::co_spawn(c->stream.get_executor(), session(c), asio::detached);
+    spawn_detached(c->stream.get_executor(), session(c), "http session",
+                   [self = shared_from_this(), c](const std::string&) { self->close_connection(c); });
   }
 }
 
@@ -179,7 +195,10 @@ asio::awaitable<bool> Server::Impl::stream_body(std::shared_ptr<Connection> c, s
   c->source = src.get();
   if (c->stopping) src->abort(AbortReason::shutdown);
   c->watching = true;
-  asio::co_spawn(c->stream.get_executor(), watch_client(c), asio::detached);
+  spawn_detached(c->stream.get_executor(), watch_client(c), "http client watch", [c](const std::string&) {
+    boost::system::error_code ignored;
+    c->stream.socket().close(ignored);  // the session's next write fails and it ends
+  });
   c->streaming = true;
   arm_write_watchdog(c, opts.write_timeout);
   ResponseHead head = co_await src->head();
@@ -220,7 +239,16 @@ asio::awaitable<void> Server::Impl::session(std::shared_ptr<Connection> c) {
     parser->body_limit(opts.body_limit);
     c->stream.expires_after(opts.read_timeout);
     c->reading = true;
-    auto [ec, n] = co_await bhttp::async_read(c->stream, buffer, *parser, use_tuple);
+    auto [ec, n] = co_await bhttp::async_read_header(c->stream, buffer, *parser, use_tuple);
+    // Trailer fields of a chunked body are appended after these: they are not headers (RFC 9110 §6.5.1).
+    std::size_t head_fields = 0;
+    if (!ec) {
+      head_fields = static_cast<std::size_t>(std::distance(parser->get().begin(), parser->get().end()));
+      if (!parser->is_done()) {
+        if (expects_continue(parser->get())) ec = co_await write_continue(*c);
+        if (!ec) std::tie(ec, n) = co_await bhttp::async_read(c->stream, buffer, *parser, use_tuple);
+      }
+    }
     c->reading = false;
     if (ec) {
       std::optional<ProtocolError> pe;
@@ -243,8 +271,9 @@ asio::awaitable<void> Server::Impl::session(std::shared_ptr<Connection> c) {
     Request req;
     req.method = std::string(msg.method_string());
     req.target = std::string(msg.target());
-    req.headers.reserve(8);
-    for (const auto& f : msg) {
+    req.headers.reserve(head_fields);
+    for (auto it = msg.begin(); head_fields > 0; ++it, --head_fields) {
+      const auto& f = *it;
       std::string name(f.name_string());
       for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
       req.headers.emplace_back(std::move(name), std::string(f.value()));
@@ -263,6 +292,10 @@ asio::awaitable<void> Server::Impl::session(std::shared_ptr<Connection> c) {
     const bool ok = co_await write_response(*c, resp, keep_alive && !c->stopping);
     if (!ok || !keep_alive || c->stopping) break;
   }
+  close_connection(c);
+}
+
+void Server::Impl::close_connection(const std::shared_ptr<Connection>& c) {
   boost::system::error_code ignored;
   c->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
   c->stream.close();
@@ -303,7 +336,14 @@ std::uint16_t Server::listen() {
   return a.local_endpoint().port();
 }
 
-void Server::start() { asio::co_spawn(impl_->acceptor.get_executor(), impl_->accept_loop(), asio::detached); }
+void Server::Impl::spawn_accept_loop() {
+  spawn_detached(acceptor.get_executor(), accept_loop(), "accept loop",
+                 [self = shared_from_this()](const std::string&) {
+                   if (self->acceptor.is_open()) self->spawn_accept_loop();  // keep accepting
+                 });
+}
+
+void Server::start() { impl_->spawn_accept_loop(); }
 
 void Server::shutdown(std::function<void()> done) {
   auto impl = impl_;

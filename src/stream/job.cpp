@@ -183,6 +183,7 @@ void Job::end(StreamStatus status, std::string_view stop_reason, const std::opti
   append("message_stop", events::message_stop());
   if (terminal_) return;
   terminal_ = true;
+  ended_as_ = status;
   writer_->set_usage(usage_);
   flush(status);
 }
@@ -199,6 +200,7 @@ void Job::finish(StopReason reason, std::optional<std::string> stop_sequence) {
 void Job::fail_locked(Error e) {
   if (terminal_) return;
   terminal_ = true;
+  ended_as_ = StreamStatus::error;
   pending_.push_back(NewEvent{"error", json::serialize(error_body(e, id_))});
   flush(StreamStatus::error, e.explanation);
   failure_ = std::move(e);
@@ -213,9 +215,10 @@ void Job::fail(Error e) {
   terminate();
 }
 
-void Job::cancel() {
+StreamStatus Job::cancel() {
   std::shared_ptr<EngineRun> run;
   bool ended = false;
+  StreamStatus status = StreamStatus::cancelled;
   {
     std::lock_guard lk(mu_);
     cancel_requested_ = true;
@@ -224,9 +227,11 @@ void Job::cancel() {
       end(StreamStatus::cancelled, "cancelled", std::nullopt);
       ended = true;
     }
+    if (terminal_) status = ended_as_;  // error when the log filled up while closing
   }
   if (run) run->cancel();
   if (ended) terminate();
+  return status;
 }
 
 void Job::terminate() {

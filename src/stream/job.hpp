@@ -31,8 +31,9 @@ class Job final : public EngineSink {
   void attach(std::shared_ptr<EngineRun> run);
 
   // Ends the stream as cancelled (§3.3) unless it is already terminal, and stops the engine.
-  // When it returns, the terminal events are in the log.
-  void cancel();
+  // When it returns, the terminal events are in the log; returns the status the stream ended with
+  // (not cancelled when it had already completed or failed).
+  StreamStatus cancel();
 
   // Ends the stream with an error event unless already terminal.
   void fail(Error e) override;
@@ -94,6 +95,7 @@ class Job final : public EngineSink {
   std::vector<NewEvent> pending_;  // appended but not yet published
   bool started_ = false;
   bool terminal_ = false;
+  StreamStatus ended_as_ = StreamStatus::pending;  // the terminal status, once terminal_
   bool cancel_requested_ = false;
   bool processing_ = false;
   std::string message_id_;

@@ -112,22 +112,49 @@ asio::awaitable<Result<Started>> JobService::start(StartJob job) {
     active_[id] = j;
     ++active_by_owner_[job.owner];
   }
-  j->attach(job.model->impl->start(job.request, j));
+  std::shared_ptr<EngineRun> run;
+  try {
+    run = job.model->impl->start(job.request, j);
+  } catch (const std::exception& e) {  // no thread, timer or descriptor for it, say: the job ends, never stays pending
+    j->fail(make_error(Errc::internal, std::string("The engine could not start the job: ") + e.what()));
+  }
+  if (run) j->attach(std::move(run));
   co_return Started{id, false, j};
 }
 
+namespace {
+
+// The answer to a cancel of a stream that was active when it arrived and then ended as `info`
+// says: 200 only when that is cancelled (§1.4).
+Status cancel_outcome(const StreamInfo& info) {
+  if (info.status == StreamStatus::cancelled) return Ok{};
+  std::string why = "Stream with message_id " + info.id + " ended as " + std::string(to_string(info.status));
+  if (info.error_message) why += " (" + *info.error_message + ")";
+  return make_error(Errc::conflict, why + " before the cancel took effect");
+}
+
+}  // namespace
+
 asio::awaitable<Status> JobService::cancel(std::string id) {
   if (auto j = find(id)) {  // running here: stop it, whatever the broker's state
-    j->cancel();
-    co_return co_await broker_.flush(id);
+    const StreamStatus ended = j->cancel();
+    auto stored = co_await broker_.flush(id);
+    if (!stored || ended == StreamStatus::cancelled) co_return stored;
+    auto info = co_await broker_.info(id);
+    if (!info) co_return info.error();
+    co_return cancel_outcome(*info);
   }
   auto info = co_await broker_.info(id);
   if (!info) co_return info.error();
-  if (is_terminal(info->status)) co_return Ok{};
+  if (is_terminal(info->status)) co_return Ok{};  // already over when the cancel arrived: nothing changes
   auto sent = co_await broker_.request_cancel(id);
   if (!sent) co_return sent.error();
   if (!*sent) co_return Ok{};
-  if (co_await wait_until_ended(id, info->events)) co_return Ok{};
+  if (co_await wait_until_ended(id, info->events)) {
+    auto ended = co_await broker_.info(id);
+    if (!ended) co_return ended.error().code == Errc::not_found ? Status{Ok{}} : Status{ended.error()};
+    co_return cancel_outcome(*ended);
+  }
   co_return make_error(Errc::broker_unavailable,
                        "The instance running stream " + id + " did not confirm the cancel within " +
                            std::to_string(opts_.remote_cancel_wait.count() / 1000) +

@@ -193,6 +193,38 @@ test('an instance killed mid-stream: its job ends with error "instance lost" for
   await victim.exitPromise;
 });
 
+test('a cancel that arrives while the running instance dies answers 409 with the final status; once over, 200', opts, async () => {
+  const victim = await startServer(redisArgs(redis.url));
+  const id = nextId('cancel-lost');
+  assert.equal((await client(victim.url).start(chat(words(2000)), id)).status, 200);
+  const onB = openSSE(streamUrl(nodes[1].url, id), { timeoutMs: 20_000 });
+  await onB.waitFor((e) => e.event === 'content_block_delta', 5000);
+  victim.proc.kill('SIGKILL');
+  await victim.exitPromise;
+  // The cancel reaches C before the lease runs out: the job then ends "instance lost", not cancelled.
+  const answer = await clients[2].cancel(id, { timeoutMs: 20_000 });
+  assert.equal(answer.status, 409, answer.text);
+  assert.match(answer.json.detail, /ended as error \(instance lost.*\) before the cancel took effect/);
+  assert.equal((await onB.done).stored.at(-1).json.type, 'error');
+  // Over before the cancel arrived: 200 and nothing changes (§1.4).
+  const late = await clients[0].cancel(id);
+  assert.equal(late.status, 200, late.text);
+  assert.equal(late.json.message, 'Stream cancelled successfully');
+  const s = (await clients[1].status(id)).json;
+  assert.equal(s.status, 'error');
+  assert.match(s.error_message, /instance lost/);
+});
+
+test('a cancel sent to another instance while the job runs answers 200 only once the status is cancelled', opts, async () => {
+  const [a, , c] = clients;
+  const id = nextId('cancel-remote');
+  assert.equal((await a.start(chat(words(2000)), id)).status, 200);
+  await waitUntil(async () => (await c.status(id)).json?.status === 'processing', { what: 'processing' });
+  const answer = await c.cancel(id);
+  assert.equal(answer.status, 200, answer.text);
+  for (const x of clients) assert.equal((await x.status(id)).json.status, 'cancelled');
+});
+
 test('Redis killed mid-stream: 503 while it is down, then the job finishes with nothing lost', opts, async () => {
   const [a, b] = clients;
   const id = nextId('redis');

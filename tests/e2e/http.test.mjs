@@ -81,7 +81,7 @@ test('keep-alive: two requests written back to back on a raw socket both get ans
   let buf = '';
   s.setEncoding('utf8');
   s.on('data', (d) => { buf += d; });
-  const req = `GET /health HTTP/1.1\r\nHost: x\r\n\r\n`;
+  const req = `GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n`;
   s.write(req + req);
   const deadline = Date.now() + 3000;
   while ((buf.match(/HTTP\/1\.1 200/g) ?? []).length < 2 && Date.now() < deadline) await sleep(10);
@@ -93,7 +93,7 @@ test('slowloris: a client trickling headers is disconnected after --request-time
   const s = await rawConnect(srv.url);
   const t0 = performance.now();
   const closed = closeTime(s, t0, 4000);
-  s.write('GET /health HTTP/1.1\r\nHost: x\r\n');
+  s.write('GET /health HTTP/1.1\r\nHost: localhost\r\n');
   let n = 0;
   const trickle = setInterval(() => { if (!s.destroyed) s.write(`X-Slow-${n++}: a\r\n`); }, 150);
   // Meanwhile the server serves others normally.
@@ -113,7 +113,7 @@ test('slow body: a request whose body never completes is disconnected after --re
   const s = await rawConnect(srv.url);
   const t0 = performance.now();
   const closed = closeTime(s, t0, 4000);
-  s.write(`POST ${ASYNC} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"messages":`);
+  s.write(`POST ${ASYNC} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"messages":`);
   const trickle = setInterval(() => { if (!s.destroyed) s.write(' '); }, 150);
   try {
     const dt = await closed;
@@ -128,7 +128,7 @@ test('an idle keep-alive connection is closed after --request-timeout', async ()
   const s = await rawConnect(srv.url);
   let buf = '';
   s.on('data', (d) => { buf += d; });
-  s.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n');
+  s.write('GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n');
   const deadline = Date.now() + 2000;
   while (!buf.includes('\r\n\r\n') && Date.now() < deadline) await sleep(5);
   assert.match(buf, /^HTTP\/1\.1 200/);
@@ -214,7 +214,7 @@ test('a stalled observer is dropped after --observer-write-timeout without slowi
     const prompt = words(80000, 'tok'); // a log of ~14 MB: more than the socket buffers hold
     assert.equal((await pc.start(chat(prompt, { max_tokens: 0 }), id)).status, 200);
     const s = await rawConnect(p.url);
-    s.write(`GET ${ASYNC}/${id}/stream HTTP/1.1\r\nHost: x\r\n\r\n`);
+    s.write(`GET ${ASYNC}/${id}/stream HTTP/1.1\r\nHost: localhost\r\n\r\n`);
     s.pause(); // read nothing
     // A normal observer alongside is not slowed by the stalled one.
     const fast = openSSE(streamUrl(p.url, id), { timeoutMs: 20_000 });
