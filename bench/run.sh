@@ -199,9 +199,10 @@ fi
 # Scenario-specific server limits. replay: a log of exactly 100,000 events is the default
 # maximum_stream_length, so leave headroom rather than depend on how the bound is counted.
 # initiate: every POST starts a (tiny) job; the default max-active-streams (10,000) would
-# answer 529 whenever creation outruns completion, and this scenario measures the route.
+# answer 529 whenever creation outruns completion (and 100,000 kept streams is the default
+# max-retained-streams), and this scenario measures the route.
 replay_args="--maximum-stream-length 1000000"
-initiate_args="--max-active-streams 10000000"
+initiate_args="--max-active-streams 10000000 --max-retained-streams 10000000"
 
 # Token delays: 20 ms for paced scenarios, 0 for building finished logs fast, 10 min for
 # jobs that must stay open without producing (idle).

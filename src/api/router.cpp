@@ -315,9 +315,9 @@ struct Router::Call {
   http::Request req;
   boost::urls::url_view url;
   std::vector<std::string> segments;
-  std::string request_id;              // the caller's X-Request-Id if usable, else generated
-  std::string owner;                   // tenant_identity() of the caller's secret ("" with auth off)
-  std::size_t owner_active_limit = 0;  // its tenant's max_active_streams
+  std::string request_id;          // the caller's X-Request-Id if usable, else generated
+  std::string owner;               // tenant_identity() of the caller's secret ("" with auth off)
+  const Tenant* tenant = nullptr;  // whose secret the caller sent (null with auth off)
   std::string route = "unknown";
 };
 
@@ -491,7 +491,7 @@ asio::awaitable<http::Response> Router::dispatch(Call& call) {
       if (auth && constant_time_equal(*auth, opts_.tenants[i].secret)) {
         ok = true;
         call.owner = identities_[i];
-        call.owner_active_limit = opts_.tenants[i].max_active_streams;
+        call.tenant = &opts_.tenants[i];
       }
     }
     if (!ok) {
@@ -603,7 +603,10 @@ asio::awaitable<http::Response> Router::start(Call& call) {
   job.request = std::make_shared<const ChatRequest>(std::move(req.value()));
   job.model = model.value();
   job.owner = call.owner;
-  job.owner_active_limit = call.owner_active_limit;
+  if (call.tenant != nullptr) {
+    job.owner_active_limit = call.tenant->max_active_streams;
+    job.owner_retained_limit = call.tenant->max_retained_streams;
+  }
   if (const std::string* key = call.req.header("idempotency-key"); key && !key->empty()) {
     job.idempotency_key = *key;
     job.body_digest = std::to_string(fnv1a(call.req.body, id));
@@ -752,7 +755,10 @@ asio::awaitable<http::Response> Router::message(Call& call) {
   job.request = std::make_shared<const ChatRequest>(std::move(req.value()));
   job.model = model.value();
   job.owner = call.owner;
-  job.owner_active_limit = call.owner_active_limit;
+  if (call.tenant != nullptr) {
+    job.owner_active_limit = call.tenant->max_active_streams;
+    job.owner_retained_limit = call.tenant->max_retained_streams;
+  }
   job.fold = !stream;
   auto started = co_await jobs_.start(std::move(job));
   if (!started) co_return error_response(started.error());

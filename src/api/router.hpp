@@ -15,9 +15,10 @@ namespace spool {
 
 // One accepted auth secret (§6) and who it is.
 struct Tenant {
-  std::string name;                    // empty: unnamed
-  std::string secret;                  // the whole Authorization header value
-  std::size_t max_active_streams = 0;  // its pending+processing streams (0: only the global limit)
+  std::string name;                      // empty: unnamed
+  std::string secret;                    // the whole Authorization header value
+  std::size_t max_active_streams = 0;    // its pending+processing streams (0: only the global limit)
+  std::size_t max_retained_streams = 0;  // its streams kept, running and finished (0: only the global limit)
 };
 
 // Who `t` is as a stream's owner: "tenant:<name>", or for an unnamed secret "secret:" and the

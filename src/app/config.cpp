@@ -128,6 +128,8 @@ std::vector<Setting> settings(Config& c) {
       scalar("max_body_bytes", c.max_body_bytes, "Largest request body (larger: 413)"),
       scalar("max_header_bytes", c.max_header_bytes, "Largest request head (larger: 431)"),
       scalar("max_active_streams", c.max_active_streams, "Most pending+processing streams (more: 529)"),
+      scalar("max_retained_streams", c.max_retained_streams,
+             "Most streams kept, running and finished until they expire or are deleted (more: 529)"),
       scalar("max_observers", c.max_observers, "Most open observers (more: 529)"),
       scalar("max_observers_per_stream", c.max_observers_per_stream, "Most open observers of one stream (more: 529)"),
       scalar("mock_token_delay_ms", c.mock_token_delay_ms, "Delay between tokens of the default mock model"),
@@ -149,10 +151,12 @@ void parse_tenant_table(const toml::array& arr, Config& cfg) {
     tc.name = (*t)["name"].value_or(std::string());
     tc.secret = (*t)["secret"].value_or(std::string());
     tc.max_active_streams = (*t)["max_active_streams"].value_or(std::int64_t{0});
+    tc.max_retained_streams = (*t)["max_retained_streams"].value_or(std::int64_t{0});
     for (const auto& [k, v] : *t) {
       const std::string key(k.str());
-      if (key != "name" && key != "secret" && key != "max_active_streams") {
-        throw std::runtime_error("config: [[tenants]] has no key '" + key + "' (name, secret, max_active_streams)");
+      if (key != "name" && key != "secret" && key != "max_active_streams" && key != "max_retained_streams") {
+        throw std::runtime_error("config: [[tenants]] has no key '" + key +
+                                 "' (name, secret, max_active_streams, max_retained_streams)");
       }
     }
     cfg.tenants.push_back(std::move(tc));
@@ -278,7 +282,9 @@ void finalize_config(Config& cfg) {
   for (std::size_t i = 0; i < cfg.tenants.size(); ++i) {
     const auto& t = cfg.tenants[i];
     if (t.secret.empty()) throw std::runtime_error("tenant '" + t.name + "' has no secret");
-    if (t.max_active_streams < 0) throw std::runtime_error("tenant '" + t.name + "': max_active_streams must be >= 0");
+    if (t.max_active_streams < 0 || t.max_retained_streams < 0) {
+      throw std::runtime_error("tenant '" + t.name + "': max_active_streams and max_retained_streams must be >= 0");
+    }
     for (std::size_t j = 0; j < i; ++j) {
       if (t.secret == cfg.tenants[j].secret) throw std::runtime_error("the same auth secret is configured twice");
       if (!t.name.empty() && t.name == cfg.tenants[j].name) {
@@ -292,6 +298,7 @@ void finalize_config(Config& cfg) {
   if (cfg.maximum_stream_length < 2) throw std::runtime_error("maximum_stream_length must be at least 2");
   if (cfg.max_body_bytes <= 0) throw std::runtime_error("max_body_bytes must be > 0");
   if (cfg.max_active_streams < 1) throw std::runtime_error("max_active_streams must be at least 1");
+  if (cfg.max_retained_streams < 1) throw std::runtime_error("max_retained_streams must be at least 1");
   if (cfg.max_observers < 1) throw std::runtime_error("max_observers must be at least 1");
   if (cfg.max_observers_per_stream < 1) throw std::runtime_error("max_observers_per_stream must be at least 1");
   if (cfg.stream_expiration < 0) throw std::runtime_error("stream_expiration must be >= 0");

@@ -30,7 +30,8 @@ struct ModelConfig {
 struct TenantConfig {
   std::string name;
   std::string secret;
-  std::int64_t max_active_streams = 0;  // 0: only the global limit
+  std::int64_t max_active_streams = 0;    // 0: only the global limit
+  std::int64_t max_retained_streams = 0;  // 0: only the global limit
 };
 
 // Every setting of `spool serve`.
@@ -59,6 +60,7 @@ struct Config {
   std::int64_t max_body_bytes = std::int64_t{16} * 1024 * 1024;
   std::int64_t max_header_bytes = std::int64_t{16} * 1024;
   std::int64_t max_active_streams = 10000;
+  std::int64_t max_retained_streams = 100000;
   std::int64_t max_observers = 100000;
   std::int64_t max_observers_per_stream = 10000;
   std::int64_t mock_token_delay_ms = 20;

@@ -170,12 +170,14 @@ int serve(Config& cfg) {
   }
   Broker& broker = *broker_owner;
   JobService jobs(broker, JobServiceOptions{static_cast<std::uint64_t>(cfg.maximum_stream_length),
-                                            static_cast<std::size_t>(cfg.max_active_streams)});
+                                            static_cast<std::size_t>(cfg.max_active_streams),
+                                            static_cast<std::size_t>(cfg.max_retained_streams)});
   Metrics metrics;
   ApiOptions api;
   api.path_prefix = cfg.path_prefix;
   for (const auto& t : cfg.tenants) {
-    api.tenants.push_back(Tenant{t.name, t.secret, static_cast<std::size_t>(t.max_active_streams)});
+    api.tenants.push_back(Tenant{t.name, t.secret, static_cast<std::size_t>(t.max_active_streams),
+                                 static_cast<std::size_t>(t.max_retained_streams)});
   }
   api.stream_scoping = cfg.stream_scoping.value_or(false);
   api.origins = OriginPolicy{cfg.host, cfg.allowed_hosts, {}};

@@ -112,6 +112,12 @@ class Cursor {
   virtual bool exhausted_at_open() const = 0;
 };
 
+// How many streams (running and finished) a broker holds.
+struct HeldStreams {
+  std::size_t total = 0;     // all of them
+  std::size_t of_owner = 0;  // those of one owner
+};
+
 // Stream records and logs. Every method may be called from any network thread.
 class Broker {
  public:
@@ -127,6 +133,9 @@ class Broker {
   virtual boost::asio::awaitable<Status> remove(std::string id) = 0;
   // The streams `q` asks for, one page.
   virtual boost::asio::awaitable<Result<StreamPage>> list(ListQuery q) = 0;
+  // How many streams are held, in all and of `owner`. Exact up to the limits given (a broker may
+  // count streams that just expired above them, and then looks closer before answering).
+  virtual boost::asio::awaitable<Result<HeldStreams>> held(std::string owner, HeldStreams limits) = 0;
   // Owner recorded at creation, or not_found.
   virtual boost::asio::awaitable<Result<std::string>> owner(std::string id) = 0;
   // The job `key` (an owner-qualified Idempotency-Key) started, if its stream still exists.

@@ -317,6 +317,7 @@ std::size_t MemoryBroker::sweep_expired(SysTime now) {
       const auto& info = s.info;
       if (is_terminal(info.status) && info.completed_at && *info.completed_at + opts_.stream_expiration <= now) {
         drop_key_locked(s);
+        count_held_locked(s.owner, false);
         wakes.push_back(remove_locked(s));
         slk.unlock();
         it = streams_.erase(it);
@@ -351,6 +352,7 @@ asio::awaitable<Result<std::shared_ptr<StreamWriter>>> MemoryBroker::create(Stre
     if (!streams_.try_emplace(spec.id, s).second) {
       co_return make_error(Errc::invalid_request, "Stream with this message_id already exists");
     }
+    count_held_locked(s->owner, true);
     // Queued under the broker's lock: a remove of this id can only be queued after it.
     if (opts_.store != nullptr) opts_.store->create(s->info, s->owner);
   }
@@ -392,6 +394,7 @@ asio::awaitable<Status> MemoryBroker::remove(std::string id) {
     s = std::move(it->second);
     streams_.erase(it);
     drop_key_locked(*s);
+    count_held_locked(s->owner, false);
     std::lock_guard slk(s->mu);
     wake = remove_locked(*s);
   }
@@ -419,6 +422,7 @@ bool MemoryBroker::remove_if_unobserved(const std::string& id) {
   if (s->info.observers > 0) return false;
   streams_.erase(it);
   drop_key_locked(*s);
+  count_held_locked(s->owner, false);
   remove_locked(*s);  // no cursor waits; one being opened right now sees `removed`: not_found
   return true;
 }
@@ -520,6 +524,7 @@ std::size_t MemoryBroker::restore(std::vector<StoredStream> streams) {
       s->key = stored.key;
       keys_[stored.key] = KeyedJob{s->info.id, std::move(stored.digest)};
     }
+    count_held_locked(s->owner, true);
     streams_[s->info.id] = std::move(s);
   }
   lk.unlock();
@@ -543,6 +548,20 @@ std::vector<std::pair<StreamStatus, std::size_t>> MemoryBroker::counts() const {
           {StreamStatus::completed, n[2]},
           {StreamStatus::cancelled, n[3]},
           {StreamStatus::error, n[4]}};
+}
+
+void MemoryBroker::count_held_locked(const std::string& owner, bool in) {
+  if (in) {
+    ++held_by_owner_[owner];
+  } else if (auto it = held_by_owner_.find(owner); it != held_by_owner_.end() && --it->second == 0) {
+    held_by_owner_.erase(it);
+  }
+}
+
+asio::awaitable<Result<HeldStreams>> MemoryBroker::held(std::string owner, HeldStreams /*limits: counts are exact*/) {
+  std::lock_guard lk(mu_);
+  const auto it = held_by_owner_.find(owner);
+  co_return HeldStreams{streams_.size(), it == held_by_owner_.end() ? 0 : it->second};
 }
 
 std::size_t MemoryBroker::observers() const { return open_cursors_.load(std::memory_order_relaxed); }

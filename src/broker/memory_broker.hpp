@@ -35,6 +35,7 @@ class MemoryBroker final : public Broker {
                                                                boost::asio::any_io_executor ex) override;
   boost::asio::awaitable<Status> remove(std::string id) override;
   boost::asio::awaitable<Result<std::string>> owner(std::string id) override;
+  boost::asio::awaitable<Result<HeldStreams>> held(std::string owner, HeldStreams limits) override;
   boost::asio::awaitable<Result<StreamPage>> list(ListQuery q) override;
   boost::asio::awaitable<Result<std::optional<KeyedJob>>> find_key(std::string key) override;
   boost::asio::awaitable<Result<std::optional<KeyedJob>>> claim_key(std::string key, KeyedJob job) override;
@@ -70,12 +71,15 @@ class MemoryBroker final : public Broker {
   std::shared_ptr<Stream> find(const std::string& id) const;
   // Forgets the Idempotency-Key bound to `s` (being removed); call with mu_ held.
   void drop_key_locked(const Stream& s);
+  // Counts `owner`'s stream in or out of held_by_owner_; call with mu_ held.
+  void count_held_locked(const std::string& owner, bool in);
 
   MemoryBrokerOptions opts_;
   std::unique_ptr<boost::asio::steady_timer> sweep_timer_;  // reset by stop()
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Stream>> streams_;
-  std::unordered_map<std::string, KeyedJob> keys_;  // Idempotency-Key → job, while its stream exists
+  std::unordered_map<std::string, KeyedJob> keys_;              // Idempotency-Key → job, while its stream exists
+  std::unordered_map<std::string, std::size_t> held_by_owner_;  // owners with streams here
   std::atomic<std::size_t> open_cursors_{0};
 };
 

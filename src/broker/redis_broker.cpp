@@ -292,6 +292,7 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
   // When the command connection last came up (steady clock, ms): leases that ran out while this
   // instance could not see Redis are not swept until their owners had a lease period to renew.
   std::atomic<std::int64_t> cmd_up_since{0};
+  std::unordered_map<std::string, std::int64_t> last_prune;  // index key → when it was last pruned (steady ms)
 
   std::string meta_key(std::string_view id) const { return opts.prefix + "{" + std::string(id) + "}:meta"; }
   std::string log_key(std::string_view id) const { return opts.prefix + "{" + std::string(id) + "}:log"; }
@@ -299,6 +300,8 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
   std::string running_key() const { return opts.prefix + "running"; }
   std::string instances_key() const { return opts.prefix + "instances"; }
   std::string created_key() const { return opts.prefix + "created"; }
+  // The ids of one owner's streams (by created_at; entries of expired or deleted streams linger until pruned).
+  std::string owned_key(std::string_view owner) const { return opts.prefix + "owned:" + std::string(owner); }
   std::string idempotency_key(std::string_view key) const { return opts.prefix + "idempotency:" + std::string(key); }
   std::string control_channel() const { return opts.prefix + "control"; }
   std::string expire_ms() const { return std::to_string(opts.stream_expiration.count() * 1000); }
@@ -864,6 +867,40 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
     co_return Ok{};
   }
 
+  // Drops the entries of streams that are gone (expired, deleted) from the index `key`, at most
+  // once every 10 s per index: a caller at its limit must not make every start scan it.
+  asio::awaitable<Status> prune(std::string key) {
+    constexpr std::int64_t kEvery = 10000;
+    constexpr std::size_t kSlice = 500;
+    {
+      std::lock_guard lk(mu);
+      auto& last = last_prune[key];
+      if (last != 0 && steady_ms() - last < kEvery) co_return Ok{};
+      last = steady_ms();
+    }
+    for (std::size_t offset = 0;; offset += kSlice) {
+      auto range = redis_args("ZRANGE", key, std::to_string(offset), std::to_string(offset + kSlice - 1));
+      auto ids = co_await cmd->command(std::move(range));
+      if (!ids) co_return ids.error();
+      if (ids->is_error()) co_return refused(*ids, "a count");
+      if (ids->elements.empty()) co_return Ok{};
+      std::vector<Command> checks;
+      for (const auto& e : ids->elements) checks.push_back(redis_args("EXISTS", meta_key(e.str)));
+      auto exists = co_await cmd->pipeline(std::move(checks));
+      if (!exists) co_return exists.error();
+      Command gone{"ZREM", key};
+      for (std::size_t i = 0; i < ids->elements.size(); ++i) {
+        if (!(*exists)[i].is_error() && (*exists)[i].integer == 0) gone.push_back(ids->elements[i].str);
+      }
+      if (gone.size() > 2) {
+        auto removed = co_await cmd->command(std::move(gone));
+        if (!removed) co_return removed.error();
+        offset -= std::min<std::size_t>(offset, static_cast<std::size_t>(removed->integer));
+      }
+      if (ids->elements.size() < kSlice) co_return Ok{};
+    }
+  }
+
   void on_control(const RedisValue& v) {
     const std::string& msg = v.elements.back().str;
     const auto space = msg.find(' ');
@@ -1018,6 +1055,7 @@ asio::awaitable<Result<std::shared_ptr<StreamWriter>>> RedisBroker::create(Strea
                             spec.owner, "events", "0", "input_tokens", "0", "output_tokens", "0"));
   cmds.push_back(redis_args("ZADD", b.running_key(), "NX", std::to_string(now_ms() + b.opts.lease.count()), spec.id));
   cmds.push_back(redis_args("ZADD", b.created_key(), now, spec.id));
+  cmds.push_back(redis_args("ZADD", b.owned_key(spec.owner), now, spec.id));
   auto r = co_await b.scripted(std::move(cmds));
   if (!r) co_return r.error();
   if (auto st = first_refusal(*r, "a create"); !st) co_return st.error();
@@ -1159,6 +1197,31 @@ asio::awaitable<Result<std::string>> RedisBroker::owner(std::string id) {
   if (r->is_error()) co_return refused(*r, "a read");
   if (!r->is_array() || r->elements.size() < 2 || r->elements[0].is_nil()) co_return Impl::not_found(id);
   co_return r->elements[1].str;
+}
+
+asio::awaitable<Result<HeldStreams>> RedisBroker::held(std::string owner, HeldStreams limits) {
+  auto& b = *impl_;
+  const std::string owned = b.owned_key(owner);
+  for (int pass = 0;; ++pass) {
+    std::vector<Command> counts;
+    counts.push_back(redis_args("ZCARD", b.created_key()));
+    counts.push_back(redis_args("ZCARD", owned));
+    auto r = co_await b.cmd->pipeline(std::move(counts));
+    if (!r) co_return r.error();
+    if (auto st = first_refusal(*r, "a count"); !st) co_return st.error();
+    HeldStreams h{static_cast<std::size_t>((*r)[0].integer), static_cast<std::size_t>((*r)[1].integer)};
+    const bool total_over = limits.total > 0 && h.total >= limits.total;
+    const bool owner_over = limits.of_owner > 0 && h.of_owner >= limits.of_owner;
+    if (pass > 0 || (!total_over && !owner_over)) co_return h;
+    // At a limit by the indexes' count: some entries may be streams that expired meanwhile.
+    if (total_over) {
+      const std::string created = b.created_key();
+      if (auto st = co_await b.prune(created); !st) co_return st.error();
+    }
+    if (owner_over) {
+      if (auto st = co_await b.prune(owned); !st) co_return st.error();
+    }
+  }
 }
 
 namespace {

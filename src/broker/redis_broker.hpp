@@ -56,6 +56,7 @@ class RedisBroker final : public Broker {
                                                                boost::asio::any_io_executor ex) override;
   boost::asio::awaitable<Status> remove(std::string id) override;
   boost::asio::awaitable<Result<std::string>> owner(std::string id) override;
+  boost::asio::awaitable<Result<HeldStreams>> held(std::string owner, HeldStreams limits) override;
   boost::asio::awaitable<Result<StreamPage>> list(ListQuery q) override;
   boost::asio::awaitable<Result<std::optional<KeyedJob>>> find_key(std::string key) override;
   boost::asio::awaitable<Result<std::optional<KeyedJob>>> claim_key(std::string key, KeyedJob job) override;

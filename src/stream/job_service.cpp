@@ -60,6 +60,19 @@ asio::awaitable<Result<Started>> JobService::start(StartJob job) {
                                                  std::to_string(job.owner_active_limit) + "); try again later");
     }
   }
+  HeldStreams limits{opts_.max_retained_streams, job.owner_retained_limit};
+  auto held = co_await broker_.held(job.owner, limits);
+  if (!held) co_return held.error();
+  if (held->total >= opts_.max_retained_streams) {
+    co_return make_error(Errc::overloaded, "Too many streams kept (limit " +
+                                               std::to_string(opts_.max_retained_streams) +
+                                               "); delete finished streams or wait for them to expire");
+  }
+  if (job.owner_retained_limit > 0 && held->of_owner >= job.owner_retained_limit) {
+    co_return make_error(Errc::overloaded, "Too many streams kept for this secret (limit " +
+                                               std::to_string(job.owner_retained_limit) +
+                                               "); delete finished streams or wait for them to expire");
+  }
   if (job.id.empty()) job.id = uuid4();
   StreamSpec spec{job.id, job.model->name, job.request->message_count, job.request->thinking, job.owner};
   auto writer = co_await broker_.create(std::move(spec));

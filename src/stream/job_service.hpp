@@ -15,7 +15,8 @@ namespace spool {
 // Limits of the job service.
 struct JobServiceOptions {
   std::uint64_t maximum_stream_length = 100000;
-  std::size_t max_active_streams = 10000;  // pending + processing on this instance; past it: overloaded
+  std::size_t max_active_streams = 10000;     // pending + processing on this instance; past it: overloaded
+  std::size_t max_retained_streams = 100000;  // streams the broker holds, running and finished; past it: overloaded
   std::chrono::milliseconds remote_cancel_wait{15000};
 };
 
@@ -25,11 +26,12 @@ struct StartJob {
   std::shared_ptr<const ChatRequest> request;
   const Model* model = nullptr;
   std::string owner;
-  std::size_t owner_active_limit = 0;  // most active jobs of `owner` (0: no limit of its own)
-  std::string request_id;              // of the HTTP request that starts it (logs)
-  std::string idempotency_key;         // empty: none
-  std::string body_digest;             // identifies the request for idempotency
-  bool fold = false;                   // keep the folded message (synchronous replies)
+  std::size_t owner_active_limit = 0;    // most active jobs of `owner` (0: no limit of its own)
+  std::size_t owner_retained_limit = 0;  // most streams of `owner` the broker holds (0: no limit of its own)
+  std::string request_id;                // of the HTTP request that starts it (logs)
+  std::string idempotency_key;           // empty: none
+  std::string body_digest;               // identifies the request for idempotency
+  bool fold = false;                     // keep the folded message (synchronous replies)
 };
 
 // What start() did.

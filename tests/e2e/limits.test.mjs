@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from './lib/harness.mjs';
-import { client, chat, words, streamUrl, assertErrorBody, request } from './lib/http.mjs';
+import { client, chat, words, streamUrl, assertErrorBody, request, waitUntil } from './lib/http.mjs';
+import { startRedis, redisMissing } from './lib/redis.mjs';
 import { openSSE } from './lib/sse.mjs';
 
 let seq = 0;
@@ -48,5 +49,58 @@ test('observers past --max-observers-per-stream or --max-observers get 529; the 
 test('a limit below 1 is a clear start-up error', async () => {
   for (const flag of ['--max-observers-per-stream', '--max-observers', '--max-active-streams']) {
     await assert.rejects(startServer([flag, '0']), /must be at least 1/);
+  }
+});
+
+/** Starts `n` quick jobs and waits until each is over; returns their ids. */
+async function fill(c, n, tag) {
+  const ids = [];
+  for (let i = 0; i < n; i++) {
+    const id = nextId(tag);
+    const r = await c.start(chat('kept'), id);
+    assert.equal(r.status, 200, r.text);
+    ids.push(id);
+  }
+  return ids;
+}
+
+test('streams kept past --max-retained-streams (or a tenant\'s max_retained_streams) get 529 until some go', async () => {
+  const fs = await import('node:fs');
+  const { freshDataDir } = await import('./lib/harness.mjs');
+  const file = `${freshDataDir()}/spool.toml`;
+  fs.writeFileSync(file, 'max_retained_streams = 5\n\n[[tenants]]\nname = "small"\nsecret = "Bearer small"\n' +
+    'max_retained_streams = 2\n\n[[tenants]]\nname = "big"\nsecret = "Bearer big"\n');
+  const srv = await startServer(['--config', file, '--mock-token-delay-ms', '0']);
+  try {
+    const small = client(srv.url, { Authorization: 'Bearer small' });
+    const big = client(srv.url, { Authorization: 'Bearer big' });
+    const mine = await fill(small, 2, 'small');
+    const refused = await small.start(chat('one more'), nextId('small'));
+    assertErrorBody(assert, refused, 529, 'overloaded_error');
+    assert.match(refused.json.detail, /Too many streams kept for this secret \(limit 2\)/);
+    await fill(big, 3, 'big');  // 5 in all
+    const full = await big.start(chat('one more'), nextId('big'));
+    assertErrorBody(assert, full, 529, 'overloaded_error');
+    assert.match(full.json.detail, /Too many streams kept \(limit 5\)/);
+    assert.equal((await small.remove(mine[0])).status, 200);
+    assert.equal((await small.start(chat('room again'), nextId('small'))).status, 200);
+  } finally {
+    await srv.stop();
+  }
+});
+
+test('with Redis, expired streams stop counting against --max-retained-streams', { skip: redisMissing }, async () => {
+  const redis = await startRedis();
+  const srv = await startServer(['--broker', 'redis', '--redis-url', redis.url, '--max-retained-streams', '2',
+    '--stream-expiration', '1', '--mock-token-delay-ms', '0']);
+  try {
+    const c = client(srv.url);
+    await fill(c, 2, 'redis');
+    assertErrorBody(assert, await c.start(chat('more'), nextId('redis')), 529, 'overloaded_error');
+    await waitUntil(async () => (await c.start(chat('after expiry'), nextId('redis'))).status === 200,
+      { timeoutMs: 15_000, intervalMs: 500, what: 'a start once the kept streams expired' });
+  } finally {
+    await srv.stop();
+    await redis.stop();
   }
 });
