@@ -45,21 +45,9 @@ asio::awaitable<Result<Started>> JobService::start(StartJob job) {
     if (!prior) co_return prior.error();
     if (*prior) co_return replay(**prior, job.body_digest);
   }
-  if (active() >= opts_.max_active_streams) {
-    co_return make_error(Errc::overloaded, "Too many active streams (limit " +
-                                               std::to_string(opts_.max_active_streams) + "); try again later");
-  }
-  if (job.owner_active_limit > 0) {
-    std::size_t mine = 0;
-    {
-      std::lock_guard lk(mu_);
-      if (auto it = active_by_owner_.find(job.owner); it != active_by_owner_.end()) mine = it->second;
-    }
-    if (mine >= job.owner_active_limit) {
-      co_return make_error(Errc::overloaded, "Too many active streams for this secret (limit " +
-                                                 std::to_string(job.owner_active_limit) + "); try again later");
-    }
-  }
+  // The slot is taken now, before anything is awaited: concurrent starts cannot all pass the check.
+  auto slot = reserve_slot(job.owner, job.owner_active_limit);
+  if (!slot) co_return slot.error();
   HeldStreams limits{opts_.max_retained_streams, job.owner_retained_limit};
   auto held = co_await broker_.held(job.owner, limits);
   if (!held) co_return held.error();
@@ -102,9 +90,7 @@ asio::awaitable<Result<Started>> JobService::start(StartJob job) {
     {
       std::lock_guard lk(mu_);
       active_.erase(id);
-      if (auto it = active_by_owner_.find(owner); it != active_by_owner_.end()) {
-        if (--it->second == 0) active_by_owner_.erase(it);
-      }
+      release_locked(owner);
     }
     const auto j = self->lock();
     const auto failure = j ? j->failure() : std::nullopt;
@@ -123,7 +109,8 @@ asio::awaitable<Result<Started>> JobService::start(StartJob job) {
   {
     std::lock_guard lk(mu_);
     active_[id] = j;
-    ++active_by_owner_[job.owner];
+    --reserved_;  // the slot is now the job's: on_end releases it
+    slot->owner.reset();
   }
   std::shared_ptr<EngineRun> run;
   try {
@@ -220,6 +207,37 @@ asio::awaitable<void> JobService::stop_all(std::optional<Error> reason) {
     }
   }
   for (auto& [id, j] : jobs) co_await broker_.flush(id);
+}
+
+Result<JobService::Slot> JobService::reserve_slot(const std::string& owner, std::size_t owner_limit) {
+  std::lock_guard lk(mu_);
+  if (active_.size() + reserved_ >= opts_.max_active_streams) {
+    return make_error(Errc::overloaded, "Too many active streams (limit " + std::to_string(opts_.max_active_streams) +
+                                            "); try again later");
+  }
+  if (owner_limit > 0) {
+    auto it = active_by_owner_.find(owner);
+    if (it != active_by_owner_.end() && it->second >= owner_limit) {
+      return make_error(Errc::overloaded, "Too many active streams for this secret (limit " +
+                                              std::to_string(owner_limit) + "); try again later");
+    }
+  }
+  ++reserved_;
+  ++active_by_owner_[owner];
+  return Slot{this, owner};
+}
+
+JobService::Slot::~Slot() {
+  if (!owner) return;
+  std::lock_guard lk(service->mu_);
+  --service->reserved_;
+  service->release_locked(*owner);
+}
+
+void JobService::release_locked(const std::string& owner) {
+  if (auto it = active_by_owner_.find(owner); it != active_by_owner_.end() && --it->second == 0) {
+    active_by_owner_.erase(it);
+  }
 }
 
 std::size_t JobService::active() const {

@@ -76,6 +76,22 @@ class JobService {
   Broker& broker() { return broker_; }
 
  private:
+  // A place among the active jobs, taken before a start awaits anything; given back when it is
+  // destroyed with `owner` still set (the start failed), kept when the job took it.
+  struct Slot {
+    JobService* service = nullptr;
+    std::optional<std::string> owner;
+    Slot(JobService* s, std::string o) : service(s), owner(std::move(o)) {}
+    Slot(Slot&& other) noexcept : service(other.service), owner(std::move(other.owner)) { other.owner.reset(); }
+    Slot(const Slot&) = delete;
+    Slot& operator=(const Slot&) = delete;
+    Slot& operator=(Slot&&) = delete;
+    ~Slot();
+  };
+  // A slot for a job of `owner`, or overloaded past max_active_streams or `owner_limit` (0: none).
+  Result<Slot> reserve_slot(const std::string& owner, std::size_t owner_limit);
+  // Counts one job of `owner` out; call with mu_ held.
+  void release_locked(const std::string& owner);
   std::shared_ptr<Job> find(const std::string& id) const;
   // Waits until the log of `id` (read from event `after`) ends, at most remote_cancel_wait;
   // false when that time ran out first.
@@ -85,7 +101,8 @@ class JobService {
   JobServiceOptions opts_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Job>> active_;
-  std::unordered_map<std::string, std::size_t> active_by_owner_;  // owners with active jobs here
+  std::size_t reserved_ = 0;  // slots taken by starts that have not recorded their job yet
+  std::unordered_map<std::string, std::size_t> active_by_owner_;  // owners with active (or reserved) jobs here
   std::map<std::string, std::unique_ptr<std::atomic<std::uint64_t>>> tokens_by_model_;
 };
 

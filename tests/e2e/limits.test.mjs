@@ -104,3 +104,19 @@ test('with Redis, expired streams stop counting against --max-retained-streams',
     await redis.stop();
   }
 });
+
+test('200 starts at once against --max-active-streams 50: exactly 50 start, the others get 529', async () => {
+  const srv = await startServer(['--max-active-streams', '50', '--mock-token-delay-ms', '1000']);
+  try {
+    const c = client(srv.url);
+    const answers = await Promise.all(Array.from({ length: 200 }, () => c.start(chat(words(20)), undefined, { timeoutMs: 20_000 })));
+    const started = answers.filter((r) => r.status === 200);
+    const refused = answers.filter((r) => r.status === 529);
+    assert.equal(started.length, 50, `started ${started.length}`);
+    assert.equal(refused.length, 150);
+    const listed = await c.get('/v1/messages/async?status=pending,processing&limit=1000');
+    assert.equal(listed.json.data.length, 50, 'no stream of a refused start was kept');
+  } finally {
+    await srv.stop();
+  }
+});
