@@ -14,7 +14,7 @@ run_suite() {  # $1 = build dir
   echo "== unit tests ($dir)"
   ctest --test-dir "$dir" --output-on-failure -j "$(nproc)"
   echo "== end-to-end tests ($dir)"
-  (cd tests/e2e && SPOOL_BIN="$PWD/../../$dir/spool" node --test --test-concurrency=2)
+  (cd tests/e2e && SPOOL_BIN="$PWD/../../$dir/spool" node --test --test-concurrency=2 --test-timeout=300000)
 }
 
 scripts/build.sh release
@@ -24,7 +24,7 @@ SPOOL_LLAMA_SERVER="$(scripts/build-llama-tools.sh build)/llama-server"
 export SPOOL_LLAMA_SERVER SPOOL_REQUIRE_LLAMA=1 SPOOL_REQUIRE_REDIS=1
 run_suite build
 echo "== browser tests (the playground in Debian's Chromium; screenshots in tests/browser/artifacts)"
-(cd tests/browser && SPOOL_BIN="$PWD/../../build/spool" node --test --test-concurrency=1)
+(cd tests/browser && SPOOL_BIN="$PWD/../../build/spool" node --test --test-concurrency=1 --test-timeout=300000)
 echo "== benchmark smoke run (small sizes; figures are not asserted)"
 scripts/deps.sh bench || echo "nginx/nchan could not be installed; the nchan lines will say skipped" >&2
 bash bench/run.sh --quick build/spool build/bench/spool_bench

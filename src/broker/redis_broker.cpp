@@ -317,7 +317,7 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
   }
 
   // Runs a background loop; one that ends by an exception is logged and started again a second later.
-  void spawn_loop(std::function<asio::awaitable<void>()> make, std::string what) {
+  void spawn_loop(const std::function<asio::awaitable<void>()>& make, const std::string& what) {
     auto again = [self = shared_from_this(), make, what](const std::string&) {
       if (self->stopping) return;
       auto t = std::make_shared<asio::steady_timer>(self->ex, std::chrono::seconds(1));

@@ -25,13 +25,14 @@ using OnEscape = std::function<void(const std::string& why)>;
 // exception that escapes it is logged with `what` and handed to `on_escape`: never lost.
 template <class Executor, class Task>
 void spawn_detached(const Executor& ex, Task&& task, std::string what, OnEscape on_escape = {}) {
-  boost::asio::co_spawn(ex, std::forward<Task>(task),
-                        [what = std::move(what), on_escape = std::move(on_escape)](std::exception_ptr e, auto&&...) {
-                          if (!e) return;
-                          const std::string why = describe(e);
-                          log_escaped(what, why);
-                          if (on_escape) on_escape(why);
-                        });
+  boost::asio::co_spawn(
+      ex, std::forward<Task>(task),
+      [what = std::move(what), on_escape = std::move(on_escape)](const std::exception_ptr& e, auto&&...) {
+        if (!e) return;
+        const std::string why = describe(e);
+        log_escaped(what, why);
+        if (on_escape) on_escape(why);
+      });
 }
 
 }  // namespace spool

@@ -9,7 +9,6 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
-#include <thread>
 
 #include <unistd.h>
 #include <mutex>
@@ -43,6 +42,7 @@ class RecordingSink final : public EngineSink {
   void output_tokens(std::int64_t n) override {
     std::lock_guard lk(mu_);
     produced = n;
+    cv_.notify_all();
   }
   void finish(StopReason r, std::optional<std::string> seq) override {
     std::lock_guard lk(mu_);
@@ -62,6 +62,11 @@ class RecordingSink final : public EngineSink {
   bool wait(std::chrono::seconds limit = std::chrono::seconds(60)) {
     std::unique_lock lk(mu_);
     return cv_.wait_for(lk, limit, [&] { return done; });
+  }
+  // Waits until at least `n` tokens were produced (or the run ended); false after `limit`.
+  bool wait_produced(std::int64_t n, std::chrono::seconds limit = std::chrono::seconds(60)) {
+    std::unique_lock lk(mu_);
+    return cv_.wait_for(lk, limit, [&] { return produced >= n || done; }) && produced >= n;
   }
 
   std::atomic<bool> stop_flag{false};
@@ -130,7 +135,9 @@ TEST_F(LlamaEngineTest, GeneratesUpToMaxTokensWithRealCounts) {
   EXPECT_GT(sink->input_tokens, 2);
   EXPECT_LE(sink->produced, 12);
   EXPECT_GT(sink->produced, 0);
-  if (sink->reason == StopReason::max_tokens) EXPECT_EQ(sink->produced, 12);
+  ASSERT_TRUE(sink->reason.has_value());
+  // Cut at max_tokens exactly, or ended by the model itself before it.
+  EXPECT_EQ(*sink->reason == StopReason::max_tokens, sink->produced == 12) << "produced " << sink->produced;
   auto counted = engine.count_tokens(*request("hello there", 12));
   ASSERT_TRUE(counted.ok());
   EXPECT_EQ(*counted, sink->input_tokens);
@@ -164,21 +171,18 @@ TEST_F(LlamaEngineTest, CancelStopsBeforeTheNextToken) {
   LlamaEngine engine(options(1));
   auto sink = std::make_shared<RecordingSink>();
   auto run = engine.start(request("go on for a long time", 100000), sink);
-  while (true) {
-    if (sink->produced >= 3) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  ASSERT_TRUE(sink->wait_produced(3)) << "the run never produced 3 tokens";
   sink->stop_flag = true;
   run->cancel();
   const std::int64_t at = sink->produced;
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  EXPECT_LE(sink->produced, at + 1);  // at most the token already being decoded
-  EXPECT_FALSE(sink->done);           // cancelled runs end through the job, not the engine
-  // The freed sequence serves the next job at once.
+  // With one sequence, the next job runs only once the cancelled one has given it up: after
+  // that, the cancelled run can produce nothing more.
   auto next = std::make_shared<RecordingSink>();
   engine.start(request("next", 4), next);
   ASSERT_TRUE(next->wait());
   EXPECT_FALSE(next->error);
+  EXPECT_LE(sink->produced, at + 1);  // at most the token already being decoded
+  EXPECT_FALSE(sink->done);           // cancelled runs end through the job, not the engine
 }
 
 TEST_F(LlamaEngineTest, MissingOrNonGgufModelFailsJobsClearly) {
