@@ -3,6 +3,7 @@
 #include "broker/memory_broker.hpp"
 #include "core/error_body.hpp"
 #include "core/ids.hpp"
+#include "core/signal.hpp"
 #include "core/spawn.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -251,7 +252,10 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
         reader(RedisConnection::create(ex, opts.endpoint, opts.connect_timeout)),
         sub(RedisConnection::create(ex, opts.endpoint, opts.connect_timeout)),
         flush_wake(ex),
-        read_wake(ex) {
+        read_wake(ex),
+        cmd_lost(ex),
+        reader_lost(ex),
+        sub_lost(ex) {
     if (opts.instance.empty()) opts.instance = uuid4();
   }
 
@@ -259,7 +263,8 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
   RedisBrokerOptions opts;
   MemoryBroker mirror;  // local copies: streams run here and streams observed here
   std::shared_ptr<RedisConnection> cmd, reader, sub;
-  asio::steady_timer flush_wake, read_wake;  // cancelled to wake the flusher / the reader
+  Signal flush_wake, read_wake;            // there is something to write / to read
+  Signal cmd_lost, reader_lost, sub_lost;  // that connection failed: reconnect it
   std::atomic<bool> stopping{false};
 
   // One stream this instance runs.
@@ -284,7 +289,6 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
   std::function<void(const std::string&)> on_cancel;
   // Streams whose count of open cursors here (the mirror's) Redis has not seen yet.
   std::unordered_set<std::string> observed_dirty;
-  std::atomic<bool> flush_kicked{false};  // a wake-up of the flusher is posted and not yet run
   std::string append_sha, lost_sha, create_sha, cancel_sha, observers_sha, rebind_sha;
   std::atomic<bool> scripts_loaded{false};  // on the command connection now (false after a reconnect until loaded)
   std::string last_failure;                 // why the command connection is down (under mu), for /health
@@ -329,10 +333,7 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
   }
 
   // Wakes the flusher; wake-ups before it runs coalesce into one.
-  void kick_flush() {
-    if (flush_kicked.exchange(true)) return;
-    asio::post(ex, [self = shared_from_this()] { self->flush_wake.cancel(); });
-  }
+  void kick_flush() { flush_wake.notify(); }
   // A cursor on `id` opened or closed here (after the mirror counted it).
   void observer_change(const std::string& id) {
     {
@@ -342,7 +343,7 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
     kick_flush();
   }
   void kick_reader() {
-    asio::post(ex, [self = shared_from_this()] { self->read_wake.cancel(); });
+    read_wake.notify();
     if (const auto client = reader_client_id.load(); client >= 0) {
       // A blocked XREAD does not see new streams: unblock it (it then re-reads the watch list).
       spawn_detached(ex, cmd->command(redis_args("CLIENT", "UNBLOCK", std::to_string(client))), "redis unblock");
@@ -479,17 +480,15 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
     }
   }
 
-  // Keeps `conn` connected: reconnects with backoff after a loss.
+  // Keeps `conn` connected: waits until it fails (`lost`), then reconnects with backoff.
   asio::awaitable<void> keep_connected(std::shared_ptr<RedisConnection> conn,
-                                       asio::awaitable<Status> (Impl::*connect)()) {
+                                       asio::awaitable<Status> (Impl::*connect)(), Signal& lost) {
     auto self = shared_from_this();
-    asio::steady_timer t(ex);
-    std::chrono::milliseconds backoff{100};
+    std::chrono::milliseconds backoff = kFirstBackoff;
     while (!stopping) {
       if (conn->connected()) {
-        backoff = std::chrono::milliseconds(100);
-        t.expires_after(std::chrono::milliseconds(100));
-        co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+        backoff = kFirstBackoff;
+        co_await lost.wait();
         continue;
       }
       auto st = co_await (this->*connect)();
@@ -500,9 +499,7 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
         continue;
       }
       spdlog::warn("redis broker: {}; retrying in {} ms", st.error().explanation, backoff.count());
-      t.expires_after(backoff);
-      co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-      backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+      co_await back_off(backoff);
     }
   }
 
@@ -521,7 +518,6 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
     std::vector<std::string> observers_sent;  // streams whose observer counts the last batch carried
     std::chrono::milliseconds backoff = kFirstBackoff;
     while (!stopping) {
-      flush_kicked = false;  // from here on, a new kick posts a new wake-up
       struct Taken {
         std::string id;
         std::size_t events = 0;
@@ -572,8 +568,7 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
         }
       }
       if (cmds.empty() || !cmd->connected()) {
-        flush_wake.expires_after(std::chrono::seconds(3600));
-        co_await flush_wake.async_wait(asio::as_tuple(asio::use_awaitable));
+        co_await flush_wake.wait();
         continue;
       }
       auto replies = co_await cmd->pipeline(std::move(cmds));
@@ -711,8 +706,7 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
         for (const auto& id : ids) c.push_back("0-" + std::to_string(watched.at(id).position));
       }
       if (ids.empty() || !reader->connected()) {
-        read_wake.expires_after(std::chrono::seconds(3600));
-        co_await read_wake.async_wait(asio::as_tuple(asio::use_awaitable));
+        co_await read_wake.wait();
         continue;
       }
       auto r = co_await reader->command(std::move(c));
@@ -1010,6 +1004,12 @@ const std::string& RedisBroker::instance() const { return impl_->opts.instance; 
 
 asio::awaitable<Status> RedisBroker::start() {
   auto& b = *impl_;
+  for (auto [conn, lost] : {std::pair{b.cmd.get(), &b.cmd_lost}, std::pair{b.reader.get(), &b.reader_lost},
+                            std::pair{b.sub.get(), &b.sub_lost}}) {
+    conn->set_lost_handler([lost, w = std::weak_ptr<Impl>(impl_)](const std::string&) {
+      if (auto self = w.lock()) lost->notify();
+    });
+  }
   b.sub->set_push_handler([w = std::weak_ptr<Impl>(impl_)](const RedisValue& v) {
     if (auto self = w.lock()) self->on_control(v);
   });
@@ -1017,9 +1017,10 @@ asio::awaitable<Status> RedisBroker::start() {
   if (!st) co_return st;
   if (auto r = co_await b.connect_reader(); !r) co_return r;
   if (auto r = co_await b.connect_sub(); !r) co_return r;
-  b.spawn_loop([&b] { return b.keep_connected(b.cmd, &Impl::connect_cmd); }, "redis command connection");
-  b.spawn_loop([&b] { return b.keep_connected(b.reader, &Impl::connect_reader); }, "redis reader connection");
-  b.spawn_loop([&b] { return b.keep_connected(b.sub, &Impl::connect_sub); }, "redis pub/sub connection");
+  b.spawn_loop([&b] { return b.keep_connected(b.cmd, &Impl::connect_cmd, b.cmd_lost); }, "redis command connection");
+  b.spawn_loop([&b] { return b.keep_connected(b.reader, &Impl::connect_reader, b.reader_lost); },
+               "redis reader connection");
+  b.spawn_loop([&b] { return b.keep_connected(b.sub, &Impl::connect_sub, b.sub_lost); }, "redis pub/sub connection");
   b.spawn_loop([&b] { return b.flusher(); }, "redis flusher");
   b.spawn_loop([&b] { return b.reader_loop(); }, "redis reader");
   b.spawn_loop([&b] { return b.lease_loop(); }, "redis lease");
@@ -1032,8 +1033,9 @@ void RedisBroker::stop() {
   if (b.stopping.exchange(true)) return;
   b.mirror.stop();
   asio::post(b.ex, [self = impl_] {
-    self->flush_wake.cancel();
-    self->read_wake.cancel();
+    for (Signal* s : {&self->flush_wake, &self->read_wake, &self->cmd_lost, &self->reader_lost, &self->sub_lost}) {
+      s->close();
+    }
   });
   b.cmd->close();
   b.reader->close();
