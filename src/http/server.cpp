@@ -1,5 +1,6 @@
 #include "http/server.hpp"
 
+#include "core/signal.hpp"
 #include "core/spawn.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -31,25 +32,39 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
+// Where a connection is in its life. Keep-alive goes round reading → handling → responding (or
+// streaming) → reading; every path ends in closed.
+enum class Phase : std::uint8_t {
+  reading,      // waiting for a request, or reading one
+  handling,     // the handler is working on the request
+  responding,   // a complete response is being written
+  streaming,    // a streamed body is being written; the watcher notices the client leaving
+  client_gone,  // the client closed during a streamed body: nothing more is written
+  closed,       // the session is over
+};
+
+// The watcher of a streamed response (a read that notices the client leaving).
+enum class Watch : std::uint8_t {
+  off,       // not running
+  on,        // running: a failed read means the client left
+  stopping,  // asked to stop (its read was cancelled): a failed read means nothing
+};
+
 // One accepted connection; lives on one io thread.
 struct Connection {
   explicit Connection(tcp::socket s)
-      : stream(std::move(s)), watcher_exit(stream.get_executor()), watchdog(stream.get_executor()) {}
+      : stream(std::move(s)), watcher_done(stream.get_executor()), watchdog(stream.get_executor()) {}
   beast::tcp_stream stream;
-  beast::flat_buffer buffer;     // bytes read and not yet parsed
-  BodySource* source = nullptr;  // set while a streamed body is being sent
-  bool stopping = false;
-  bool client_gone = false;
-  bool reading = false;   // waiting for a request
-  bool watching = false;  // watch_client() should report the client going away
-  bool watcher_running = false;
-  asio::steady_timer watcher_exit;  // cancelled when watch_client() returns
+  beast::flat_buffer buffer;  // bytes read and not yet parsed
+  Phase phase = Phase::reading;
+  bool stop_requested = false;   // the server is shutting down: end after the current step
+  BodySource* source = nullptr;  // while streaming
+  Watch watch = Watch::off;
+  Signal watcher_done;  // notified when the watcher returns
   // Streamed bodies are written on the raw socket; a coarse watchdog enforces the write timeout
   // instead of a timer per write.
   asio::steady_timer watchdog;
-  bool streaming = false;
-  bool writing = false;
-  std::chrono::steady_clock::time_point write_started;
+  std::optional<std::chrono::steady_clock::time_point> write_started;  // while a streamed write is pending
 };
 
 // Closes `c` once a write has been pending for `timeout`, checking a few times per timeout.
@@ -58,8 +73,8 @@ void arm_write_watchdog(const std::shared_ptr<Connection>& c, std::chrono::milli
   const auto period = std::clamp(timeout / 4, std::chrono::milliseconds(20), std::chrono::milliseconds(5000));
   c->watchdog.expires_after(period);
   c->watchdog.async_wait([c, timeout](boost::system::error_code ec) {
-    if (ec || !c->streaming) return;
-    if (c->writing && std::chrono::steady_clock::now() - c->write_started >= timeout) {
+    if (ec || c->phase != Phase::streaming) return;
+    if (c->write_started && std::chrono::steady_clock::now() - *c->write_started >= timeout) {
       boost::system::error_code ignored;
       c->stream.socket().close(ignored);  // the stalled write fails; the observer may resume later
       return;
@@ -109,8 +124,20 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::function<void()> on_drained;
 
   asio::awaitable<void> accept_loop();
+  // Serves one connected socket (accepted, or handed over by adopt()).
+  void serve(tcp::socket sock);
+  // A request read off a connection, and whether its client keeps the connection open.
+  struct Incoming {
+    Request request;
+    bool keep_alive = false;
+  };
+  // Reads the next request; nullopt when the connection is to close (the client left, a
+  // timeout, or a malformed request already answered).
+  asio::awaitable<std::optional<Incoming>> read_request(Connection& c);
   asio::awaitable<void> session(std::shared_ptr<Connection> c);
   asio::awaitable<void> watch_client(std::shared_ptr<Connection> c);
+  // Ends the watcher (cancels its read) and returns once it has returned.
+  asio::awaitable<void> stop_watching(Connection& c);
   asio::awaitable<boost::system::error_code> write_raw(Connection& c, std::span<const asio::const_buffer> buffers);
   asio::awaitable<bool> write_response(Connection& c, Response& r, bool keep_alive);
   // Sends a streamed body; true when the connection may serve another request afterwards.
@@ -135,17 +162,21 @@ asio::awaitable<void> Server::Impl::accept_loop() {
       co_await backoff.async_wait(use_tuple);
       continue;
     }
-    boost::system::error_code ignored;
-    sock.set_option(tcp::no_delay(true), ignored);
-    auto c = std::make_shared<Connection>(std::move(sock));
-    {
-      std::lock_guard lk(mu);
-      if (shutting_down) continue;
-      live.insert(c);
-    }
-    spawn_detached(c->stream.get_executor(), session(c), "http session",
-                   [self = shared_from_this(), c](const std::string&) { self->close_connection(c); });
+    serve(std::move(sock));
   }
+}
+
+void Server::Impl::serve(tcp::socket sock) {
+  boost::system::error_code ignored;
+  sock.set_option(tcp::no_delay(true), ignored);
+  auto c = std::make_shared<Connection>(std::move(sock));
+  {
+    std::lock_guard lk(mu);
+    if (shutting_down) return;
+    live.insert(c);
+  }
+  spawn_detached(c->stream.get_executor(), session(c), "http session",
+                 [self = shared_from_this(), c](const std::string&) { self->close_connection(c); });
 }
 
 asio::awaitable<bool> Server::Impl::write_response(Connection& c, Response& r, bool keep_alive) {
@@ -164,138 +195,142 @@ asio::awaitable<bool> Server::Impl::write_response(Connection& c, Response& r, b
 asio::awaitable<void> Server::Impl::watch_client(std::shared_ptr<Connection> c) {
   // A streamed response does not read requests; this read notices when the client closes.
   // Bytes that arrive meanwhile (a pipelined request) are kept for the next parse.
-  c->watcher_running = true;
-  bool gone = false;
-  while (c->watching && c->buffer.size() < kMaxWatchedBytes) {
+  while (c->watch == Watch::on && c->buffer.size() < kMaxWatchedBytes) {
     auto [ec, n] = co_await c->stream.socket().async_read_some(c->buffer.prepare(512), use_tuple);
     c->buffer.commit(n);
-    if (ec) {
-      gone = c->watching;  // not when stop_watching() cancelled the read
-      break;
+    if (!ec) continue;
+    if (c->watch == Watch::on && c->phase == Phase::streaming) {  // not when stop_watching() cancelled the read
+      c->phase = Phase::client_gone;
+      if (c->source) c->source->abort(AbortReason::client_gone);
     }
+    break;
   }
-  c->watcher_running = false;
-  c->watcher_exit.cancel();
-  if (gone) {
-    c->client_gone = true;
-    if (c->source) c->source->abort(AbortReason::client_gone);
-  }
+  c->watch = Watch::off;
+  c->watcher_done.notify();
+}
+
+asio::awaitable<void> Server::Impl::stop_watching(Connection& c) {
+  if (c.watch == Watch::off) co_return;
+  c.watch = Watch::stopping;
+  boost::system::error_code ignored;
+  c.stream.socket().cancel(ignored);
+  while (c.watch != Watch::off) co_await c.watcher_done.wait();
 }
 
 asio::awaitable<boost::system::error_code> Server::Impl::write_raw(Connection& c,
                                                                    std::span<const asio::const_buffer> buffers) {
-  c.writing = true;
   c.write_started = std::chrono::steady_clock::now();
   auto [ec, n] = co_await asio::async_write(c.stream.socket(), buffers, use_tuple);
-  c.writing = false;
+  c.write_started.reset();
   co_return ec;
 }
 
 asio::awaitable<bool> Server::Impl::stream_body(std::shared_ptr<Connection> c, std::unique_ptr<BodySource> src) {
   c->source = src.get();
-  if (c->stopping) src->abort(AbortReason::shutdown);
-  c->watching = true;
+  c->phase = Phase::streaming;
+  if (c->stop_requested) src->abort(AbortReason::shutdown);
+  c->watch = Watch::on;
   spawn_detached(c->stream.get_executor(), watch_client(c), "http client watch", [c](const std::string&) {
+    c->watch = Watch::off;
+    c->watcher_done.notify();
     boost::system::error_code ignored;
     c->stream.socket().close(ignored);  // the session's next write fails and it ends
   });
-  c->streaming = true;
   arm_write_watchdog(c, opts.write_timeout);
   ResponseHead head = co_await src->head();
-  if (!head.close) {
-    // A body of known length: the connection may live on, so stop watching before writing.
-    c->watching = false;
-    boost::system::error_code ignored;
-    c->stream.socket().cancel(ignored);
-    while (c->watcher_running) {
-      c->watcher_exit.expires_at(asio::steady_timer::time_point::max());
-      co_await c->watcher_exit.async_wait(use_tuple);
-    }
-  }
+  // A body of known length: the connection may live on, so stop watching before writing.
+  if (!head.close) co_await stop_watching(*c);
   boost::system::error_code ec;
-  if (!c->client_gone) {
+  if (c->phase == Phase::streaming) {
     const std::string hb = head_bytes(head);
     const asio::const_buffer hbuf = asio::buffer(hb);
     ec = co_await write_raw(*c, {&hbuf, 1});
-    while (!ec && !c->client_gone) {
+    while (!ec && c->phase == Phase::streaming) {
       BodyChunk chunk = co_await src->next();
-      if (!chunk.buffers.empty() && !c->client_gone) ec = co_await write_raw(*c, chunk.buffers);
+      if (!chunk.buffers.empty() && c->phase == Phase::streaming) ec = co_await write_raw(*c, chunk.buffers);
       if (chunk.last) break;
     }
   }
-  c->streaming = false;
+  const bool reusable = !head.close && !ec && c->phase == Phase::streaming;
   c->watchdog.cancel();
   c->source = nullptr;
-  c->watching = false;
-  co_return !head.close && !ec && !c->client_gone;
+  if (c->watch == Watch::on) c->watch = Watch::stopping;  // the socket closes next: its read fails harmlessly
+  c->phase = reusable ? Phase::reading : Phase::closed;
+  co_return reusable;
+}
+
+asio::awaitable<std::optional<Server::Impl::Incoming>> Server::Impl::read_request(Connection& c) {
+  // Optional so the parser's memory is gone while a long streamed response is sent.
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser(std::in_place);
+  parser->header_limit(static_cast<std::uint32_t>(opts.header_limit));
+  parser->body_limit(opts.body_limit);
+  c.stream.expires_after(opts.read_timeout);
+  auto [ec, n] = co_await bhttp::async_read_header(c.stream, c.buffer, *parser, use_tuple);
+  // Trailer fields of a chunked body are appended after these: they are not headers (RFC 9110 §6.5.1).
+  std::size_t head_fields = 0;
+  if (!ec) {
+    head_fields = static_cast<std::size_t>(std::distance(parser->get().begin(), parser->get().end()));
+    if (!parser->is_done()) {
+      if (expects_continue(parser->get())) ec = co_await write_continue(c);
+      if (!ec) std::tie(ec, n) = co_await bhttp::async_read(c.stream, c.buffer, *parser, use_tuple);
+    }
+  }
+  if (ec) {
+    std::optional<ProtocolError> pe;
+    if (ec == bhttp::error::body_limit) {
+      pe = ProtocolError::body_too_large;
+    } else if (ec == bhttp::error::header_limit) {
+      pe = ProtocolError::header_too_large;
+    } else if (ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category() &&
+               ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
+      pe = ProtocolError::bad_request;
+    }
+    if (pe && !c.stop_requested) {
+      c.phase = Phase::responding;
+      Response r = errors.protocol_error(*pe);
+      co_await write_response(c, r, false);
+    }
+    co_return std::nullopt;
+  }
+  auto& msg = parser->get();
+  Incoming in;
+  in.keep_alive = msg.keep_alive();
+  Request& req = in.request;
+  req.method = std::string(msg.method_string());
+  req.target = std::string(msg.target());
+  req.headers.reserve(head_fields);
+  for (auto it = msg.begin(); head_fields > 0; ++it, --head_fields) {
+    std::string name(it->name_string());
+    for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    req.headers.emplace_back(std::move(name), std::string(it->value()));
+  }
+  req.body = std::move(msg.body());
+  req.executor = c.stream.get_executor();
+  co_return in;
 }
 
 asio::awaitable<void> Server::Impl::session(std::shared_ptr<Connection> c) {
-  beast::flat_buffer& buffer = c->buffer;
   for (;;) {
-    // Optional so the parser's memory is gone while a long streamed response is sent.
-    std::optional<bhttp::request_parser<bhttp::string_body>> parser(std::in_place);
-    parser->header_limit(static_cast<std::uint32_t>(opts.header_limit));
-    parser->body_limit(opts.body_limit);
-    c->stream.expires_after(opts.read_timeout);
-    c->reading = true;
-    auto [ec, n] = co_await bhttp::async_read_header(c->stream, buffer, *parser, use_tuple);
-    // Trailer fields of a chunked body are appended after these: they are not headers (RFC 9110 §6.5.1).
-    std::size_t head_fields = 0;
-    if (!ec) {
-      head_fields = static_cast<std::size_t>(std::distance(parser->get().begin(), parser->get().end()));
-      if (!parser->is_done()) {
-        if (expects_continue(parser->get())) ec = co_await write_continue(*c);
-        if (!ec) std::tie(ec, n) = co_await bhttp::async_read(c->stream, buffer, *parser, use_tuple);
-      }
-    }
-    c->reading = false;
-    if (ec) {
-      std::optional<ProtocolError> pe;
-      if (ec == bhttp::error::body_limit) {
-        pe = ProtocolError::body_too_large;
-      } else if (ec == bhttp::error::header_limit) {
-        pe = ProtocolError::header_too_large;
-      } else if (ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category() &&
-                 ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
-        pe = ProtocolError::bad_request;
-      }
-      if (pe && !c->stopping) {
-        Response r = errors.protocol_error(*pe);
-        co_await write_response(*c, r, false);
-      }
-      break;
-    }
-    if (c->stopping) break;
-    auto& msg = parser->get();
-    Request req;
-    req.method = std::string(msg.method_string());
-    req.target = std::string(msg.target());
-    req.headers.reserve(head_fields);
-    for (auto it = msg.begin(); head_fields > 0; ++it, --head_fields) {
-      const auto& f = *it;
-      std::string name(f.name_string());
-      for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-      req.headers.emplace_back(std::move(name), std::string(f.value()));
-    }
-    req.body = std::move(msg.body());
-    req.executor = c->stream.get_executor();
-    const bool keep_alive = msg.keep_alive();
-    parser.reset();
-    Response resp = co_await handler.handle(std::move(req));
+    c->phase = Phase::reading;
+    auto in = co_await read_request(*c);
+    if (!in || c->stop_requested) break;
+    c->phase = Phase::handling;
+    Response resp = co_await handler.handle(std::move(in->request));
+    bool reusable = false;
     if (resp.source) {
-      buffer.shrink_to_fit();  // idle observers should cost little
-      const bool reusable = co_await stream_body(c, std::move(resp.source));
-      if (!reusable || !keep_alive || c->stopping) break;
-      continue;
+      c->buffer.shrink_to_fit();  // idle observers should cost little
+      reusable = co_await stream_body(c, std::move(resp.source));
+    } else {
+      c->phase = Phase::responding;
+      reusable = co_await write_response(*c, resp, in->keep_alive && !c->stop_requested);
     }
-    const bool ok = co_await write_response(*c, resp, keep_alive && !c->stopping);
-    if (!ok || !keep_alive || c->stopping) break;
+    if (!reusable || !in->keep_alive || c->stop_requested) break;
   }
   close_connection(c);
 }
 
 void Server::Impl::close_connection(const std::shared_ptr<Connection>& c) {
+  c->phase = Phase::closed;
   boost::system::error_code ignored;
   c->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
   c->stream.close();
@@ -303,10 +338,10 @@ void Server::Impl::close_connection(const std::shared_ptr<Connection>& c) {
 }
 
 void Server::Impl::stop_connection(const std::shared_ptr<Connection>& c) {
-  c->stopping = true;
+  c->stop_requested = true;
   if (c->source) {
     c->source->abort(AbortReason::shutdown);
-  } else if (c->reading) {
+  } else if (c->phase == Phase::reading) {
     c->stream.cancel();
   }
 }
@@ -344,6 +379,11 @@ void Server::Impl::spawn_accept_loop() {
 }
 
 void Server::start() { impl_->spawn_accept_loop(); }
+
+void Server::adopt(tcp::socket sock) {
+  auto ex = sock.get_executor();
+  asio::post(ex, [impl = impl_, s = std::move(sock)]() mutable { impl->serve(std::move(s)); });
+}
 
 void Server::shutdown(std::function<void()> done) {
   auto impl = impl_;

@@ -5,6 +5,7 @@
 #include "http/message.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -48,6 +49,9 @@ class Server {
 
   // Starts accepting (call after listen()).
   void start();
+
+  // Serves a socket connected elsewhere, on its own executor (tests: one end of a socket pair).
+  void adopt(boost::asio::ip::tcp::socket sock);
 
   // Stops accepting, ends streamed responses cleanly and closes idle connections; calls
   // `done` (on an io thread) once no connection is left.
