@@ -83,6 +83,7 @@ struct MemoryBroker::Stream {
   // store), so nothing an observer saw can be missing after a restart.
   std::uint64_t visible = 0;
   bool ended = false;
+  bool held_back = false;    // visible moves only through MemoryBroker::make_visible (stored elsewhere)
   bool usage_dirty = false;  // usage changed since the store last got the record
   std::vector<std::weak_ptr<Waker>> waiters;
 
@@ -131,7 +132,7 @@ MemoryBroker::Stream::WakeList remove_locked(MemoryBroker::Stream& s) {
 }
 
 // Makes events up to `upto` (and the end, if `ended`) readable by the observers of `w`.
-void make_visible(const std::weak_ptr<MemoryBroker::Stream>& w, std::uint64_t upto, bool ended) {
+void make_readable(const std::weak_ptr<MemoryBroker::Stream>& w, std::uint64_t upto, bool ended) {
   auto s = w.lock();
   if (!s) return;
   MemoryBroker::Stream::WakeList wake;
@@ -160,14 +161,16 @@ class MemoryWriter final : public StreamWriter {
       const bool changed = status && apply_status_locked(*status, std::move(error_message));
       const bool released = changed && is_terminal(s_->info.status);
       pos = s_->log.size();
-      if (s_->store == nullptr || s_->removed) {  // a removed stream writes nothing more
+      if (s_->held_back && !s_->removed) {
+        // Readable once stored elsewhere: the owner calls MemoryBroker::make_visible.
+      } else if (s_->store == nullptr || s_->removed) {  // a removed stream writes nothing more
         s_->visible = pos;
         s_->ended = s_->ended || released;
         if (!events.empty() || released) wake = s_->take_waiters_locked();
       } else if (!events.empty() || changed) {
         // Queued under the stream's lock, so the store gets one stream's writes in order; the
         // observers see them once the last is committed.
-        DurableStore::Written visible = [w = std::weak_ptr(s_), pos, released] { make_visible(w, pos, released); };
+        DurableStore::Written visible = [w = std::weak_ptr(s_), pos, released] { make_readable(w, pos, released); };
         const bool update = changed || s_->usage_dirty;
         if (!events.empty()) s_->store->append(s_->info.id, first, events, update ? DurableStore::Written{} : visible);
         if (update) {
@@ -337,7 +340,20 @@ std::shared_ptr<MemoryBroker::Stream> MemoryBroker::find(const std::string& id) 
 }
 
 asio::awaitable<Result<std::shared_ptr<StreamWriter>>> MemoryBroker::create(StreamSpec spec) {
+  return create_stream(std::move(spec), false);
+}
+
+asio::awaitable<Result<std::shared_ptr<StreamWriter>>> MemoryBroker::create_held(StreamSpec spec) {
+  return create_stream(std::move(spec), true);
+}
+
+void MemoryBroker::make_visible(const std::string& id, std::uint64_t upto, bool ended) {
+  if (auto s = find(id)) make_readable(s, upto, ended);
+}
+
+asio::awaitable<Result<std::shared_ptr<StreamWriter>>> MemoryBroker::create_stream(StreamSpec spec, bool held_back) {
   auto s = std::make_shared<Stream>();
+  s->held_back = held_back;
   const SysTime now = std::chrono::system_clock::now();
   s->info.id = spec.id;
   s->info.created_at = now;

@@ -30,6 +30,11 @@ class MemoryBroker final : public Broker {
   ~MemoryBroker() override;
 
   boost::asio::awaitable<Result<std::shared_ptr<StreamWriter>>> create(StreamSpec spec) override;
+  // create(), but observers read what is published only once make_visible() says it is stored
+  // (by a broker that stores it elsewhere: Redis).
+  boost::asio::awaitable<Result<std::shared_ptr<StreamWriter>>> create_held(StreamSpec spec);
+  // Lets the observers of a create_held() stream read its events up to `upto`, and its end when `ended`.
+  void make_visible(const std::string& id, std::uint64_t upto, bool ended);
   boost::asio::awaitable<Result<StreamInfo>> info(std::string id) override;
   boost::asio::awaitable<Result<std::unique_ptr<Cursor>>> open(std::string id, std::uint64_t after,
                                                                boost::asio::any_io_executor ex) override;
@@ -68,6 +73,7 @@ class MemoryBroker final : public Broker {
 
  private:
   void schedule_sweep();
+  boost::asio::awaitable<Result<std::shared_ptr<StreamWriter>>> create_stream(StreamSpec spec, bool held_back);
   std::shared_ptr<Stream> find(const std::string& id) const;
   // Forgets the Idempotency-Key bound to `s` (being removed); call with mu_ held.
   void drop_key_locked(const Stream& s);

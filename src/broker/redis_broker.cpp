@@ -183,6 +183,20 @@ redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 )lua";
 
+// Removes a stream whose create got no reply (the connection failed after sending it), so the 503
+// the client got stays true: only while it is still this instance's, pending and empty.
+// KEYS: meta, log, observers, running, created, owned. ARGV: instance, id. Returns 1 when removed.
+constexpr std::string_view kAbandonScript = R"lua(
+if redis.call('HGET', KEYS[1], 'instance') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then return 0 end
+if tonumber(redis.call('HGET', KEYS[1], 'events') or '0') > 0 then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('ZREM', KEYS[4], ARGV[2])
+redis.call('ZREM', KEYS[5], ARGV[2])
+redis.call('ZREM', KEYS[6], ARGV[2])
+return 1
+)lua";
+
 // An Idempotency-Key's value in Redis: "<digest> <id>".
 std::string encode_keyed(const KeyedJob& j) { return j.digest + ' ' + j.id; }
 std::optional<KeyedJob> decode_keyed(std::string_view v) {
@@ -289,7 +303,8 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
   std::function<void(const std::string&)> on_cancel;
   // Streams whose count of open cursors here (the mirror's) Redis has not seen yet.
   std::unordered_set<std::string> observed_dirty;
-  std::string append_sha, lost_sha, create_sha, cancel_sha, observers_sha, rebind_sha;
+  std::string append_sha, lost_sha, create_sha, cancel_sha, observers_sha, rebind_sha, abandon_sha;
+  std::vector<std::pair<std::string, std::string>> unanswered_creates;  // (id, owner) whose create got no reply
   std::atomic<bool> scripts_loaded{false};  // on the command connection now (false after a reconnect until loaded)
   std::string last_failure;                 // why the command connection is down (under mu), for /health
   std::atomic<std::int64_t> reader_client_id{-1};
@@ -365,7 +380,7 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
   asio::awaitable<Status> load_scripts() {
     std::vector<Command> load;
     for (const auto script :
-         {kAppendScript, kLostScript, kCreateScript, kCancelScript, kObserversScript, kRebindScript}) {
+         {kAppendScript, kLostScript, kCreateScript, kCancelScript, kObserversScript, kRebindScript, kAbandonScript}) {
       load.push_back({"SCRIPT", "LOAD", std::string(script)});
     }
     auto r = co_await cmd->pipeline(std::move(load));
@@ -381,7 +396,31 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
     cancel_sha = (*r)[3].str;
     observers_sha = (*r)[4].str;
     rebind_sha = (*r)[5].str;
+    abandon_sha = (*r)[6].str;
     co_return Ok{};
+  }
+
+  // Removes the streams whose create got no reply (see kAbandonScript), before anything else is
+  // served on a new connection: a client told 503 may start the same id again at once.
+  asio::awaitable<Status> abandon_unanswered_creates() {
+    std::vector<std::pair<std::string, std::string>> creates;
+    std::vector<Command> cmds;
+    {
+      std::lock_guard lk(mu);
+      creates.swap(unanswered_creates);
+      for (const auto& [id, owner] : creates) {
+        cmds.push_back({"EVALSHA", abandon_sha, "6", meta_key(id), log_key(id), observers_key(id), running_key(),
+                        created_key(), owned_key(owner), opts.instance, id});
+      }
+    }
+    if (cmds.empty()) co_return Ok{};
+    auto r = co_await cmd->pipeline(std::move(cmds));
+    Status st = r ? first_refusal(*r, "a clean-up") : Status{r.error()};
+    if (!st) {
+      std::lock_guard lk(mu);
+      unanswered_creates.insert(unanswered_creates.end(), creates.begin(), creates.end());
+    }
+    co_return st;
   }
 
   // Sends `cmds` (which may run the broker's scripts); when Redis no longer has the scripts (it
@@ -432,6 +471,8 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
     }
     auto loaded = co_await load_scripts();
     if (!loaded) co_return loaded;
+    auto abandoned = co_await abandon_unanswered_creates();
+    if (!abandoned) co_return abandoned;
     // Alive from now on (the lease loop renews it), so this instance's observers count at once.
     auto alive = redis_args("ZADD", instances_key(), std::to_string(now_ms() + opts.lease.count()), opts.instance);
     co_await cmd->command(std::move(alive));
@@ -585,6 +626,12 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
       backoff = kFirstBackoff;
       std::vector<std::string> ended_elsewhere;
       std::vector<std::pair<FlushWaiter, Status>> wake;
+      struct Stored {
+        std::string id;
+        std::uint64_t last;
+        bool terminal;
+      };
+      std::vector<Stored> stored;  // readable by the observers here from now on
       bool reload = false;
       std::size_t r = 0;  // the reply of the next taken stream's append; the observer counts' follow the last
       {
@@ -608,6 +655,7 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
             owned.erase(it);
             continue;
           }
+          stored.push_back(Stored{t.id, static_cast<std::uint64_t>(v.integer), t.terminal});
           o.out.events.erase(o.out.events.begin(), o.out.events.begin() + static_cast<std::ptrdiff_t>(t.events));
           if (t.status) o.out.status.reset();
           if (t.error_message) o.out.error_message.reset();
@@ -626,9 +674,12 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
           }
         }
       }
+      for (const auto& s : stored) mirror.make_visible(s.id, s.last, s.terminal);
       for (auto& [w, st] : wake) resume(std::move(w), std::move(st));
       for (const auto& id : ended_elsewhere) {
         if (on_cancel) on_cancel(id);
+        // Its copy here holds events Redis never got: its observers end and resume from Redis.
+        co_await mirror.remove(id);
       }
       reload = reload || std::any_of(replies->begin() + static_cast<std::ptrdiff_t>(r), replies->end(), is_noscript);
       if (reload) {
@@ -1059,7 +1110,11 @@ asio::awaitable<Result<std::shared_ptr<StreamWriter>>> RedisBroker::create(Strea
   cmds.push_back(redis_args("ZADD", b.created_key(), now, spec.id));
   cmds.push_back(redis_args("ZADD", b.owned_key(spec.owner), now, spec.id));
   auto r = co_await b.scripted(std::move(cmds));
-  if (!r) co_return r.error();
+  if (!r) {  // it may have run before the connection failed: undone once Redis is back
+    std::lock_guard lk(b.mu);
+    b.unanswered_creates.emplace_back(spec.id, spec.owner);
+    co_return r.error();
+  }
   if (auto st = first_refusal(*r, "a create"); !st) co_return st.error();
   if ((*r)[0].integer != 1) co_return make_error(Errc::invalid_request, "Stream with this message_id already exists");
   const std::string id = spec.id;
@@ -1070,7 +1125,9 @@ asio::awaitable<Result<std::shared_ptr<StreamWriter>>> RedisBroker::create(Strea
     b.watched.erase(id);
   }
   co_await b.mirror.remove(id);
-  auto mirror = co_await b.mirror.create(std::move(spec));
+  // Its observers here read an event once it is in Redis, as observers anywhere else do: were this
+  // instance to die, what they saw is what the others have.
+  auto mirror = co_await b.mirror.create_held(std::move(spec));
   if (!mirror) co_return mirror.error();
   {
     std::lock_guard lk(b.mu);

@@ -124,25 +124,24 @@ asio::awaitable<Result<Started>> JobService::start(StartJob job) {
 
 namespace {
 
-// The answer to a cancel of a stream that was active when it arrived and then ended as `info`
-// says: 200 only when that is cancelled (§1.4).
-Status cancel_outcome(const StreamInfo& info) {
-  if (info.status == StreamStatus::cancelled) return Ok{};
-  std::string why = "Stream with message_id " + info.id + " ended as " + std::string(to_string(info.status));
-  if (info.error_message) why += " (" + *info.error_message + ")";
+// The answer to a cancel of stream `id`, active when the cancel arrived, that then ended as
+// `status`: 200 only when that is cancelled (§1.4).
+Status cancel_outcome(const std::string& id, StreamStatus status, const std::optional<std::string>& error_message) {
+  if (status == StreamStatus::cancelled) return Ok{};
+  std::string why = "Stream with message_id " + id + " ended as " + std::string(to_string(status));
+  if (error_message) why += " (" + *error_message + ")";
   return make_error(Errc::conflict, why + " before the cancel took effect");
 }
 
 }  // namespace
 
 asio::awaitable<Status> JobService::cancel(std::string id) {
-  if (auto j = find(id)) {  // running here: stop it, whatever the broker's state
-    const StreamStatus ended = j->cancel();
+  if (auto j = find(id)) {                   // running here: stop it, whatever the broker's state
+    const StreamStatus ended = j->cancel();  // the job's own word: the broker may not have it yet
     auto stored = co_await broker_.flush(id);
-    if (!stored || ended == StreamStatus::cancelled) co_return stored;
-    auto info = co_await broker_.info(id);
-    if (!info) co_return info.error();
-    co_return cancel_outcome(*info);
+    if (!stored) co_return stored;
+    const auto failure = j->failure();
+    co_return cancel_outcome(id, ended, failure ? std::optional(failure->explanation) : std::nullopt);
   }
   auto info = co_await broker_.info(id);
   if (!info) co_return info.error();
@@ -153,7 +152,7 @@ asio::awaitable<Status> JobService::cancel(std::string id) {
   if (co_await wait_until_ended(id, info->events)) {
     auto ended = co_await broker_.info(id);
     if (!ended) co_return ended.error().code == Errc::not_found ? Status{Ok{}} : Status{ended.error()};
-    co_return cancel_outcome(*ended);
+    co_return cancel_outcome(id, ended->status, ended->error_message);
   }
   co_return make_error(Errc::broker_unavailable,
                        "The instance running stream " + id + " did not confirm the cancel within " +

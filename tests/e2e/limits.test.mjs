@@ -91,16 +91,17 @@ test('streams kept past --max-retained-streams (or a tenant\'s max_retained_stre
 
 test('with Redis, expired streams stop counting against --max-retained-streams', { skip: redisMissing }, async () => {
   const redis = await startRedis();
-  const srv = await startServer(['--broker', 'redis', '--redis-url', redis.url, '--max-retained-streams', '2',
-    '--stream-expiration', '1', '--mock-token-delay-ms', '0']);
+  let srv = null;
   try {
+    srv = await startServer(['--broker', 'redis', '--redis-url', redis.url, '--max-retained-streams', '2',
+      '--stream-expiration', '1', '--mock-token-delay-ms', '0']);
     const c = client(srv.url);
     await fill(c, 2, 'redis');
     assertErrorBody(assert, await c.start(chat('more'), nextId('redis')), 529, 'overloaded_error');
     await waitUntil(async () => (await c.start(chat('after expiry'), nextId('redis'))).status === 200,
       { timeoutMs: 15_000, intervalMs: 500, what: 'a start once the kept streams expired' });
   } finally {
-    await srv.stop();
+    if (srv) await srv.stop();
     await redis.stop();
   }
 });
