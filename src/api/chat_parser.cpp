@@ -2,6 +2,9 @@
 
 #include <boost/json/array.hpp>
 #include <boost/json/parser.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <fmt/format.h>
 
 #include <cmath>
 #include <limits>
@@ -12,29 +15,49 @@ namespace json = boost::json;
 
 namespace {
 
-// Collects schema errors in the pydantic-like shape of §5.
+// A loc as text: "body.messages.0.content".
+std::string loc_text(const json::array& loc) {
+  std::string where;
+  for (const auto& p : loc) {
+    if (!where.empty()) where += '.';
+    where += p.is_string() ? std::string(p.as_string()) : json::serialize(p);
+  }
+  return where;
+}
+
+// Collects schema errors in the pydantic-like shape of §5: the first kMaxIssues, then a count.
 class Issues {
  public:
-  void add(std::string_view type, json::array loc, std::string_view msg) {
-    list_.push_back(json::object{{"type", type}, {"loc", std::move(loc)}, {"msg", msg}});
+  static constexpr std::size_t kMaxIssues = 50;
+
+  void add(std::string_view type, const json::array& loc, std::string_view msg) {
+    if (list_.size() >= kMaxIssues) {
+      ++more_;  // past the cap an issue costs a count, not an entry
+      return;
+    }
+    list_.push_back(json::object{{"type", type}, {"loc", loc}, {"msg", msg}});
   }
   bool empty() const { return list_.empty(); }
-  Error error() const {
-    Error e{Errc::invalid_request, "Request validation failed", list_};
+  // The error, with an entry "and N more" when more than kMaxIssues were found; consumes the list.
+  Error error() {
+    Error e{Errc::invalid_request, "Request validation failed", nullptr};
     if (!list_.empty()) {
       const auto& first = list_.front().as_object();
-      std::string where;
-      for (const auto& p : first.at("loc").as_array()) {
-        if (!where.empty()) where += '.';
-        where += p.is_string() ? std::string(p.as_string()) : std::to_string(p.to_number<std::int64_t>());
-      }
-      e.explanation = "Invalid field " + where + ": " + std::string(first.at("msg").as_string());
+      e.explanation = loc_text(first.at("loc").as_array()) + ": " + std::string(first.at("msg").as_string());
+      const std::size_t others = list_.size() - 1 + more_;
+      if (others > 0) e.explanation += fmt::format(" (and {} more)", others);
     }
+    if (more_ > 0) {
+      list_.push_back(json::object{
+          {"type", "too_many_errors"}, {"loc", json::array{"body"}}, {"msg", fmt::format("and {} more", more_)}});
+    }
+    e.detail = std::move(list_);
     return e;
   }
 
  private:
   json::array list_;
+  std::size_t more_ = 0;  // issues found past the cap
 };
 
 // Offset of the first byte that breaks UTF-8 in `s`, or npos.
@@ -252,14 +275,14 @@ Result<ChatRequest> parse_chat_request(std::string_view body) {
   if (const std::size_t bad = invalid_utf8_at(body); bad != std::string_view::npos) {
     json::array loc{"body"};
     loc.push_back(static_cast<std::int64_t>(bad));
-    is.add("json_invalid", std::move(loc), "JSON decode error: the body is not valid UTF-8");
+    is.add("json_invalid", loc, "JSON decode error: the body is not valid UTF-8");
     return is.error();
   }
   const std::size_t consumed = p.write(body.data(), body.size(), ec);
   if (ec) {
     json::array loc{"body"};
     loc.push_back(static_cast<std::int64_t>(consumed));
-    is.add("json_invalid", std::move(loc), "JSON decode error: " + ec.message());
+    is.add("json_invalid", loc, "JSON decode error: " + ec.message());
     return is.error();
   }
   json::value root = p.release();
@@ -410,11 +433,11 @@ Result<ChatRequest> parse_chat_request(std::string_view body) {
   } else {
     std::size_t i = 0;
     for (const auto& m : msgs->as_array()) {
-      const json::array iloc = at(mloc, i++);
       if (!m.is_object()) {
-        is.add("dict_type", iloc, "Input should be a valid dictionary");
+        is.add("dict_type", at(mloc, i++), "Input should be a valid dictionary");
         continue;
       }
+      const json::array iloc = at(mloc, i++);
       const auto& mo = m.as_object();
       ChatMessage msg;
       auto role = get_string(mo, "role", iloc, is, true);

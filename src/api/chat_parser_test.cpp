@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <boost/json/serialize.hpp>
 
+#include <chrono>
+
 namespace spool {
 namespace {
 
@@ -141,6 +143,35 @@ TEST(ChatParser, DeepNestingIsRejectedNotCrashing) {
   body += std::string(100000, '[');
   Error e = parse_error(body);
   EXPECT_EQ(e.code, Errc::invalid_request);
+}
+
+}  // namespace
+}  // namespace spool
+
+namespace spool {
+namespace {
+
+TEST(ChatParser, IssuesStopAtFiftyThenSayHowManyMore) {
+  std::string body = R"({"messages":[)";
+  for (int i = 0; i < 100'000; ++i) body += i == 0 ? "1" : ",1";
+  body += "]}";
+  const auto t0 = std::chrono::steady_clock::now();
+  Error e = parse_error(body);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  ASSERT_TRUE(e.detail.is_array());
+  const auto& list = e.detail.as_array();
+  ASSERT_EQ(list.size(), 51u);
+  EXPECT_EQ(first_loc(e), R"(["body","messages",0])");
+  EXPECT_EQ(list[49].at("loc").as_array()[2].to_number<std::int64_t>(), 49);
+  EXPECT_EQ(list[50].at("type").as_string(), "too_many_errors");
+  EXPECT_EQ(list[50].at("msg").as_string(), "and 99950 more");
+  EXPECT_EQ(e.explanation, "body.messages.0: Input should be a valid dictionary (and 99999 more)");
+}
+
+TEST(ChatParser, OneIssueIsItsOwnExplanation) {
+  Error e = parse_error(R"({"messages":[{"role":"robot","content":"x"}]})");
+  ASSERT_EQ(e.detail.as_array().size(), 1u);
+  EXPECT_EQ(e.explanation, "body.messages.0.role: Input should be 'user', 'assistant' or 'system'");
 }
 
 }  // namespace

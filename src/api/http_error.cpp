@@ -54,7 +54,7 @@ http::Response error_response(const Error& e, std::optional<std::string_view> re
       r.body = R"({"detail":"Method Not Allowed"})";
       break;
     default:
-      r.body = json::serialize(error_body(e, request_id));
+      r.body = error_body_text(e, request_id, &r.null_request_id_at);
       break;
   }
   return r;

@@ -89,16 +89,12 @@ std::string request_id_of(const http::Request& req) {
   return prefixed_hex_id("req_");
 }
 
-// Puts `id` in a §5 error body whose request_id is null.
+// Puts `id` in a §5 error body whose request_id is null (where error_response left it: no parsing).
 void stamp_request_id(http::Response& r, const std::string& id) {
-  boost::system::error_code ec;
-  json::value v = json::parse(r.body, ec);
-  if (ec || !v.is_object()) return;
-  auto& o = v.as_object();
-  auto it = o.find("request_id");
-  if (it == o.end() || !it->value().is_null()) return;
-  it->value() = id;
-  r.body = json::serialize(v);
+  const std::size_t at = r.null_request_id_at;
+  if (at == std::string::npos || r.body.compare(at, 4, "null") != 0) return;
+  r.body.replace(at, 4, json::serialize(json::string_view(id)));
+  r.null_request_id_at = std::string::npos;
 }
 
 // The W3C traceparent header when well formed (version 00-fe, non-zero ids), else empty.

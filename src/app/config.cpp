@@ -133,6 +133,10 @@ std::vector<Setting> settings(Config& c) {
       scalar("max_observers", c.max_observers, "Most open observers (more: 529)"),
       scalar("max_observers_per_stream", c.max_observers_per_stream, "Most open observers of one stream (more: 529)"),
       scalar("mock_token_delay_ms", c.mock_token_delay_ms, "Delay between tokens of the default mock model"),
+      scalar("upstream_max_event_bytes", c.upstream_max_event_bytes,
+             "Longest SSE line or event an upstream engine may send (longer: the job fails)"),
+      scalar("upstream_max_delta_bytes", c.upstream_max_delta_bytes,
+             "Longest text, thinking or tool-input delta an upstream engine may send (longer: the job fails)"),
       scalar("default_model", c.default_model, "Model used for 'default' (else the first)"),
       scalar("api_key_env", c.api_key_env, "Upstream engines read their API key from this environment variable"),
       scalar("durable", c.durable, "Memory broker: keep streams in data_dir, so they survive a restart"),
@@ -297,6 +301,8 @@ void finalize_config(Config& cfg) {
   if (cfg.ping_interval <= 0) throw std::runtime_error("ping_interval must be > 0");
   if (cfg.maximum_stream_length < 2) throw std::runtime_error("maximum_stream_length must be at least 2");
   if (cfg.max_body_bytes <= 0) throw std::runtime_error("max_body_bytes must be > 0");
+  if (cfg.upstream_max_event_bytes < 1024) throw std::runtime_error("upstream_max_event_bytes must be at least 1024");
+  if (cfg.upstream_max_delta_bytes < 1) throw std::runtime_error("upstream_max_delta_bytes must be > 0");
   if (cfg.max_active_streams < 1) throw std::runtime_error("max_active_streams must be at least 1");
   if (cfg.max_retained_streams < 1) throw std::runtime_error("max_retained_streams must be at least 1");
   if (cfg.max_observers < 1) throw std::runtime_error("max_observers must be at least 1");

@@ -1,6 +1,8 @@
 // Server configuration (§8): defaults < TOML file < environment < command-line flags.
 #pragma once
 
+#include "engine/upstream_limits.hpp"
+
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
@@ -64,6 +66,8 @@ struct Config {
   std::int64_t max_observers = 100000;
   std::int64_t max_observers_per_stream = 10000;
   std::int64_t mock_token_delay_ms = 20;
+  std::int64_t upstream_max_event_bytes = static_cast<std::int64_t>(UpstreamLimits{}.max_event_bytes);
+  std::int64_t upstream_max_delta_bytes = static_cast<std::int64_t>(UpstreamLimits{}.max_delta_bytes);
   std::vector<std::string> model_specs;  // NAME=ENGINE:TARGET
   std::vector<ModelConfig> models;       // from [[models]] in the file, then model_specs
   std::string default_model;

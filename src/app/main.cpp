@@ -96,6 +96,8 @@ int serve(Config& cfg) {
       uo.connect_timeout = seconds_ms(m.connect_timeout);
       uo.first_byte_timeout = seconds_ms(m.first_byte_timeout);
       uo.idle_timeout = seconds_ms(m.idle_timeout);
+      uo.limits.max_event_bytes = static_cast<std::size_t>(cfg.upstream_max_event_bytes);
+      uo.limits.max_delta_bytes = static_cast<std::size_t>(cfg.upstream_max_delta_bytes);
       UpstreamProtocol protocol = m.engine == "openai" ? openai_protocol() : anthropic_protocol();
       models.add(Model{m.name, m.engine,
                        std::make_shared<UpstreamEngine>(engine_ctx.get_executor(), uo, std::move(protocol))});

@@ -1,7 +1,14 @@
 #include "core/error_body.hpp"
 
+#include "core/utf8.hpp"
+
+#include <boost/json/serialize.hpp>
+
 namespace spool {
 namespace {
+
+// Longest reason carried by error.message (the whole explanation stays in detail).
+constexpr std::size_t kMaxReason = 1000;
 
 struct Kind {
   std::string_view type, message, code, exception;
@@ -43,12 +50,31 @@ boost::json::object error_body(const Error& e, std::optional<std::string_view> r
   boost::json::value explanation = e.detail.is_null() ? boost::json::value(e.explanation) : e.detail;
   boost::json::object body;
   body["type"] = "error";
+  std::string message(k.message);
+  if (!e.explanation.empty()) message += ": " + bounded_text(e.explanation, kMaxReason);
   body["error"] = {
-      {"type", k.type}, {"message", k.message}, {"detail", {{"code", k.code}, {"explanation", explanation}}}};
+      {"type", k.type}, {"message", message}, {"detail", {{"code", k.code}, {"explanation", explanation}}}};
   body["request_id"] = request_id ? boost::json::value(*request_id) : boost::json::value(nullptr);
   body["exception"] = {{"type", k.exception}, {"message", e.explanation}};
   body["detail"] = std::move(explanation);
   return body;
+}
+
+std::string error_body_text(const Error& e, std::optional<std::string_view> request_id,
+                            std::size_t* null_request_id_at) {
+  const boost::json::object body = error_body(e, request_id);
+  std::string out;
+  for (const auto& kv : body) {  // the members in error_body's order, each serialized once
+    out += out.empty() ? '{' : ',';
+    out += boost::json::serialize(boost::json::string_view(kv.key()));
+    out += ':';
+    if (kv.key() == "request_id" && kv.value().is_null() && null_request_id_at != nullptr) {
+      *null_request_id_at = out.size();
+    }
+    out += boost::json::serialize(kv.value());
+  }
+  out += '}';
+  return out;
 }
 
 }  // namespace spool

@@ -1,5 +1,7 @@
 #include "core/utf8.hpp"
 
+#include <algorithm>
+
 namespace spool {
 
 namespace {
@@ -57,6 +59,16 @@ std::string to_valid_utf8(std::string_view s) {
       i += len;
     }
   }
+  return out;
+}
+
+std::string bounded_text(std::string_view s, std::size_t max) {
+  std::string out = to_valid_utf8(s.substr(0, max + 4));  // a cut sequence at the end is dropped below
+  if (out.size() <= max && s.size() <= max) return out;
+  std::size_t cut = std::min(max, out.size());
+  while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;  // not inside a character
+  out.resize(cut);
+  out += "...";
   return out;
 }
 

@@ -32,3 +32,18 @@ TEST(Utf8, ReplacementKeepsGoodTextAndMarksEachBadByte) {
 
 }  // namespace
 }  // namespace spool
+
+namespace spool {
+namespace {
+
+TEST(Utf8, BoundedTextCutsAtACharacterAndMarksTheCut) {
+  EXPECT_EQ(bounded_text("short", 10), "short");
+  EXPECT_EQ(bounded_text("0123456789", 10), "0123456789");
+  EXPECT_EQ(bounded_text("0123456789ab", 10), "0123456789...");
+  EXPECT_EQ(bounded_text("12345678\xE2\x82\xAC", 10), "12345678...");  // € would pass the bound: dropped whole
+  EXPECT_EQ(bounded_text("a\xFF", 10), "a\xEF\xBF\xBD");
+  EXPECT_TRUE(is_valid_utf8(bounded_text(std::string(20, '\xE9'), 10)));
+}
+
+}  // namespace
+}  // namespace spool

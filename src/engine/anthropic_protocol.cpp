@@ -1,5 +1,6 @@
 #include "engine/anthropic_protocol.hpp"
 
+#include "core/utf8.hpp"
 #include "engine/openai_protocol.hpp"
 
 #include <boost/json/array.hpp>
@@ -88,7 +89,7 @@ bool AnthropicStream::on_event(const SseEvent& e) {
   boost::system::error_code ec;
   json::value v = json::parse(data, ec);
   if (ec || !v.is_object()) {
-    fail("malformed event from upstream (not a JSON object): " + std::string(data.substr(0, 200)));
+    fail("malformed event from upstream (not a JSON object): " + bounded_text(data, 200));
     return false;
   }
   const auto& o = v.as_object();
@@ -106,7 +107,9 @@ bool AnthropicStream::on_event(const SseEvent& e) {
     if (const auto* n = path(o, "message", "usage"); n && n->is_object()) {
       for (const char* field : {"input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"}) {
         if (const auto* it = n->as_object().if_contains(field); it && it->is_number()) {
-          input += it->to_number<std::int64_t>();
+          const auto count = usage_value(*it, std::string("message.usage.") + field);
+          if (!count) return false;
+          input += *count;
         }
       }
     }
@@ -133,13 +136,25 @@ bool AnthropicStream::on_event(const SseEvent& e) {
     }
     const auto& delta = d->as_object();
     const auto dtype = string_at(delta.if_contains("type")).value_or("");
+    // Each delta is checked against the limit before it is copied out of the event.
+    auto piece = [&](std::string_view field, std::string_view kind) -> std::optional<std::string_view> {
+      const auto* t = delta.if_contains(field);
+      if (!t || !t->is_string() || t->get_string().empty()) return std::string_view{};
+      if (!delta_fits(t->get_string(), kind)) return std::nullopt;
+      return std::string_view(t->get_string());
+    };
+    std::optional<std::string_view> t = std::string_view{};  // nullopt only when a delta was refused
     if (dtype == "text_delta") {
-      if (auto t = string_at(delta.if_contains("text")); t && !t->empty()) sink_.text(*t);
+      t = piece("text", "text");
+      if (t && !t->empty()) sink_.text(*t);
     } else if (dtype == "thinking_delta") {
-      if (auto t = string_at(delta.if_contains("thinking")); t && !t->empty()) sink_.thinking(*t);
+      t = piece("thinking", "thinking");
+      if (t && !t->empty()) sink_.thinking(*t);
     } else if (dtype == "input_json_delta") {
-      if (auto t = string_at(delta.if_contains("partial_json")); t && !t->empty()) sink_.tool_input(*t);
+      t = piece("partial_json", "tool input");
+      if (t && !t->empty()) sink_.tool_input(*t);
     }
+    if (!t) return false;
     return true;
   }
   if (kind == "message_delta") {
@@ -153,7 +168,9 @@ bool AnthropicStream::on_event(const SseEvent& e) {
     // A matched stop sequence means stop_reason "stop_sequence" (llama-server says "end_turn").
     if (stop_sequence_) stop_reason_ = StopReason::stop_sequence;
     if (const auto* n = path(o, "usage", "output_tokens"); n && n->is_number()) {
-      sink_.output_tokens(n->to_number<std::int64_t>());
+      const auto count = usage_value(*n, "usage.output_tokens");
+      if (!count) return false;
+      sink_.output_tokens(*count);
     }
     return true;
   }

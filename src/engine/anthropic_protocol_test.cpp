@@ -104,3 +104,33 @@ TEST(AnthropicRequest, BodyKeepsBlocksAndSettings) {
 
 }  // namespace
 }  // namespace spool
+
+namespace spool {
+namespace {
+
+TEST(AnthropicStream, UsageOutOfRangeIsAClearUpstreamError) {
+  TraceSink a;
+  AnthropicStream s1(a);
+  EXPECT_FALSE(s1.on_event(sse_event("message_start", R"({"message":{"usage":{"input_tokens":1e30}}})")));
+  EXPECT_NE(a.trace.find("invalid usage value: message.usage.input_tokens = 1E30"), std::string::npos) << a.trace;
+  TraceSink b;
+  AnthropicStream s2(b);
+  s2.on_event(sse_event("message_start", R"({"message":{"usage":{"input_tokens":3}}})"));
+  EXPECT_FALSE(
+      s2.on_event(sse_event("message_delta", R"({"delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":1.5}})")));
+  EXPECT_NE(b.trace.find("invalid usage value: usage.output_tokens = 1.5E0"), std::string::npos) << b.trace;
+}
+
+TEST(AnthropicStream, ADeltaPastTheLimitFailsTheReply) {
+  TraceSink a;
+  AnthropicStream s(a);
+  s.set_limits(UpstreamLimits{1024, 3});
+  s.on_event(sse_event("message_start", R"({"message":{}})"));
+  EXPECT_TRUE(s.on_event(sse_event("content_block_delta", R"({"delta":{"type":"text_delta","text":"abc"}})")));
+  EXPECT_FALSE(
+      s.on_event(sse_event("content_block_delta", R"({"delta":{"type":"thinking_delta","thinking":"abcd"}})")));
+  EXPECT_EQ(a.trace, "B(0)X(abc)E(upstream sent a thinking delta of 4 bytes, more than upstream_max_delta_bytes (3))");
+}
+
+}  // namespace
+}  // namespace spool

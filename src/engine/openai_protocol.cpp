@@ -1,13 +1,20 @@
 #include "engine/openai_protocol.hpp"
 
+#include "core/utf8.hpp"
+
 #include <boost/json/array.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+
+#include <fmt/format.h>
 
 namespace spool {
 namespace json = boost::json;
 
 namespace {
+
+// Largest tool call index taken from an upstream (a reply calls a handful of tools).
+constexpr std::int64_t kMaxToolIndex = 1'000'000;
 
 json::value image_part(const ContentBlock& b) {
   const auto* src = b.raw.if_contains("source");
@@ -94,22 +101,61 @@ json::object openai_request_body(const ChatRequest& req, std::string_view upstre
   return body;
 }
 
+namespace {
+
+// Longest explanation taken from an upstream's error body.
+constexpr std::size_t kMaxUpstreamExplanation = 1000;
+
+// The text of an error's explanation: a string, or the first {"loc","msg"} of a §5/FastAPI list.
+std::string explanation_text(const json::value& x) {
+  if (x.is_string()) return std::string(x.get_string());
+  if (!x.is_array() || x.get_array().empty() || !x.get_array()[0].is_object()) return {};
+  const auto& first = x.get_array()[0].get_object();
+  std::string where;
+  if (const auto* loc = first.if_contains("loc"); loc && loc->is_array()) {
+    for (const auto& p : loc->get_array()) {
+      if (!where.empty()) where += '.';
+      where += p.is_string() ? std::string(p.get_string()) : json::serialize(p);
+    }
+  }
+  const auto* msg = first.if_contains("msg");
+  std::string out = where;
+  if (msg && msg->is_string()) out += (out.empty() ? "" : ": ") + std::string(msg->get_string());
+  if (!out.empty() && x.get_array().size() > 1) out += " (and more)";
+  return out;
+}
+
+}  // namespace
+
 std::string upstream_error_message(std::string_view body) {
   boost::system::error_code ec;
   json::value v = json::parse(body, ec);
   if (!ec && v.is_object()) {
     const auto& o = v.as_object();
+    std::string message;
+    const json::value* explanation = nullptr;  // what the upstream says besides its title
     if (const auto* e = o.if_contains("error")) {
       if (e->is_object()) {
-        if (const auto* m = e->as_object().if_contains("message"); m && m->is_string())
-          return std::string(m->as_string());
+        const auto& eo = e->get_object();
+        if (const auto* m = eo.if_contains("message"); m && m->is_string()) message = m->get_string();
+        if (const auto* d = eo.if_contains("detail"); d && d->is_object()) {
+          explanation = d->get_object().if_contains("explanation");  // a §5 body (another Spool)
+        } else if (d) {
+          explanation = d;
+        }
       } else if (e->is_string()) {
-        return std::string(e->as_string());
+        message = e->get_string();
       }
     }
-    if (const auto* m = o.if_contains("message"); m && m->is_string()) return std::string(m->as_string());
+    if (message.empty()) {
+      if (const auto* m = o.if_contains("message"); m && m->is_string()) message = m->get_string();
+    }
+    if (explanation == nullptr) explanation = o.if_contains("detail");  // FastAPI's {"detail": ...}
+    const std::string why = explanation ? explanation_text(*explanation) : std::string();
+    if (!why.empty() && message.find(why) == std::string::npos) message += (message.empty() ? "" : ": ") + why;
+    if (!message.empty()) return bounded_text(message, kMaxUpstreamExplanation);
   }
-  std::string s(body.substr(0, 500));
+  std::string s = bounded_text(body, 500);
   return s.empty() ? "(empty body)" : s;
 }
 
@@ -145,7 +191,7 @@ bool OpenAiStream::on_data(std::string_view data) {
   boost::system::error_code ec;
   json::value v = json::parse(data, ec);
   if (ec || !v.is_object()) {
-    fail("malformed chunk from upstream (not a JSON object): " + std::string(data.substr(0, 200)));
+    fail("malformed chunk from upstream (not a JSON object): " + bounded_text(data, 200));
     return false;
   }
   ++chunks_;
@@ -156,10 +202,15 @@ bool OpenAiStream::on_data(std::string_view data) {
   }
   if (const auto* u = o.if_contains("usage"); u && u->is_object()) {
     const auto& uo = u->as_object();
-    if (const auto* p = uo.if_contains("prompt_tokens"); p && p->is_number())
-      prompt_tokens_ = p->to_number<std::int64_t>();
+    if (const auto* p = uo.if_contains("prompt_tokens"); p && p->is_number()) {
+      const auto n = usage_value(*p, "usage.prompt_tokens");
+      if (!n) return false;
+      prompt_tokens_ = *n;
+    }
     if (const auto* c = uo.if_contains("completion_tokens"); c && c->is_number()) {
-      completion_tokens_ = c->to_number<std::int64_t>();
+      const auto n = usage_value(*c, "usage.completion_tokens");
+      if (!n) return false;
+      completion_tokens_ = *n;
     }
   }
   start();
@@ -175,10 +226,12 @@ bool OpenAiStream::on_data(std::string_view data) {
     const auto& delta = d->as_object();
     for (const char* key : {"reasoning_content", "reasoning"}) {
       if (const auto* r = delta.if_contains(key); r && r->is_string() && !r->as_string().empty()) {
+        if (!delta_fits(r->as_string(), "thinking")) return false;
         sink_.thinking(r->as_string());
       }
     }
     if (const auto* t = delta.if_contains("content"); t && t->is_string() && !t->as_string().empty()) {
+      if (!delta_fits(t->as_string(), "text")) return false;
       send_deltas(sink_, splitter_.feed(t->as_string()));
       if (splitter_.stopped()) {
         finish();
@@ -189,7 +242,16 @@ bool OpenAiStream::on_data(std::string_view data) {
       for (const auto& call : calls->as_array()) {
         if (!call.is_object()) continue;
         const auto& co = call.as_object();
-        const int index = co.contains("index") && co.at("index").is_number() ? co.at("index").to_number<int>() : 0;
+        std::int64_t index = 0;
+        if (const auto* i = co.if_contains("index"); i && i->is_number()) {
+          const auto n = whole_number(*i, kMaxToolIndex);
+          if (!n) {
+            fail(fmt::format("upstream sent an invalid tool call index: {} (expected a whole number from 0 to {})",
+                             json::serialize(*i).substr(0, 64), kMaxToolIndex));
+            return false;
+          }
+          index = *n;
+        }
         const auto* fn = co.if_contains("function");
         const json::object* f = fn && fn->is_object() ? &fn->as_object() : nullptr;
         if (index != tool_index_) {
@@ -202,6 +264,7 @@ bool OpenAiStream::on_data(std::string_view data) {
         }
         if (f) {
           if (const auto* a = f->if_contains("arguments"); a && a->is_string() && !a->as_string().empty()) {
+            if (!delta_fits(a->as_string(), "tool input")) return false;
             sink_.tool_input(a->as_string());
           }
         }

@@ -41,7 +41,7 @@ class OpenAiStream final : public UpstreamReply {
   bool started_ = false;
   std::optional<StopReason> finish_reason_;
   std::int64_t prompt_tokens_ = 0, completion_tokens_ = 0, chunks_ = 0;
-  int tool_index_ = -1;  // index of the open tool call, -1 = none
+  std::int64_t tool_index_ = -1;  // index of the open tool call, -1 = none
 };
 
 // The message of an upstream error body ({"error":{"message":...}} or {"message":...}), or the body itself.

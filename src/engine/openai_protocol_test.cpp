@@ -116,3 +116,59 @@ TEST(OpenAiRequest, TranslatesConversationToolsAndSampling) {
 
 }  // namespace
 }  // namespace spool
+
+namespace spool {
+namespace {
+
+TEST(OpenAiStream, UsageOutOfRangeIsAClearUpstreamError) {
+  for (const std::string bad : {"1.5", "1e30", "18446744073709551615", "-3", "1e400"}) {
+    TraceSink sink;
+    OpenAiStream s(sink, {});
+    EXPECT_FALSE(s.on_data(R"({"choices":[],"usage":{"prompt_tokens":)" + bad + "}}")) << bad;
+    EXPECT_TRUE(s.done()) << bad;
+    EXPECT_NE(sink.trace.find("upstream sent an invalid usage value: usage.prompt_tokens"), std::string::npos)
+        << bad << " " << sink.trace;
+  }
+  TraceSink ok;
+  OpenAiStream s(ok, {});
+  EXPECT_TRUE(s.on_data(R"({"choices":[],"usage":{"prompt_tokens":4.0,"completion_tokens":9007199254740992}})"));
+}
+
+TEST(OpenAiStream, ToolIndexOutOfRangeIsAClearUpstreamError) {
+  TraceSink sink;
+  OpenAiStream s(sink, {});
+  EXPECT_FALSE(s.on_data(chunk(R"({"tool_calls":[{"index":1e10,"function":{"name":"f","arguments":"{}"}}]})")));
+  EXPECT_NE(sink.trace.find("E(upstream sent an invalid tool call index: 1E10"), std::string::npos) << sink.trace;
+}
+
+TEST(OpenAiStream, ADeltaPastTheLimitFailsTheReply) {
+  TraceSink sink;
+  OpenAiStream s(sink, {});
+  s.set_limits(UpstreamLimits{1024, 8});
+  EXPECT_TRUE(s.on_data(chunk(R"({"content":"12345678"})")));
+  EXPECT_FALSE(s.on_data(chunk(R"({"content":"123456789"})")));
+  EXPECT_EQ(sink.trace, "X(12345678)E(upstream sent a text delta of 9 bytes, more than upstream_max_delta_bytes (8))");
+  TraceSink tools;
+  OpenAiStream t(tools, {});
+  t.set_limits(UpstreamLimits{1024, 4});
+  EXPECT_FALSE(t.on_data(chunk(R"({"tool_calls":[{"index":0,"function":{"name":"f","arguments":"{\"a\":1}"}}]})")));
+  EXPECT_NE(tools.trace.find("tool input delta of 7 bytes"), std::string::npos) << tools.trace;
+}
+
+TEST(UpstreamErrorMessage, CarriesTheUpstreamsOwnExplanationBounded) {
+  // Another Spool's §5 body: the title alone says nothing; the explanation does.
+  EXPECT_EQ(upstream_error_message(R"({"type":"error","error":{"type":"invalid_request_error",
+      "message":"Invalid Request Error","detail":{"code":"INVALID_REQUEST_ERROR",
+      "explanation":[{"type":"missing","loc":["body","messages"],"msg":"Field required"}]}}})"),
+            "Invalid Request Error: body.messages: Field required");
+  EXPECT_EQ(upstream_error_message(R"({"error":{"message":"Invalid Request Error: tool names must be unique",
+      "detail":{"explanation":"tool names must be unique"}}})"),
+            "Invalid Request Error: tool names must be unique");
+  EXPECT_EQ(upstream_error_message(R"({"detail":"Model not loaded"})"), "Model not loaded");
+  const std::string huge = upstream_error_message(R"({"error":{"message":")" + std::string(5000, 'x') + "\"}}");
+  EXPECT_LE(huge.size(), 1003u);
+  EXPECT_EQ(upstream_error_message("bad \xFF bytes"), "bad \xEF\xBF\xBD bytes");
+}
+
+}  // namespace
+}  // namespace spool

@@ -1,5 +1,6 @@
 #include "engine/upstream_engine.hpp"
 
+#include "core/redact.hpp"
 #include "core/spawn.hpp"
 #include "engine/anthropic_protocol.hpp"
 #include "engine/openai_protocol.hpp"
@@ -30,11 +31,13 @@ asio::awaitable<void> stream_reply(UpstreamOptions opts, UpstreamProtocol protoc
                                    std::shared_ptr<const ChatRequest> req, std::shared_ptr<EngineSink> sink,
                                    std::shared_ptr<http::ClientCancel> cancel,
                                    std::shared_ptr<UpstreamEngine::Reachability> reach) {
-  std::string base = opts.base_url;
+  // The route goes at the end of the base URL's path, before its query (e.g. ?api-version=...).
+  const std::size_t query = opts.base_url.find('?');
+  std::string base = opts.base_url.substr(0, query);
   while (!base.empty() && base.back() == '/') base.pop_back();
   http::ClientRequest cr;
   cr.method = "POST";
-  cr.url = base + protocol.route;
+  cr.url = base + protocol.route + (query == std::string::npos ? "" : opts.base_url.substr(query));
   cr.headers = {{"Content-Type", "application/json"}, {"Accept", "text/event-stream"}};
   for (auto& h : protocol.headers(opts)) cr.headers.push_back(std::move(h));
   if (!req->traceparent.empty()) {  // the caller's trace continues upstream (W3C Trace Context)
@@ -47,7 +50,8 @@ asio::awaitable<void> stream_reply(UpstreamOptions opts, UpstreamProtocol protoc
   cr.idle_timeout = opts.idle_timeout;
 
   std::unique_ptr<UpstreamReply> reply = protocol.reply(*sink, *req);
-  SseParser parser([&](SseEvent&& e) { return reply->on_event(e); });
+  reply->set_limits(opts.limits);
+  SseParser parser([&](SseEvent&& e) { return reply->on_event(e); }, opts.limits.max_event_bytes);
   int status = 0;
   std::string error_body;
   auto on_head = [&](const http::ClientResponseHead& h) {
@@ -65,9 +69,15 @@ asio::awaitable<void> stream_reply(UpstreamOptions opts, UpstreamProtocol protoc
   };
   const Status done = co_await http::stream_request(std::move(cr), on_head, on_data, cancel);
   if (sink->stopped() || reply->done()) co_return;
+  const std::string where = redact_url(base);
   if (status >= 400) {
-    sink->fail(make_error(Errc::upstream, fmt::format("upstream {} answered HTTP {}: {}", base, status,
-                                                      upstream_error_message(error_body))));
+    const std::string why = upstream_error_message(error_body);
+    sink->fail(make_error(Errc::upstream, fmt::format("upstream {} answered HTTP {}: {}", where, status, why)));
+    co_return;
+  }
+  if (!parser.overflow().empty()) {
+    sink->fail(make_error(Errc::upstream,
+                          fmt::format("upstream {} sent {} (upstream_max_event_bytes)", where, parser.overflow())));
     co_return;
   }
   if (!done) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "engine/engine.hpp"
+#include "engine/upstream_limits.hpp"
 #include "engine/upstream_reply.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
@@ -24,6 +25,7 @@ struct UpstreamOptions {
   std::chrono::milliseconds connect_timeout{10000};
   std::chrono::milliseconds first_byte_timeout{120000};
   std::chrono::milliseconds idle_timeout{60000};
+  UpstreamLimits limits;  // longest SSE line/event and delta accepted from the upstream
 };
 
 // An upstream wire protocol.

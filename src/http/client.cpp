@@ -1,5 +1,7 @@
 #include "http/client.hpp"
 
+#include "core/redact.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -135,21 +137,23 @@ Result<Target> parse_target(const std::string& url) {
   auto parsed = boost::urls::parse_uri(url);
   if (!parsed)
     return make_error(Errc::invalid_request,
-                      fmt::format("invalid upstream URL '{}': {}", url, parsed.error().message()));
+                      fmt::format("invalid upstream URL '{}': {}", redact_url(url), parsed.error().message()));
   const boost::urls::url_view u = *parsed;
   Target t;
   const std::string scheme = lower(u.scheme());
   if (scheme == "https") {
     t.tls = true;
   } else if (scheme != "http") {
-    return make_error(Errc::invalid_request, fmt::format("unsupported upstream URL scheme '{}' in '{}'", scheme, url));
+    return make_error(Errc::invalid_request,
+                      fmt::format("unsupported upstream URL scheme '{}' in '{}'", scheme, redact_url(url)));
   }
   if (u.host_type() == boost::urls::host_type::ipv6) {
     t.host = u.host_ipv6_address().to_string();
   } else {
     t.host = u.host();
   }
-  if (t.host.empty()) return make_error(Errc::invalid_request, fmt::format("upstream URL '{}' has no host", url));
+  if (t.host.empty())
+    return make_error(Errc::invalid_request, fmt::format("upstream URL '{}' has no host", redact_url(url)));
   const bool ipv6 = u.host_type() == boost::urls::host_type::ipv6;
   const std::string bracketed = ipv6 ? "[" + t.host + "]" : t.host;
   t.port = u.has_port() && !u.port().empty() ? std::string(u.port()) : (t.tls ? "443" : "80");

@@ -69,6 +69,7 @@ struct Response {
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
   std::unique_ptr<BodySource> source;
+  std::size_t null_request_id_at = std::string::npos;  // a §5 body's `null` request_id, for the router to fill
 };
 
 // Handles every request of the server.

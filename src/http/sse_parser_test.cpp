@@ -55,3 +55,34 @@ TEST(SseParser, CallbackCanStop) {
 
 }  // namespace
 }  // namespace spool
+
+namespace spool {
+namespace {
+
+TEST(SseParser, ALineLongerThanTheLimitStopsItWithoutHoldingMore) {
+  int events = 0;
+  SseParser p(
+      [&](SseEvent&&) {
+        ++events;
+        return true;
+      },
+      16);
+  EXPECT_TRUE(p.feed("data: 0123456789\n\n"));  // a 16-byte line is fine
+  const std::string endless(1000, 'x');
+  EXPECT_TRUE(p.feed(endless.substr(0, 10)));
+  EXPECT_FALSE(p.feed(endless));
+  EXPECT_EQ(p.overflow(), "an SSE line of more than 16 bytes");
+  EXPECT_LE(p.pending(), 16u);
+  EXPECT_FALSE(p.feed("\n\n"));  // stopped for good
+  EXPECT_EQ(events, 1);
+}
+
+TEST(SseParser, AnEventLongerThanTheLimitStopsIt) {
+  SseParser p([](SseEvent&&) { return true; }, 20);
+  EXPECT_TRUE(p.feed("data: 0123456789\ndata: 012345678\n"));  // 10 + 1 + 9 = 20 bytes of data
+  EXPECT_FALSE(p.feed("data: x\n"));
+  EXPECT_EQ(p.overflow(), "an SSE event of more than 20 bytes");
+}
+
+}  // namespace
+}  // namespace spool

@@ -49,12 +49,16 @@ std::string thinking_delta(int index, std::string_view block_id, std::string_vie
 }
 
 std::string input_json_delta(int index, std::string_view block_id, std::string_view partial_json,
-                             const json::object& parsed_so_far) {
-  return json::serialize(json::object{
-      {"type", "content_block_delta"},
-      {"index", index},
-      {"block_id", block_id},
-      {"delta", {{"type", "input_json_delta"}, {"partial_json", partial_json}, {"partial_json_obj", parsed_so_far}}}});
+                             const json::object* parsed) {
+  std::string out = fmt::format(
+      R"({{"type":"content_block_delta","index":{},"block_id":{},"delta":{{"type":"input_json_delta","partial_json":{})",
+      index, quoted(block_id), quoted(partial_json));
+  if (parsed != nullptr) {
+    out += R"(,"partial_json_obj":)";
+    out += json::serialize(*parsed);
+  }
+  out += "}}";
+  return out;
 }
 
 std::string content_block_stop(int index, std::string_view block_id) {
@@ -74,13 +78,13 @@ std::string message_stop() { return R"({"type":"message_stop"})"; }
 std::string_view ping_frame() { return "event: ping\ndata: {\"type\":\"ping\"}\n\n"; }
 
 json::object parse_partial_object(std::string_view text) {
-  // Walk the text tracking open containers and string state; remember the longest prefix
-  // that ends at a value boundary, then close what is open there.
+  // Walk the text tracking open containers and string state; remember the longest prefix that
+  // ends at a value boundary, then close what is open there. Every bracket moves that boundary,
+  // so the containers open at it are the ones open at the end: one stack, one pass.
   std::string stack;  // '{' or '['
   bool in_string = false, escape = false;
   std::size_t good = std::string_view::npos;  // prefix length ending at a boundary
-  std::string good_stack;
-  bool expecting_value = false;  // after ':' in an object
+  bool expecting_value = false;               // after ':' in an object
   for (std::size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     if (in_string) {
@@ -92,7 +96,6 @@ json::object parse_partial_object(std::string_view text) {
         in_string = false;
         if (expecting_value || (!stack.empty() && stack.back() == '[')) {
           good = i + 1;
-          good_stack = stack;
           expecting_value = false;
         }
       }
@@ -104,16 +107,15 @@ json::object parse_partial_object(std::string_view text) {
         break;
       case '{':
       case '[':
+        if (stack.size() == kMaxInputDepth) return {};  // deeper than anything worth parsing
         stack.push_back(c);
         expecting_value = false;
         good = i + 1;
-        good_stack = stack;
         break;
       case '}':
       case ']':
         if (!stack.empty()) stack.pop_back();
         good = i + 1;
-        good_stack = stack;
         expecting_value = false;
         break;
       case ':':
@@ -121,23 +123,21 @@ json::object parse_partial_object(std::string_view text) {
         break;
       case ',':
         good = i;
-        good_stack = stack;
         expecting_value = false;
         break;
       default:
         if ((c >= '0' && c <= '9') || c == 'e' || c == 'l' || c == 's' || c == 'u') {
           // end of a number or literal may be a boundary: try it
-          if (expecting_value || (!stack.empty() && stack.back() == '[')) {
-            good = i + 1;
-            good_stack = stack;
-          }
+          if (expecting_value || (!stack.empty() && stack.back() == '[')) good = i + 1;
         }
         break;
     }
   }
   auto try_parse = [](std::string_view s) -> std::optional<json::object> {
     boost::system::error_code ec;
-    json::value v = json::parse(s, ec);
+    json::parse_options opts;
+    opts.max_depth = kMaxInputDepth + 1;  // the walk above already refused deeper text
+    json::value v = json::parse(s, ec, {}, opts);
     if (!ec && v.is_object()) return std::move(v.as_object());
     return std::nullopt;
   };
@@ -146,7 +146,7 @@ json::object parse_partial_object(std::string_view text) {
   std::string s(text.substr(0, good));
   // drop trailing comma
   while (!s.empty() && (s.back() == ',' || s.back() == ' ')) s.pop_back();
-  for (auto it = good_stack.rbegin(); it != good_stack.rend(); ++it) s.push_back(*it == '{' ? '}' : ']');
+  for (auto it = stack.rbegin(); it != stack.rend(); ++it) s.push_back(*it == '{' ? '}' : ']');
   if (auto partial = try_parse(s)) return *partial;
   return {};
 }

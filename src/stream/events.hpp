@@ -24,9 +24,10 @@ std::string text_delta(int index, std::string_view block_id, std::string_view te
 // content_block_delta with {"type":"thinking_delta","thinking":T}.
 std::string thinking_delta(int index, std::string_view block_id, std::string_view thinking);
 
-// content_block_delta with {"type":"input_json_delta","partial_json":P,"partial_json_obj":O}.
+// content_block_delta with {"type":"input_json_delta","partial_json":P}, plus "partial_json_obj":O
+// when `parsed` is given (the block's last fragment: O is its whole input, parsed once).
 std::string input_json_delta(int index, std::string_view block_id, std::string_view partial_json,
-                             const boost::json::object& parsed_so_far);
+                             const boost::json::object* parsed);
 
 // {"type":"content_block_stop","stop_timestamp":T,"index":I,"block_id":B}
 std::string content_block_stop(int index, std::string_view block_id);
@@ -40,8 +41,12 @@ std::string message_stop();
 // The SSE frame of a ping, never stored.
 std::string_view ping_frame();
 
+// Deepest nesting of a tool input that is parsed; deeper input is left unparsed ({}).
+inline constexpr std::size_t kMaxInputDepth = 64;
+
 // Parses as much of a possibly incomplete JSON object text as is complete: closes open
-// strings, arrays and objects, drops a dangling key or partial literal. {} when nothing parses.
+// strings, arrays and objects, drops a dangling key or partial literal. {} when nothing parses,
+// or when it nests deeper than kMaxInputDepth. Linear in the text's length.
 boost::json::object parse_partial_object(std::string_view text);
 
 }  // namespace spool::events

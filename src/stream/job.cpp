@@ -2,6 +2,7 @@
 
 #include "core/error_body.hpp"
 #include "core/ids.hpp"
+#include "core/utf8.hpp"
 #include "stream/events.hpp"
 
 #include <boost/json/serialize.hpp>
@@ -84,8 +85,16 @@ void Job::open_block(BlockKind kind, std::string_view tool_name) {
 
 void Job::close_block() {
   if (block_ == BlockKind::none) return;
-  if (opts_.fold && block_ == BlockKind::tool_use) {
-    content_.back().as_object()["input"] = events::parse_partial_object(tool_json_);
+  if (block_ == BlockKind::tool_use) {
+    // The input is parsed once, here: the last fragment carries it, and so does the fold.
+    json::object input = events::parse_partial_object(tool_json_);
+    if (!held_json_.empty()) {
+      append("content_block_delta", events::input_json_delta(block_index_, block_id_, held_json_, &input));
+      held_json_.clear();
+      if (terminal_) return;  // the log filled up
+    }
+    if (opts_.fold) content_.back().as_object()["input"] = std::move(input);
+    tool_json_.clear();
   }
   block_ = BlockKind::none;
   append("content_block_stop", events::content_block_stop(block_index_, block_id_));
@@ -145,9 +154,12 @@ void Job::tool_use(std::string_view name) {
 void Job::tool_input(std::string_view partial_json) {
   with_lock([&] {
     if (terminal_ || block_ != BlockKind::tool_use) return;
+    // Deltas go out as they are; the latest is held back so the block's last one can carry the parsed input.
     tool_json_.append(partial_json);
-    append("content_block_delta",
-           events::input_json_delta(block_index_, block_id_, partial_json, events::parse_partial_object(tool_json_)));
+    if (!held_json_.empty()) {
+      append("content_block_delta", events::input_json_delta(block_index_, block_id_, held_json_, nullptr));
+    }
+    held_json_.assign(partial_json);
   });
 }
 
@@ -199,9 +211,16 @@ void Job::finish(StopReason reason, std::optional<std::string> stop_sequence) {
 
 void Job::fail_locked(Error e) {
   if (terminal_) return;
+  // What the engine sent stays in the log: a held tool fragment goes out first, when there is room.
+  if (!held_json_.empty() && block_ == BlockKind::tool_use && appended_ + pending_.size() + 2 <= opts_.max_events) {
+    pending_.push_back(
+        NewEvent{"content_block_delta", events::input_json_delta(block_index_, block_id_, held_json_, nullptr)});
+  }
+  held_json_.clear();
   terminal_ = true;
   ended_as_ = StreamStatus::error;
-  pending_.push_back(NewEvent{"error", json::serialize(error_body(e, id_))});
+  e.explanation = to_valid_utf8(e.explanation);  // foreign text reaches the log and the status as UTF-8
+  pending_.push_back(NewEvent{"error", error_body_text(e, id_)});
   flush(StreamStatus::error, e.explanation);
   failure_ = std::move(e);
 }

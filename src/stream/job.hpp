@@ -104,6 +104,7 @@ class Job final : public EngineSink {
   BlockKind block_ = BlockKind::none;
   std::string block_id_;
   std::string tool_json_;  // accumulated input of the open tool_use block
+  std::string held_json_;  // its latest fragment, not yet in the log (the last one carries the parsed input)
   std::optional<Error> failure_;
   // folding
   boost::json::array content_;

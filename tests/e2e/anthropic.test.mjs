@@ -50,6 +50,8 @@ before(async () => {
   const config = [
     '[[models]]', 'name = "claude-proxy"', 'engine = "anthropic"', `target = "${upstreamSpool.url}"`,
     'upstream_model = "default"', 'api_key_env = "SPOOL_TEST_ANTHROPIC_KEY"', '',
+    '[[models]]', 'name = "unknown-upstream-model"', 'engine = "anthropic"', `target = "${upstreamSpool.url}"`,
+    'upstream_model = "no-such-model"', '',
     ...['auth', 'overloaded', 'cut'].flatMap((m) => ['[[models]]', `name = "${m}"`, 'engine = "anthropic"',
       `target = "${scriptedUrl}"`, `upstream_model = "${m}"`, '']),
   ].join('\n');
@@ -121,4 +123,14 @@ test('the upstream gets an Anthropic Messages request with the key and version h
   assert.equal(seen.json.stream, true);
   assert.equal(seen.json.max_tokens, 1000);
   assert.deepEqual(seen.json.messages, [{ role: 'user', content: [{ type: 'text', text: 'x' }] }]);
+});
+
+test('a 400 from the upstream is relayed with the upstream\'s own explanation', async () => {
+  const id = `an-relay-${process.pid}`;
+  await c.start(chat('x', { model: 'unknown-upstream-model' }), id);
+  const st = await waitStatus(c, id, 'error');
+  // The upstream Spool's §5 body: its title and its explanation, not the title alone.
+  assert.match(st.error_message, /answered HTTP 400: Invalid Request Error: .*no-such-model/);
+  const log = await readSSE(streamUrl(srv.url, id));
+  assert.match(log.stored.at(-1).json.error.message, /^API Error: upstream .* answered HTTP 400: Invalid Request Error: .*no-such-model/);
 });

@@ -2,7 +2,7 @@
 // and body, creates nothing, and leaves the server working.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from './lib/harness.mjs';
+import { startServer, memoryOf, isSanitized } from './lib/harness.mjs';
 import {
   client, chat, waitStatus, streamUrl, assertErrorBody, assertSchemaError, request, ASYNC,
 } from './lib/http.mjs';
@@ -438,4 +438,28 @@ test('the server survives a burst of garbage on one connection each and still an
   const h = await request(srv.url, 'GET', '/health');
   assert.equal(h.status, 200);
   await assertNothingCreatedAndAlive(newId('after-garbage'));
+});
+
+test('a 2 MB body of a million bad messages: 400 with at most 51 issues, promptly, in bounded memory', async () => {
+  const big = await startServer(['--max-body-bytes', String(16 * 1024 * 1024)]);
+  try {
+    const n = 1_000_000;
+    const body = `{"messages":[${Array(n).fill('1').join(',')}]}`;
+    const t0 = performance.now();
+    const r = await request(big.url, 'POST', ASYNC, {
+      body, headers: { 'Content-Type': 'application/json' }, timeoutMs: 10_000,
+    });
+    const ms = performance.now() - t0;
+    const b = assertSchemaError(assert, r, 'messages');
+    assert.ok(ms < 5000, `answered after ${Math.round(ms)} ms`);
+    assert.equal(b.detail.length, 51);
+    assert.deepEqual(b.detail[0].loc, ['body', 'messages', 0]);
+    assert.equal(b.detail[50].msg, `and ${n - 50} more`);
+    assert.equal(b.error.message, `Invalid Request Error: body.messages.0: Input should be a valid dictionary (and ${n - 1} more)`);
+    assert.ok(r.raw.length < 20_000, `error body of ${r.raw.length} bytes`);
+    const mem = memoryOf(big.proc.pid);
+    if (mem && !isSanitized()) assert.ok(mem.peakMb < 200, `server memory peaked at ${mem.peakMb.toFixed(0)} MB`);
+  } finally {
+    await big.stop();
+  }
 });

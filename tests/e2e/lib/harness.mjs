@@ -30,6 +30,26 @@ process.on('exit', () => {
   for (const d of madeDirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
+/**
+ * The memory of a running process from /proc/<pid>/status: {rssMb, peakMb} (VmRSS and VmHWM, the
+ * highest RSS it ever had), or null where /proc has no such file.
+ */
+export function memoryOf(pid) {
+  let status;
+  try { status = fs.readFileSync(`/proc/${pid}/status`, 'utf8'); } catch { return null; }
+  const mb = (key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) / 1024;
+  return { rssMb: mb('VmRSS'), peakMb: mb('VmHWM') };
+}
+
+let sanitized = null;
+/** True when SPOOL_BIN is built with AddressSanitizer, whose shadow memory and quarantine make RSS incomparable. */
+export function isSanitized() {
+  if (sanitized === null) {
+    try { sanitized = fs.readFileSync(SPOOL_BIN).includes('__asan_init'); } catch { sanitized = false; }
+  }
+  return sanitized;
+}
+
 /** A fresh, empty data directory, removed when this test process exits. */
 export function freshDataDir() {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-e2e-'));

@@ -144,7 +144,7 @@ export function assertErrorBody(assert, res, status, type, { requestId } = {}) {
   assert.ok('detail' in b, `body.detail: ${res.text}`);
   assert.deepEqual(b.detail, b.error.detail.explanation, 'body.detail must equal error.detail.explanation');
   if (type === 'invalid_request_error') {
-    assert.equal(b.error.message, 'Invalid Request Error', res.text);
+    assert.match(b.error.message, /^Invalid Request Error: ./, res.text);  // §5: M carries the reason
     assert.equal(b.error.detail.code, 'INVALID_REQUEST_ERROR', res.text);
   }
   assert.ok(!/\bat .*\(.*:\d+:\d+\)|Traceback|std::|terminate called/.test(res.text), `error body leaks internals: ${res.text}`);

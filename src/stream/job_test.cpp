@@ -1,0 +1,124 @@
+#include "stream/job.hpp"
+
+#include <gtest/gtest.h>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <vector>
+
+namespace spool {
+namespace {
+namespace json = boost::json;
+
+// Keeps what a job publishes.
+class LogWriter final : public StreamWriter {
+ public:
+  std::uint64_t publish(std::span<const NewEvent> events, std::optional<StreamStatus> s,
+                        std::optional<std::string> error_message) override {
+    for (const auto& e : events) log.push_back(e);
+    if (s) status = *s;
+    if (error_message) error = *error_message;
+    return log.size();
+  }
+  void set_status(StreamStatus s, std::optional<std::string> error_message) override { publish({}, s, error_message); }
+  void set_usage(Usage) override {}
+  void set_queue_position(std::optional<int>) override {}
+
+  // The input_json_delta events' delta objects, in order.
+  std::vector<json::object> input_deltas() const {
+    std::vector<json::object> out;
+    for (const auto& e : log) {
+      if (e.type != "content_block_delta") continue;
+      json::object o = json::parse(e.json).as_object();
+      if (o.at("delta").at("type") == "input_json_delta") out.push_back(o.at("delta").as_object());
+    }
+    return out;
+  }
+  std::size_t bytes() const {
+    std::size_t n = 0;
+    for (const auto& e : log) n += e.json.size();
+    return n;
+  }
+
+  std::vector<NewEvent> log;
+  StreamStatus status = StreamStatus::pending;
+  std::string error;
+};
+
+std::shared_ptr<Job> make_job(const std::shared_ptr<LogWriter>& w, bool fold = false) {
+  JobOptions o;
+  o.fold = fold;
+  return std::make_shared<Job>("job", "m", w, o, [] {});
+}
+
+TEST(Job, ToolInputGoesOutAsDeltasAndOnlyTheLastCarriesTheParsedInput) {
+  auto w = std::make_shared<LogWriter>();
+  auto job = make_job(w, true);
+  job->begin(1);
+  job->tool_use("lookup");
+  for (const char* part : {R"({"q":)", R"("spool",)", R"("n":[1,)", "2]}"}) job->tool_input(part);
+  EXPECT_EQ(w->input_deltas().size(), 3u);  // the latest is held until the next one or the block's end
+  job->finish(StopReason::tool_use, std::nullopt);
+  const auto deltas = w->input_deltas();
+  ASSERT_EQ(deltas.size(), 4u);
+  std::string joined;
+  for (std::size_t i = 0; i < deltas.size(); ++i) {
+    joined += deltas[i].at("partial_json").as_string();
+    EXPECT_EQ(deltas[i].contains("partial_json_obj"), i + 1 == deltas.size()) << i;
+  }
+  EXPECT_EQ(joined, R"({"q":"spool","n":[1,2]})");
+  EXPECT_EQ(json::serialize(deltas.back().at("partial_json_obj")), R"({"q":"spool","n":[1,2]})");
+  EXPECT_EQ(json::serialize(job->folded().at("content").at(0).at("input")), R"({"q":"spool","n":[1,2]})");
+}
+
+TEST(Job, OneFragmentKeepsItsShape) {
+  auto w = std::make_shared<LogWriter>();
+  auto job = make_job(w);
+  job->begin(1);
+  job->tool_use("t");
+  job->tool_input("{}");
+  job->finish(StopReason::tool_use, std::nullopt);
+  const auto deltas = w->input_deltas();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_EQ(json::serialize(deltas[0]), R"({"type":"input_json_delta","partial_json":"{}","partial_json_obj":{}})");
+}
+
+TEST(Job, ManySmallFragmentsCostLinearBytes) {
+  auto w = std::make_shared<LogWriter>();
+  auto job = make_job(w);
+  job->begin(1);
+  job->tool_use("t");
+  std::string input = R"({"data":")" + std::string(54 * 1024, 'x') + R"("})";
+  const std::size_t step = input.size() / 4000 + 1;
+  for (std::size_t i = 0; i < input.size(); i += step) job->tool_input(input.substr(i, step));
+  job->finish(StopReason::tool_use, std::nullopt);
+  EXPECT_LT(w->bytes(), 20 * input.size());  // was ~2000x: each delta repeated the object so far
+}
+
+TEST(Job, CancelAndFailureKeepTheHeldFragment) {
+  auto w = std::make_shared<LogWriter>();
+  auto job = make_job(w);
+  job->begin(1);
+  job->tool_use("t");
+  job->tool_input(R"({"a":)");
+  job->tool_input("1");
+  job->cancel();
+  auto deltas = w->input_deltas();
+  ASSERT_EQ(deltas.size(), 2u);
+  EXPECT_EQ(json::serialize(deltas[1].at("partial_json_obj")), R"({"a":1})");
+
+  auto w2 = std::make_shared<LogWriter>();
+  auto failed = make_job(w2);
+  failed->begin(1);
+  failed->tool_use("t");
+  failed->tool_input(R"({"a":)");
+  failed->fail(make_error(Errc::upstream, "upstream cut \xFF off"));
+  deltas = w2->input_deltas();
+  ASSERT_EQ(deltas.size(), 1u);
+  EXPECT_FALSE(deltas[0].contains("partial_json_obj"));
+  EXPECT_EQ(w2->log.back().type, "error");
+  EXPECT_EQ(w2->error, "upstream cut \xEF\xBF\xBD off");  // foreign bytes reach the status as UTF-8
+}
+
+}  // namespace
+}  // namespace spool
