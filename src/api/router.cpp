@@ -1,13 +1,12 @@
 #include "api/router.hpp"
 
-#include <openssl/evp.h>
-
 #include "api/chat_parser.hpp"
 #include "api/http_error.hpp"
 #include "api/request_target.hpp"
 #include "core/clock.hpp"
 #include "core/ids.hpp"
 #include "core/log.hpp"
+#include "core/sha256.hpp"
 #include "core/spawn.hpp"
 #include "core/utf8.hpp"
 #include "stream/events.hpp"
@@ -319,16 +318,7 @@ struct Router::Call {
 
 std::string tenant_identity(const Tenant& t) {
   if (!t.name.empty()) return "tenant:" + t.name;
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(t.secret.data(), t.secret.size(), digest, &len, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "secret:";
-  for (unsigned int i = 0; i < 8 && i < len; ++i) {
-    out.push_back(kHex[digest[i] >> 4]);
-    out.push_back(kHex[digest[i] & 15]);
-  }
-  return out;
+  return "secret:" + sha256_hex(t.secret, 8);
 }
 
 Router::Router(ApiOptions opts, JobService& jobs, const ModelRegistry& models, Metrics& metrics)
