@@ -321,8 +321,8 @@ std::string tenant_identity(const Tenant& t) {
   return "secret:" + sha256_hex(t.secret, 8);
 }
 
-Router::Router(ApiOptions opts, JobService& jobs, const ModelRegistry& models, Metrics& metrics)
-    : opts_(std::move(opts)), jobs_(jobs), models_(models), metrics_(metrics) {
+Router::Router(ApiOptions opts, JobService& jobs, Metrics& metrics)
+    : opts_(std::move(opts)), jobs_(jobs), metrics_(metrics) {
   for (const auto& t : opts_.tenants) identities_.push_back(tenant_identity(t));
   std::string_view p = opts_.path_prefix;
   while (!p.empty()) {
@@ -387,7 +387,7 @@ asio::awaitable<http::Response> Router::handle(http::Request req) {
 
 asio::awaitable<Status> Router::visible(const Call& call, std::string id) {
   if (!opts_.stream_scoping) co_return Ok{};
-  auto owner = co_await jobs_.broker().owner(id);
+  auto owner = co_await jobs_.owner(id);
   if (!owner) co_return owner.error();
   if (*owner != call.owner) co_return make_error(Errc::not_found, "Stream with message_id " + id + " not found");
   co_return Ok{};
@@ -580,7 +580,7 @@ asio::awaitable<http::Response> Router::start(Call& call) {
   }
   auto req = parse_body(call.req);
   if (!req) co_return error_response(req.error());
-  auto model = models_.resolve(req->model);
+  auto model = jobs_.models().resolve(req->model);
   if (!model) co_return error_response(model.error());
   take_trace_context(call.req, *req);
   StartJob job;
@@ -621,15 +621,15 @@ asio::awaitable<http::Response> Router::observe(Call& call, std::string id) {
     after = *n;
     resumed = true;
   }
-  if (jobs_.broker().observers() >= opts_.max_observers) {
+  if (jobs_.observers() >= opts_.max_observers) {
     co_return error_response(
         make_error(Errc::overloaded, "Too many open observers (limit " + std::to_string(opts_.max_observers) + ")"));
   }
-  if (static_cast<std::size_t>(jobs_.broker().local_observers(id)) >= opts_.max_observers_per_stream) {
+  if (static_cast<std::size_t>(jobs_.observers_of(id)) >= opts_.max_observers_per_stream) {
     co_return error_response(make_error(Errc::overloaded, "Too many open observers of this stream (limit " +
                                                               std::to_string(opts_.max_observers_per_stream) + ")"));
   }
-  auto cursor = co_await jobs_.broker().open(id, after, call.req.executor);
+  auto cursor = co_await jobs_.open(id, after, call.req.executor);
   if (!cursor) co_return error_response(cursor.error());
   if (resumed && cursor.value()->exhausted_at_open()) {
     http::Response r;
@@ -690,7 +690,7 @@ asio::awaitable<http::Response> Router::list(Call& call) {
     }
   }
   const auto t0 = Clock::now();
-  auto page = co_await jobs_.broker().list(std::move(q));
+  auto page = co_await jobs_.list(std::move(q));
   metrics_.broker_latency(
       static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count()));
   if (!page) co_return error_response(page.error());
@@ -706,7 +706,7 @@ asio::awaitable<http::Response> Router::list(Call& call) {
 
 asio::awaitable<http::Response> Router::status(Call& call, std::string id) {
   const auto t0 = Clock::now();
-  auto info = co_await jobs_.broker().info(id);
+  auto info = co_await jobs_.info(id);
   metrics_.broker_latency(
       static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count()));
   if (!info) co_return error_response(info.error());
@@ -732,7 +732,7 @@ asio::awaitable<http::Response> Router::remove(Call& call, std::string id) {
 asio::awaitable<http::Response> Router::message(Call& call) {
   auto req = parse_body(call.req);
   if (!req) co_return error_response(req.error());
-  auto model = models_.resolve(req->model);
+  auto model = jobs_.models().resolve(req->model);
   if (!model) co_return error_response(model.error());
   const bool stream = req->stream;
   take_trace_context(call.req, *req);
@@ -748,7 +748,7 @@ asio::awaitable<http::Response> Router::message(Call& call) {
   job.fold = !stream;
   auto started = co_await jobs_.start(std::move(job));
   if (!started) co_return error_response(started.error());
-  auto cursor = co_await jobs_.broker().open(started->id, 0, call.req.executor);
+  auto cursor = co_await jobs_.open(started->id, 0, call.req.executor);
   if (!cursor) co_return error_response(cursor.error());
   // The job's stream is internal: delete it once the reply is over.
   auto remove = [jobs = &jobs_, id = started->id, ex = call.req.executor] {
@@ -770,9 +770,10 @@ asio::awaitable<http::Response> Router::message(Call& call) {
 asio::awaitable<http::Response> Router::count_tokens(Call& call) {
   auto req = parse_body(call.req);
   if (!req) co_return error_response(req.error());
-  auto model = models_.resolve(req->model);
+  auto model = jobs_.models().resolve(req->model);
   if (!model) co_return error_response(model.error());
-  auto n = model.value()->impl->count_tokens(*req);
+  auto request = std::make_shared<const ChatRequest>(std::move(req.value()));
+  auto n = co_await jobs_.count_tokens(model.value(), std::move(request));
   if (!n) co_return error_response(n.error());
   co_return json_response(200, json::serialize(json::object{{"input_tokens", *n}}));
 }
@@ -782,7 +783,7 @@ asio::awaitable<http::Response> Router::validate(Call& call) {
   std::optional<Error> failure;
   if (!req) {
     failure = req.error();
-  } else if (auto model = models_.resolve(req->model); !model) {
+  } else if (auto model = jobs_.models().resolve(req->model); !model) {
     failure = model.error();
   }
   if (!failure) co_return json_response(200, R"({"valid":true,"errors":null})");
@@ -796,14 +797,14 @@ http::Response Router::health() {
   // engine cannot.
   bool engines_ready = true;
   json::array engines;
-  for (const auto& m : models_.models()) {
+  for (const auto& m : jobs_.models().models()) {
     const auto why = m.impl->unready_reason();
     engines_ready = engines_ready && !why;
     json::object e{{"model", m.name}, {"engine", m.engine}, {"ready", !why}};
     if (why) e["reason"] = *why;
     engines.push_back(std::move(e));
   }
-  const auto broker_why = jobs_.broker().unready_reason();
+  const auto broker_why = jobs_.broker_unready_reason();
   json::object broker{{"type", opts_.broker_name}, {"ready", !broker_why}};
   if (broker_why) broker["reason"] = *broker_why;
   const char* status = broker_why ? "unavailable" : engines_ready ? "ok" : "degraded";
@@ -818,11 +819,11 @@ http::Response Router::metrics() {
   std::string out;
   metrics_.render(out);
   out += "# HELP spool_streams Streams held by the broker, by status.\n# TYPE spool_streams gauge\n";
-  for (const auto& [st, n] : jobs_.broker().counts()) {
+  for (const auto& [st, n] : jobs_.counts()) {
     out += "spool_streams{status=\"" + std::string(to_string(st)) + "\"} " + std::to_string(n) + "\n";
   }
   out += "# HELP spool_observers Open observers.\n# TYPE spool_observers gauge\n";
-  out += "spool_observers " + std::to_string(jobs_.broker().observers()) + "\n";
+  out += "spool_observers " + std::to_string(jobs_.observers()) + "\n";
   out += "# HELP spool_active_jobs Jobs running or queued on this instance.\n# TYPE spool_active_jobs gauge\n";
   out += "spool_active_jobs " + std::to_string(jobs_.active()) + "\n";
   out +=
@@ -842,8 +843,8 @@ http::Response Router::metrics() {
 
 http::Response Router::models() {
   json::array data;
-  const Model* def = models_.default_model();
-  for (const auto& m : models_.models()) {
+  const Model* def = jobs_.models().default_model();
+  for (const auto& m : jobs_.models().models()) {
     data.push_back(json::object{
         {"type", "model"}, {"id", m.name}, {"display_name", m.name}, {"engine", m.engine}, {"default", &m == def}});
   }

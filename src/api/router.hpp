@@ -41,7 +41,7 @@ struct ApiOptions {
 // Routes requests to the job service; owns the SSE body sources.
 class Router final : public http::Handler, public http::ErrorResponder {
  public:
-  Router(ApiOptions opts, JobService& jobs, const ModelRegistry& models, Metrics& metrics);
+  Router(ApiOptions opts, JobService& jobs, Metrics& metrics);
   boost::asio::awaitable<http::Response> handle(http::Request req) override;
   http::Response protocol_error(http::ProtocolError e) override;
 
@@ -70,7 +70,6 @@ class Router final : public http::Handler, public http::ErrorResponder {
   std::vector<std::string> prefix_;      // path_prefix split into segments
   std::vector<std::string> identities_;  // tenant_identity() of each of opts_.tenants
   JobService& jobs_;
-  const ModelRegistry& models_;
   Metrics& metrics_;
 };
 

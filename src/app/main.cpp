@@ -171,9 +171,12 @@ int serve(Config& cfg) {
     broker_owner = std::move(memory);
   }
   Broker& broker = *broker_owner;
-  JobService jobs(broker, JobServiceOptions{static_cast<std::uint64_t>(cfg.maximum_stream_length),
-                                            static_cast<std::size_t>(cfg.max_active_streams),
-                                            static_cast<std::size_t>(cfg.max_retained_streams)});
+  JobServiceOptions job_opts;
+  job_opts.maximum_stream_length = static_cast<std::uint64_t>(cfg.maximum_stream_length);
+  job_opts.max_active_streams = static_cast<std::size_t>(cfg.max_active_streams);
+  job_opts.max_retained_streams = static_cast<std::size_t>(cfg.max_retained_streams);
+  job_opts.engine_executor = engine_ctx.get_executor();
+  JobService jobs(broker, models, std::move(job_opts));
   Metrics metrics;
   ApiOptions api;
   api.path_prefix = cfg.path_prefix;
@@ -188,7 +191,7 @@ int serve(Config& cfg) {
   api.broker_name = cfg.broker;
   api.max_observers = static_cast<std::size_t>(cfg.max_observers);
   api.max_observers_per_stream = static_cast<std::size_t>(cfg.max_observers_per_stream);
-  Router router(api, jobs, models, metrics);
+  Router router(api, jobs, metrics);
 
   http::ServerOptions so;
   so.host = cfg.host;

@@ -13,7 +13,8 @@
 namespace spool {
 namespace asio = boost::asio;
 
-JobService::JobService(Broker& broker, JobServiceOptions opts) : broker_(broker), opts_(opts) {
+JobService::JobService(Broker& broker, const ModelRegistry& models, JobServiceOptions opts)
+    : broker_(broker), models_(models), opts_(std::move(opts)) {
   broker_.on_remote_cancel([this](const std::string& id) {
     if (auto j = find(id)) j->cancel();
   });
@@ -237,6 +238,16 @@ void JobService::release_locked(const std::string& owner) {
   if (auto it = active_by_owner_.find(owner); it != active_by_owner_.end() && --it->second == 0) {
     active_by_owner_.erase(it);
   }
+}
+
+asio::awaitable<Result<std::int64_t>> JobService::count_tokens(const Model* model,
+                                                               std::shared_ptr<const ChatRequest> req) {
+  if (!opts_.engine_executor) co_return model->impl->count_tokens(*req);
+  auto home = co_await asio::this_coro::executor;
+  co_await asio::post(opts_.engine_executor, asio::use_awaitable);
+  auto n = model->impl->count_tokens(*req);
+  co_await asio::post(home, asio::use_awaitable);
+  co_return n;
 }
 
 std::size_t JobService::active() const {

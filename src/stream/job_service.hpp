@@ -18,6 +18,9 @@ struct JobServiceOptions {
   std::size_t max_active_streams = 10000;     // pending + processing on this instance; past it: overloaded
   std::size_t max_retained_streams = 100000;  // streams the broker holds, running and finished; past it: overloaded
   std::chrono::milliseconds remote_cancel_wait{15000};
+  // Where engine work that answers a request runs (count_tokens): never a network thread.
+  // Empty: where the caller runs (tests).
+  boost::asio::any_io_executor engine_executor;
 };
 
 // A request to start one job.
@@ -45,7 +48,7 @@ struct Started {
 class JobService {
  public:
   // Registers with `broker` for remote cancels: stop the broker before destroying this.
-  JobService(Broker& broker, JobServiceOptions opts);
+  JobService(Broker& broker, const ModelRegistry& models, JobServiceOptions opts);
   JobService(const JobService&) = delete;
   JobService& operator=(const JobService&) = delete;
 
@@ -73,7 +76,25 @@ class JobService {
   // Output tokens produced on this instance so far, by model.
   std::vector<std::pair<std::string, std::uint64_t>> output_tokens() const;
 
-  Broker& broker() { return broker_; }
+  // The reads the routes need: the API goes through the job service, never around it.
+  boost::asio::awaitable<Result<StreamInfo>> info(std::string id) { return broker_.info(std::move(id)); }
+  boost::asio::awaitable<Result<std::unique_ptr<Cursor>>> open(std::string id, std::uint64_t after,
+                                                               boost::asio::any_io_executor ex) {
+    return broker_.open(std::move(id), after, std::move(ex));
+  }
+  boost::asio::awaitable<Result<StreamPage>> list(ListQuery q) { return broker_.list(std::move(q)); }
+  boost::asio::awaitable<Result<std::string>> owner(std::string id) { return broker_.owner(std::move(id)); }
+  // Open observers here: in all, and of `id`.
+  std::size_t observers() const { return broker_.observers(); }
+  int observers_of(const std::string& id) const { return broker_.local_observers(id); }
+  // Streams by status (this instance's view), for /metrics.
+  std::vector<std::pair<StreamStatus, std::size_t>> counts() const { return broker_.counts(); }
+  // Why the broker cannot serve now, for /health.
+  std::optional<std::string> broker_unready_reason() const { return broker_.unready_reason(); }
+  // The configured models.
+  const ModelRegistry& models() const { return models_; }
+  // The input tokens of `req` by `model`'s own tokenizer, counted on the engine executor.
+  boost::asio::awaitable<Result<std::int64_t>> count_tokens(const Model* model, std::shared_ptr<const ChatRequest> req);
 
  private:
   // A place among the active jobs, taken before a start awaits anything; given back when it is
@@ -98,6 +119,7 @@ class JobService {
   boost::asio::awaitable<bool> wait_until_ended(std::string id, std::uint64_t after);
 
   Broker& broker_;
+  const ModelRegistry& models_;
   JobServiceOptions opts_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Job>> active_;
