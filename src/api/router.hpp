@@ -47,20 +47,43 @@ class Router final : public http::Handler, public http::ErrorResponder {
 
  private:
   struct Call;  // one request being answered
+  using Handle = boost::asio::awaitable<http::Response> (Router::*)(Call&);
+  // Who may call a route: anyone (health), or only with a configured secret (when auth is on).
+  enum class Access { open, secret };
+  // One entry of the route table.
+  struct Route {
+    std::string_view name;    // in metrics and logs
+    std::string_view method;  // GET, POST, DELETE
+    std::string_view path;    // segments after the prefix; ":id" is a stream id
+    Handle handler;
+    Access access;
+  };
+  static const Route kRoutes[];
+
+  // Routes the call through the table, the guard and auth (the middleware of handle()).
   boost::asio::awaitable<http::Response> dispatch(Call& call);
+  // The route whose path matches the call (with its method, when one does: method_ok); nullptr when none.
+  const Route* find_route(Call& call, bool& method_ok) const;
+  // With auth off: the answer refusing a Host or Origin a page elsewhere could send (§6), or nullopt.
+  std::optional<http::Response> guard(Call& call) const;
+  // With auth on: the 401 for a caller without a configured secret (else records who it is), or nullopt.
+  std::optional<http::Response> authenticate(Call& call) const;
+  // The job a start or a synchronous message asks for (body, model, trace context, owner, limits).
+  Result<StartJob> job_of(Call& call) const;
+
   boost::asio::awaitable<http::Response> start(Call& call);
-  boost::asio::awaitable<http::Response> observe(Call& call, std::string id);
-  boost::asio::awaitable<http::Response> status(Call& call, std::string id);
+  boost::asio::awaitable<http::Response> observe(Call& call);
+  boost::asio::awaitable<http::Response> status(Call& call);
   // GET /v1/messages/async: the caller's streams, newest first (?status=, ?limit=, ?cursor=).
   boost::asio::awaitable<http::Response> list(Call& call);
-  boost::asio::awaitable<http::Response> cancel(Call& call, std::string id);
-  boost::asio::awaitable<http::Response> remove(Call& call, std::string id);
+  boost::asio::awaitable<http::Response> cancel(Call& call);
+  boost::asio::awaitable<http::Response> remove(Call& call);
   boost::asio::awaitable<http::Response> message(Call& call);
   boost::asio::awaitable<http::Response> count_tokens(Call& call);
   boost::asio::awaitable<http::Response> validate(Call& call);
-  http::Response health();
-  http::Response metrics();
-  http::Response models();
+  boost::asio::awaitable<http::Response> health(Call& call);
+  boost::asio::awaitable<http::Response> metrics(Call& call);
+  boost::asio::awaitable<http::Response> models(Call& call);
   // The playground's file at `call.segments` (GET only), or nullopt when the path names none.
   std::optional<http::Response> web_asset(const Call& call) const;
   // not_found unless the caller may see `id` (stream scoping).
