@@ -5,7 +5,7 @@
 #include "api/origin_guard.hpp"
 #include "engine/registry.hpp"
 #include "http/server.hpp"
-#include "stream/job_service.hpp"
+#include "stream/jobs.hpp"
 
 #include <chrono>
 #include <string>
@@ -41,7 +41,7 @@ struct ApiOptions {
 // Routes requests to the job service; owns the SSE body sources.
 class Router final : public http::Handler, public http::ErrorResponder {
  public:
-  Router(ApiOptions opts, JobService& jobs, Metrics& metrics);
+  Router(ApiOptions opts, Jobs& jobs, Metrics& metrics);
   boost::asio::awaitable<http::Response> handle(http::Request req) override;
   http::Response protocol_error(http::ProtocolError e) override;
 
@@ -92,7 +92,7 @@ class Router final : public http::Handler, public http::ErrorResponder {
   ApiOptions opts_;
   std::vector<std::string> prefix_;      // path_prefix split into segments
   std::vector<std::string> identities_;  // tenant_identity() of each of opts_.tenants
-  JobService& jobs_;
+  Jobs& jobs_;
   Metrics& metrics_;
 };
 

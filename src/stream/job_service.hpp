@@ -4,6 +4,7 @@
 #include "broker/broker.hpp"
 #include "engine/registry.hpp"
 #include "stream/job.hpp"
+#include "stream/jobs.hpp"
 
 #include <chrono>
 #include <map>
@@ -23,29 +24,8 @@ struct JobServiceOptions {
   boost::asio::any_io_executor engine_executor;
 };
 
-// A request to start one job.
-struct StartJob {
-  std::string id;  // empty: a UUID4 is generated
-  std::shared_ptr<const ChatRequest> request;
-  const Model* model = nullptr;
-  std::string owner;
-  std::size_t owner_active_limit = 0;    // most active jobs of `owner` (0: no limit of its own)
-  std::size_t owner_retained_limit = 0;  // most streams of `owner` the broker holds (0: no limit of its own)
-  std::string request_id;                // of the HTTP request that starts it (logs)
-  std::string idempotency_key;           // empty: none
-  std::string body_digest;               // identifies the request for idempotency
-  bool fold = false;                     // keep the folded message (synchronous replies)
-};
-
-// What start() did.
-struct Started {
-  std::string id;
-  bool replayed = false;     // an earlier job with the same idempotency key and body
-  std::shared_ptr<Job> job;  // null when replayed
-};
-
 // Runs jobs on engines and keeps them in the broker.
-class JobService {
+class JobService final : public Jobs {
  public:
   // Registers with `broker` for remote cancels: stop the broker before destroying this.
   JobService(Broker& broker, const ModelRegistry& models, JobServiceOptions opts);
@@ -53,16 +33,16 @@ class JobService {
   JobService& operator=(const JobService&) = delete;
 
   // Creates the stream and starts its engine; returns before any token is produced.
-  boost::asio::awaitable<Result<Started>> start(StartJob job);
+  boost::asio::awaitable<Result<Started>> start(StartJob job) override;
 
   // Cancels `id` (§1.4); returns once the terminal events are in the log every instance reads.
   // A job another instance runs is cancelled there (through the broker); this waits until its
   // terminal events arrive, and answers broker_unavailable if `remote_cancel_wait` passes first.
-  boost::asio::awaitable<Status> cancel(std::string id);
+  boost::asio::awaitable<Status> cancel(std::string id) override;
 
   // Cancels if active (here or, through the broker, on the instance running it), then removes
   // the stream and ends its observers everywhere (§1.5).
-  boost::asio::awaitable<Status> remove(std::string id);
+  boost::asio::awaitable<Status> remove(std::string id) override;
 
   // Ends every active job (shutdown): cancelled, or failed with `reason` when given, and returns
   // once their terminal events are stored where every instance reads them (broker flush; errors
@@ -70,31 +50,32 @@ class JobService {
   boost::asio::awaitable<void> stop_all(std::optional<Error> reason);
 
   // Jobs running or queued on this instance.
-  std::size_t active() const;
+  std::size_t active() const override;
   // Jobs waiting behind their engine's concurrency limit on this instance.
-  std::size_t queued() const;
+  std::size_t queued() const override;
   // Output tokens produced on this instance so far, by model.
-  std::vector<std::pair<std::string, std::uint64_t>> output_tokens() const;
+  std::vector<std::pair<std::string, std::uint64_t>> output_tokens() const override;
 
   // The reads the routes need: the API goes through the job service, never around it.
-  boost::asio::awaitable<Result<StreamInfo>> info(std::string id) { return broker_.info(std::move(id)); }
+  boost::asio::awaitable<Result<StreamInfo>> info(std::string id) override { return broker_.info(std::move(id)); }
   boost::asio::awaitable<Result<std::unique_ptr<Cursor>>> open(std::string id, std::uint64_t after,
-                                                               boost::asio::any_io_executor ex) {
+                                                               boost::asio::any_io_executor ex) override {
     return broker_.open(std::move(id), after, std::move(ex));
   }
-  boost::asio::awaitable<Result<StreamPage>> list(ListQuery q) { return broker_.list(std::move(q)); }
-  boost::asio::awaitable<Result<std::string>> owner(std::string id) { return broker_.owner(std::move(id)); }
+  boost::asio::awaitable<Result<StreamPage>> list(ListQuery q) override { return broker_.list(std::move(q)); }
+  boost::asio::awaitable<Result<std::string>> owner(std::string id) override { return broker_.owner(std::move(id)); }
   // Open observers here: in all, and of `id`.
-  std::size_t observers() const { return broker_.observers(); }
-  int observers_of(const std::string& id) const { return broker_.local_observers(id); }
+  std::size_t observers() const override { return broker_.observers(); }
+  int observers_of(const std::string& id) const override { return broker_.local_observers(id); }
   // Streams by status (this instance's view), for /metrics.
-  std::vector<std::pair<StreamStatus, std::size_t>> counts() const { return broker_.counts(); }
+  std::vector<std::pair<StreamStatus, std::size_t>> counts() const override { return broker_.counts(); }
   // Why the broker cannot serve now, for /health.
-  std::optional<std::string> broker_unready_reason() const { return broker_.unready_reason(); }
+  std::optional<std::string> broker_unready_reason() const override { return broker_.unready_reason(); }
   // The configured models.
-  const ModelRegistry& models() const { return models_; }
+  const ModelRegistry& models() const override { return models_; }
   // The input tokens of `req` by `model`'s own tokenizer, counted on the engine executor.
-  boost::asio::awaitable<Result<std::int64_t>> count_tokens(const Model* model, std::shared_ptr<const ChatRequest> req);
+  boost::asio::awaitable<Result<std::int64_t>> count_tokens(const Model* model,
+                                                            std::shared_ptr<const ChatRequest> req) override;
 
  private:
   // A place among the active jobs, taken before a start awaits anything; given back when it is
