@@ -73,7 +73,7 @@ struct Waker {
 
 struct MemoryBroker::Stream {
   mutable std::mutex mu;
-  DurableStore* store = nullptr;  // where its changes are written, if anywhere
+  StreamStore* store = nullptr;  // where its changes are written, if anywhere
   StreamInfo info;
   std::string owner;
   std::string key;  // the Idempotency-Key bound to it, if any (guarded by the broker's mutex)
@@ -127,7 +127,7 @@ namespace {
 // with the broker's and the stream's locks held, after taking it out of the broker's map.
 MemoryBroker::Stream::WakeList remove_locked(MemoryBroker::Stream& s) {
   s.removed = true;
-  if (s.store != nullptr) s.store->remove(s.info.id);
+  if (s.store != nullptr) s.store->remove(s.info.id, {});
   return s.take_waiters_locked();
 }
 
@@ -170,9 +170,9 @@ class MemoryWriter final : public StreamWriter {
       } else if (!events.empty() || changed) {
         // Queued under the stream's lock, so the store gets one stream's writes in order; the
         // observers see them once the last is committed.
-        DurableStore::Written visible = [w = std::weak_ptr(s_), pos, released] { make_readable(w, pos, released); };
+        StreamStore::Written visible = [w = std::weak_ptr(s_), pos, released] { make_readable(w, pos, released); };
         const bool update = changed || s_->usage_dirty;
-        if (!events.empty()) s_->store->append(s_->info.id, first, events, update ? DurableStore::Written{} : visible);
+        if (!events.empty()) s_->store->append(s_->info.id, first, events, update ? StreamStore::Written{} : visible);
         if (update) {
           s_->usage_dirty = false;
           s_->store->update(s_->info, std::move(visible));
@@ -370,10 +370,10 @@ asio::awaitable<Result<std::shared_ptr<StreamWriter>>> MemoryBroker::create_stre
     }
     count_held_locked(s->owner, true);
     // Queued under the broker's lock: a remove of this id can only be queued after it.
-    if (opts_.store != nullptr) opts_.store->create(s->info, s->owner);
+    if (opts_.store != nullptr) opts_.store->create(s->info, s->owner, {});
   }
   if (opts_.store != nullptr) {
-    auto stored = committed([store = opts_.store](DurableStore::Written done) { store->barrier(std::move(done)); });
+    auto stored = committed([store = opts_.store](StreamStore::Written done) { store->barrier(std::move(done)); });
     co_await std::move(stored);
   }
   co_return std::shared_ptr<StreamWriter>(std::make_shared<MemoryWriter>(std::move(s)));
@@ -416,7 +416,7 @@ asio::awaitable<Status> MemoryBroker::remove(std::string id) {
   }
   Stream::wake(std::move(wake));
   if (s->store != nullptr) {
-    auto stored = committed([store = s->store](DurableStore::Written done) { store->barrier(std::move(done)); });
+    auto stored = committed([store = s->store](StreamStore::Written done) { store->barrier(std::move(done)); });
     co_await std::move(stored);
   }
   co_return Ok{};
@@ -493,14 +493,14 @@ asio::awaitable<Result<std::optional<KeyedJob>>> MemoryBroker::claim_key(std::st
   auto s = streams_.find(job.id);
   if (s == streams_.end()) co_return not_found(job.id);
   s->second->key = key;
-  if (opts_.store != nullptr) opts_.store->bind_key(job.id, key, job.digest);
+  if (opts_.store != nullptr) opts_.store->bind_key(job.id, key, job.digest, {});
   keys_[std::move(key)] = std::move(job);
   co_return std::optional<KeyedJob>();
 }
 
 asio::awaitable<Status> MemoryBroker::flush(std::string /*id*/) {
   if (opts_.store != nullptr) {
-    auto stored = committed([store = opts_.store](DurableStore::Written done) { store->barrier(std::move(done)); });
+    auto stored = committed([store = opts_.store](StreamStore::Written done) { store->barrier(std::move(done)); });
     co_await std::move(stored);
   }
   co_return Ok{};
@@ -527,8 +527,8 @@ std::size_t MemoryBroker::restore(std::vector<StoredStream> streams) {
       s->info.updated_at = now;
       s->info.completed_at = now;
       if (opts_.store != nullptr) {
-        opts_.store->append(s->info.id, position, error);
-        opts_.store->update(s->info);
+        opts_.store->append(s->info.id, position, error, {});
+        opts_.store->update(s->info, {});
       }
       ++interrupted;
     }

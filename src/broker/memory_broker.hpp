@@ -2,7 +2,7 @@
 #pragma once
 
 #include "broker/broker.hpp"
-#include "store/durable_store.hpp"
+#include "stream/stream_store.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 
@@ -19,7 +19,7 @@ struct MemoryBrokerOptions {
   // Where records and logs are also written (not owned; must outlive the broker). With a store,
   // observers see an event once it is committed, and create, remove, flush and a cancel answer
   // once their changes are.
-  DurableStore* store = nullptr;
+  StreamStore* store = nullptr;
 };
 
 // Streams held in this process; logs are shared, serialized once, read in place by observers.

@@ -8,7 +8,7 @@
 #pragma once
 
 #include "core/result.hpp"
-#include "stream/stream_info.hpp"
+#include "stream/stream_store.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -21,18 +21,6 @@
 
 namespace spool {
 
-// The error message of a stream that was running when its server stopped.
-inline constexpr std::string_view kInterruptedByRestart = "interrupted by restart";
-
-// One stream as stored: its record and its log.
-struct StoredStream {
-  StreamInfo info;
-  std::string owner;
-  std::string key;     // Idempotency-Key bound to it, if any
-  std::string digest;  // of the request that bound the key
-  std::vector<NewEvent> events;
-};
-
 // Settings of the durable store.
 struct DurableStoreOptions {
   std::string dir;          // created if missing
@@ -40,11 +28,8 @@ struct DurableStoreOptions {
 };
 
 // Stream records and logs on disk. Every method may be called from any thread.
-class DurableStore {
+class DurableStore final : public StreamStore {
  public:
-  // Runs on the writer thread after the write it was queued with is committed.
-  using Written = std::function<void()>;
-
   // Opens (creating) `opts.dir`/spool.db; an error that names the directory and the reason when
   // it cannot be created or written, or the file is not a Spool database or is corrupt.
   static Result<std::unique_ptr<DurableStore>> open(const DurableStoreOptions& opts);
@@ -55,21 +40,20 @@ class DurableStore {
   // Every stored stream with its log, oldest first (start-up recovery; call before writing).
   Result<std::vector<StoredStream>> load_all();
 
-  void create(const StreamInfo& info, const std::string& owner, Written done = {});
-  // Stores events first_position, first_position + 1, ... of stream `id`.
-  void append(const std::string& id, std::uint64_t first_position, std::span<const NewEvent> events, Written done = {});
-  // Stores the record's status, timestamps, error message and usage.
-  void update(const StreamInfo& info, Written done = {});
-  void bind_key(const std::string& id, const std::string& key, const std::string& digest, Written done = {});
-  void remove(const std::string& id, Written done = {});
-  // `done` runs once everything queued before it is committed.
-  void barrier(Written done);
+  // StreamStore: a write's `done` runs on the writer thread once its transaction is committed.
+  void create(const StreamInfo& info, const std::string& owner, Written done) override;
+  void append(const std::string& id, std::uint64_t first_position, std::span<const NewEvent> events,
+              Written done) override;
+  void update(const StreamInfo& info, Written done) override;
+  void bind_key(const std::string& id, const std::string& key, const std::string& digest, Written done) override;
+  void remove(const std::string& id, Written done) override;
+  void barrier(Written done) override;
 
   // Writes what is queued, then stops the writer thread. Later writes are dropped.
   void close();
 
   // Why the last write failed, while writes fail (they are retried), or nullopt.
-  std::optional<std::string> failure() const;
+  std::optional<std::string> failure() const override;
 
   // Transactions committed so far (for tests and metrics).
   std::uint64_t commits() const;

@@ -1,0 +1,54 @@
+// What keeps streams across a restart, as the memory broker writes to it: the interface below
+// the broker (the durable store implements it; the broker never knows which).
+#pragma once
+
+#include "stream/stream_info.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace spool {
+
+// The error message of a stream that was running when its server stopped.
+inline constexpr std::string_view kInterruptedByRestart = "interrupted by restart";
+
+// One stream as stored: its record and its log.
+struct StoredStream {
+  StreamInfo info;
+  std::string owner;
+  std::string key;     // Idempotency-Key bound to it, if any
+  std::string digest;  // of the request that bound the key
+  std::vector<NewEvent> events;
+};
+
+// Stream records and logs kept somewhere durable. Writes are queued: each may carry a callback
+// that runs (on the store's thread) once it is stored. Every method may be called from any thread.
+class StreamStore {
+ public:
+  // Runs after the write it was queued with is stored.
+  using Written = std::function<void()>;
+
+  virtual ~StreamStore() = default;
+  // Stores a new stream's record and its owner.
+  virtual void create(const StreamInfo& info, const std::string& owner, Written done) = 0;
+  // Stores events first_position, first_position + 1, ... of stream `id`.
+  virtual void append(const std::string& id, std::uint64_t first_position, std::span<const NewEvent> events,
+                      Written done) = 0;
+  // Stores the record's status, timestamps, error message and usage.
+  virtual void update(const StreamInfo& info, Written done) = 0;
+  // Stores the Idempotency-Key bound to `id`.
+  virtual void bind_key(const std::string& id, const std::string& key, const std::string& digest, Written done) = 0;
+  // Forgets `id` and its log.
+  virtual void remove(const std::string& id, Written done) = 0;
+  // `done` runs once everything queued before it is stored.
+  virtual void barrier(Written done) = 0;
+  // Why the last write failed, while writes fail (they are retried), or nullopt.
+  virtual std::optional<std::string> failure() const = 0;
+};
+
+}  // namespace spool
