@@ -17,16 +17,20 @@ void FlushWaiter::resume(Status st) && {
 }
 
 RedisOutbox::Taken RedisOutbox::taken() const {
-  return Taken{events.size(),     status.has_value(),         error_message.has_value(),
-               usage.has_value(), queue_position.has_value(), status && is_terminal(*status)};
+  return Taken{events.size(), status, error_message, usage, queue_position, status && is_terminal(*status)};
 }
 
 void RedisOutbox::drop(const Taken& t) {
   events.erase(events.begin(), events.begin() + static_cast<std::ptrdiff_t>(t.events));
-  if (t.status) status.reset();
-  if (t.error_message) error_message.reset();
-  if (t.usage) usage.reset();
-  if (t.queue_position) queue_position.reset();
+  // Only what was sent is settled: a status (cancelled, say) queued while a batch carrying an
+  // earlier one (processing) was in flight is still owed.
+  if (t.status && status == t.status) status.reset();
+  if (t.error_message && error_message == t.error_message) error_message.reset();
+  if (t.usage && usage && usage->input_tokens == t.usage->input_tokens &&
+      usage->output_tokens == t.usage->output_tokens) {
+    usage.reset();
+  }
+  if (t.queue_position && queue_position == t.queue_position) queue_position.reset();
 }
 
 void RedisBatch::add(std::vector<std::string> c, OnReply on_reply) {

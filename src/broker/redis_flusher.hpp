@@ -29,9 +29,14 @@ struct FlushWaiter {
 // What a writer still owes Redis for one stream.
 struct RedisOutbox {
   // How much of an outbox one batch carries.
+  // What a batch carried: what its success settles. A field queued anew while the batch was
+  // in flight differs from the one sent, and stays owed.
   struct Taken {
     std::size_t events = 0;
-    bool status = false, error_message = false, usage = false, queue_position = false;
+    std::optional<StreamStatus> status;
+    std::optional<std::string> error_message;
+    std::optional<Usage> usage;
+    std::optional<std::optional<int>> queue_position;
     bool terminal = false;  // the batch ends the stream
   };
 
