@@ -53,8 +53,7 @@ std::string tenant_identity(const Tenant& t) {
   return "secret:" + sha256_hex(t.secret, 8);
 }
 
-Router::Router(ApiOptions opts, Jobs& jobs, Metrics& metrics)
-    : opts_(std::move(opts)), jobs_(jobs), metrics_(metrics) {
+Router::Router(ApiOptions opts, Jobs& jobs, Metrics& metrics) : opts_(std::move(opts)), jobs_(jobs), metrics_(metrics) {
   for (const auto& t : opts_.tenants) identities_.push_back(tenant_identity(t));
   std::string_view p = opts_.path_prefix;
   while (!p.empty()) {
