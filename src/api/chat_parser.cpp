@@ -1,64 +1,15 @@
 #include "api/chat_parser.hpp"
 
-#include <boost/json/array.hpp>
+#include "api/chat_schema.hpp"
+
 #include <boost/json/parser.hpp>
-#include <boost/json/serialize.hpp>
 
-#include <fmt/format.h>
-
-#include <cmath>
-#include <limits>
 #include <set>
 
 namespace spool {
 namespace json = boost::json;
 
 namespace {
-
-// A loc as text: "body.messages.0.content".
-std::string loc_text(const json::array& loc) {
-  std::string where;
-  for (const auto& p : loc) {
-    if (!where.empty()) where += '.';
-    where += p.is_string() ? std::string(p.as_string()) : json::serialize(p);
-  }
-  return where;
-}
-
-// Collects schema errors in the pydantic-like shape of §5: the first kMaxIssues, then a count.
-class Issues {
- public:
-  static constexpr std::size_t kMaxIssues = 50;
-
-  void add(std::string_view type, const json::array& loc, std::string_view msg) {
-    if (list_.size() >= kMaxIssues) {
-      ++more_;  // past the cap an issue costs a count, not an entry
-      return;
-    }
-    list_.push_back(json::object{{"type", type}, {"loc", loc}, {"msg", msg}});
-  }
-  bool empty() const { return list_.empty(); }
-  // The error, with an entry "and N more" when more than kMaxIssues were found; consumes the list.
-  Error error() {
-    Error e{Errc::invalid_request, "Request validation failed", nullptr};
-    if (!list_.empty()) {
-      const auto& first = list_.front().as_object();
-      e.explanation = loc_text(first.at("loc").as_array()) + ": " + std::string(first.at("msg").as_string());
-      const std::size_t others = list_.size() - 1 + more_;
-      if (others > 0) e.explanation += fmt::format(" (and {} more)", others);
-    }
-    if (more_ > 0) {
-      list_.push_back(json::object{
-          {"type", "too_many_errors"}, {"loc", json::array{"body"}}, {"msg", fmt::format("and {} more", more_)}});
-    }
-    e.detail = std::move(list_);
-    return e;
-  }
-
- private:
-  json::array list_;
-  std::size_t more_ = 0;  // issues found past the cap
-};
 
 // Offset of the first byte that breaks UTF-8 in `s`, or npos.
 std::size_t invalid_utf8_at(std::string_view s) {
@@ -95,65 +46,6 @@ std::size_t invalid_utf8_at(std::string_view s) {
     i += len;
   }
   return std::string_view::npos;
-}
-
-json::array at(const json::array& base, json::value key) {
-  json::array a = base;
-  a.push_back(std::move(key));
-  return a;
-}
-
-const json::value* field(const json::object& o, std::string_view key) {
-  auto it = o.find(key);
-  if (it == o.end() || it->value().is_null()) return nullptr;
-  return &it->value();
-}
-
-std::optional<std::string> get_string(const json::object& o, std::string_view key, const json::array& loc, Issues& is,
-                                      bool required) {
-  const json::value* v = field(o, key);
-  if (!v) {
-    if (required) is.add("missing", at(loc, json::value(key)), "Field required");
-    return std::nullopt;
-  }
-  if (!v->is_string()) {
-    is.add("string_type", at(loc, json::value(key)), "Input should be a valid string");
-    return std::nullopt;
-  }
-  return std::string(v->as_string());
-}
-
-std::optional<double> get_number(const json::object& o, std::string_view key, const json::array& loc, Issues& is) {
-  const json::value* v = field(o, key);
-  if (!v) return std::nullopt;
-  if (v->is_double()) return v->as_double();
-  if (v->is_int64()) return static_cast<double>(v->as_int64());
-  if (v->is_uint64()) return static_cast<double>(v->as_uint64());
-  is.add("float_type", at(loc, json::value(key)), "Input should be a valid number");
-  return std::nullopt;
-}
-
-std::optional<std::int64_t> get_int(const json::object& o, std::string_view key, const json::array& loc, Issues& is) {
-  const json::value* v = field(o, key);
-  if (!v) return std::nullopt;
-  if (v->is_int64()) return v->as_int64();
-  if (v->is_uint64()) return std::numeric_limits<std::int64_t>::max();
-  if (v->is_double()) {
-    const double d = v->as_double();
-    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e18) return static_cast<std::int64_t>(d);
-  }
-  is.add("int_type", at(loc, json::value(key)), "Input should be a valid integer");
-  return std::nullopt;
-}
-
-std::optional<bool> get_bool(const json::object& o, std::string_view key, const json::array& loc, Issues& is) {
-  const json::value* v = field(o, key);
-  if (!v) return std::nullopt;
-  if (!v->is_bool()) {
-    is.add("bool_type", at(loc, json::value(key)), "Input should be a valid boolean");
-    return std::nullopt;
-  }
-  return v->as_bool();
 }
 
 bool valid_tool_use_id(std::string_view id) {
@@ -204,6 +96,66 @@ std::optional<std::string> text_of(const json::value& v, const json::array& loc,
   return out;
 }
 
+// Checks a block's `source` (image, document): an object with a type, for images base64 or url.
+void parse_source(const json::object& o, const json::array& loc, std::string_view block_type, Issues& is) {
+  const json::value* src = field(o, "source");
+  if (!src) {
+    is.add("missing", at(loc, "source"), "Field required");
+    return;
+  }
+  if (!src->is_object()) {
+    is.add("dict_type", at(loc, "source"), "Input should be a valid dictionary");
+    return;
+  }
+  const json::array sloc = at(loc, "source");
+  auto st = get_string(src->as_object(), "type", sloc, is, true);
+  if (st && block_type == "image" && *st != "base64" && *st != "url") {
+    is.add("literal_error", at(sloc, "type"), "Input should be 'base64' or 'url'");
+  }
+}
+
+// Reads a tool_use block's id (of the pattern tool ids follow), name and input object into `b`.
+void parse_tool_use(const json::object& o, const json::array& loc, ContentBlock& b, Issues& is) {
+  if (auto id = get_string(o, "id", loc, is, true)) {
+    if (!valid_tool_use_id(*id)) {
+      is.add("string_pattern_mismatch", at(loc, "id"), "String should match pattern '^[a-zA-Z0-9_-]+$'");
+    }
+    b.id = *id;
+  }
+  if (auto n = get_string(o, "name", loc, is, true)) b.name = *n;
+  const json::value* input = field(o, "input");
+  if (!input) {
+    is.add("missing", at(loc, "input"), "Field required");
+  } else if (!input->is_object()) {
+    is.add("dict_type", at(loc, "input"), "Input should be a valid dictionary");
+  }
+}
+
+// Reads the fields a block of type `b.type` has into `b`; false when §2 knows no such type.
+bool parse_block_fields(const json::object& o, const json::array& loc, ContentBlock& b, Issues& is) {
+  if (b.type == "text") {
+    if (auto t = get_string(o, "text", loc, is, true)) b.text = *t;
+  } else if (b.type == "thinking") {
+    if (auto t = get_string(o, "thinking", loc, is, true)) b.text = *t;
+  } else if (b.type == "redacted_thinking") {
+    get_string(o, "data", loc, is, false);
+  } else if (b.type == "image" || b.type == "document") {
+    parse_source(o, loc, b.type, is);
+  } else if (b.type == "tool_use") {
+    parse_tool_use(o, loc, b, is);
+  } else if (b.type == "tool_result") {
+    if (auto id = get_string(o, "tool_use_id", loc, is, true)) b.id = *id;
+    if (const json::value* c = field(o, "content")) {
+      if (auto t = text_of(*c, at(loc, "content"), is)) b.text = *t;
+    }
+    get_bool(o, "is_error", loc, is);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// Appends the content block `v` to `msg`.
 void parse_block(const json::value& v, const json::array& loc, ChatMessage& msg, Issues& is) {
   if (!v.is_object()) {
     is.add("dict_type", loc, "Input should be a valid dictionary");
@@ -215,46 +167,7 @@ void parse_block(const json::value& v, const json::array& loc, ChatMessage& msg,
   ContentBlock b;
   b.type = *type;
   b.raw = o;
-  if (b.type == "text") {
-    if (auto t = get_string(o, "text", loc, is, true)) b.text = *t;
-  } else if (b.type == "thinking") {
-    if (auto t = get_string(o, "thinking", loc, is, true)) b.text = *t;
-  } else if (b.type == "redacted_thinking") {
-    get_string(o, "data", loc, is, false);
-  } else if (b.type == "image" || b.type == "document") {
-    const json::value* src = field(o, "source");
-    if (!src) {
-      is.add("missing", at(loc, "source"), "Field required");
-    } else if (!src->is_object()) {
-      is.add("dict_type", at(loc, "source"), "Input should be a valid dictionary");
-    } else {
-      const json::array sloc = at(loc, "source");
-      auto st = get_string(src->as_object(), "type", sloc, is, true);
-      if (st && b.type == "image" && *st != "base64" && *st != "url") {
-        is.add("literal_error", at(sloc, "type"), "Input should be 'base64' or 'url'");
-      }
-    }
-  } else if (b.type == "tool_use") {
-    if (auto id = get_string(o, "id", loc, is, true)) {
-      if (!valid_tool_use_id(*id)) {
-        is.add("string_pattern_mismatch", at(loc, "id"), "String should match pattern '^[a-zA-Z0-9_-]+$'");
-      }
-      b.id = *id;
-    }
-    if (auto n = get_string(o, "name", loc, is, true)) b.name = *n;
-    const json::value* input = field(o, "input");
-    if (!input) {
-      is.add("missing", at(loc, "input"), "Field required");
-    } else if (!input->is_object()) {
-      is.add("dict_type", at(loc, "input"), "Input should be a valid dictionary");
-    }
-  } else if (b.type == "tool_result") {
-    if (auto id = get_string(o, "tool_use_id", loc, is, true)) b.id = *id;
-    if (const json::value* c = field(o, "content")) {
-      if (auto t = text_of(*c, at(loc, "content"), is)) b.text = *t;
-    }
-    get_bool(o, "is_error", loc, is);
-  } else {
+  if (!parse_block_fields(o, loc, b, is)) {
     is.add("union_tag_invalid", at(loc, "type"),
            "Input tag '" + *type +
                "' does not match any of the expected tags: 'text', 'image', 'document', 'thinking', "
@@ -264,216 +177,264 @@ void parse_block(const json::value& v, const json::array& loc, ChatMessage& msg,
   msg.content.push_back(std::move(b));
 }
 
-}  // namespace
-
-Result<ChatRequest> parse_chat_request(std::string_view body) {
-  Issues is;
-  boost::system::error_code ec;
-  json::parse_options popts;
-  popts.max_depth = 64;
-  json::parser p({}, popts);
+// The body as a JSON object, or nullopt with the issue saying why it is not one (bad UTF-8,
+// bad JSON, another type).
+std::optional<json::object> parse_json(std::string_view body, Issues& is) {
   if (const std::size_t bad = invalid_utf8_at(body); bad != std::string_view::npos) {
     json::array loc{"body"};
     loc.push_back(static_cast<std::int64_t>(bad));
     is.add("json_invalid", loc, "JSON decode error: the body is not valid UTF-8");
-    return is.error();
+    return std::nullopt;
   }
+  boost::system::error_code ec;
+  json::parse_options popts;
+  popts.max_depth = 64;
+  json::parser p({}, popts);
   const std::size_t consumed = p.write(body.data(), body.size(), ec);
   if (ec) {
     json::array loc{"body"};
     loc.push_back(static_cast<std::int64_t>(consumed));
     is.add("json_invalid", loc, "JSON decode error: " + ec.message());
-    return is.error();
+    return std::nullopt;
   }
   json::value root = p.release();
-  const json::array body_loc{"body"};
   if (!root.is_object()) {
-    is.add("model_attributes_type", body_loc, "Input should be a valid dictionary or object to extract fields from");
-    return is.error();
+    is.add("model_attributes_type", json::array{"body"},
+           "Input should be a valid dictionary or object to extract fields from");
+    return std::nullopt;
   }
-  const auto& o = root.as_object();
-  ChatRequest req;
+  return std::move(root.as_object());
+}
 
-  if (auto m = get_string(o, "model", body_loc, is, false)) req.model = *m;
-  if (auto mt = get_int(o, "max_tokens", body_loc, is)) req.max_tokens = *mt;
-  if (auto s = get_bool(o, "stream", body_loc, is)) req.stream = *s;
+// model, max_tokens and stream.
+void parse_top_level(const json::object& o, const json::array& loc, ChatRequest& req, Issues& is) {
+  if (auto m = get_string(o, "model", loc, is, false)) req.model = *m;
+  if (auto mt = get_int(o, "max_tokens", loc, is)) req.max_tokens = *mt;
+  if (auto s = get_bool(o, "stream", loc, is)) req.stream = *s;
+}
 
-  if (auto t = get_number(o, "temperature", body_loc, is)) {
-    if (*t < 0 || *t > 1) {
-      is.add(*t < 0 ? "greater_than_equal" : "less_than_equal", at(body_loc, "temperature"),
-             *t < 0 ? "Input should be greater than or equal to 0" : "Input should be less than or equal to 1");
-    }
-    req.temperature = t;
+// A number that must lie in [0, 1] (temperature, top_p).
+std::optional<double> get_unit_interval(const json::object& o, std::string_view key, const json::array& loc,
+                                        Issues& is) {
+  auto t = get_number(o, key, loc, is);
+  if (t && (*t < 0 || *t > 1)) {
+    is.add(*t < 0 ? "greater_than_equal" : "less_than_equal", at(loc, json::value(key)),
+           *t < 0 ? "Input should be greater than or equal to 0" : "Input should be less than or equal to 1");
   }
-  if (auto t = get_number(o, "top_p", body_loc, is)) {
-    if (*t < 0 || *t > 1) {
-      is.add(*t < 0 ? "greater_than_equal" : "less_than_equal", at(body_loc, "top_p"),
-             *t < 0 ? "Input should be greater than or equal to 0" : "Input should be less than or equal to 1");
-    }
-    req.top_p = t;
+  return t;
+}
+
+// stop_sequences: a list of strings.
+void parse_stop_sequences(const json::object& o, const json::array& loc, ChatRequest& req, Issues& is) {
+  const json::value* ss = field(o, "stop_sequences");
+  if (!ss) return;
+  const json::array sloc = at(loc, "stop_sequences");
+  if (!ss->is_array()) {
+    is.add("list_type", sloc, "Input should be a valid list");
+    return;
   }
-  if (auto k = get_int(o, "top_k", body_loc, is)) {
-    if (*k < 0) is.add("greater_than_equal", at(body_loc, "top_k"), "Input should be greater than or equal to 0");
+  std::size_t i = 0;
+  for (const auto& s : ss->as_array()) {
+    if (!s.is_string()) {
+      is.add("string_type", at(sloc, i), "Input should be a valid string");
+    } else {
+      req.stop_sequences.emplace_back(s.as_string());
+    }
+    ++i;
+  }
+}
+
+// The sampling parameters. Negative optional ones (min_p, penalties, seed) are ignored, not refused.
+void parse_sampling(const json::object& o, const json::array& loc, ChatRequest& req, Issues& is) {
+  req.temperature = get_unit_interval(o, "temperature", loc, is);
+  req.top_p = get_unit_interval(o, "top_p", loc, is);
+  if (auto k = get_int(o, "top_k", loc, is)) {
+    if (*k < 0) is.add("greater_than_equal", at(loc, "top_k"), "Input should be greater than or equal to 0");
     req.top_k = k;
   }
   auto non_negative = [](std::optional<double> v) { return v && *v >= 0 ? v : std::nullopt; };
-  req.min_p = non_negative(get_number(o, "min_p", body_loc, is));
-  req.repetition_penalty = non_negative(get_number(o, "repetition_penalty", body_loc, is));
-  req.presence_penalty = non_negative(get_number(o, "presence_penalty", body_loc, is));
-  req.frequency_penalty = non_negative(get_number(o, "frequency_penalty", body_loc, is));
-  if (auto s = get_number(o, "seed", body_loc, is); s && *s >= 0) req.seed = static_cast<std::int64_t>(*s);
+  req.min_p = non_negative(get_number(o, "min_p", loc, is));
+  req.repetition_penalty = non_negative(get_number(o, "repetition_penalty", loc, is));
+  req.presence_penalty = non_negative(get_number(o, "presence_penalty", loc, is));
+  req.frequency_penalty = non_negative(get_number(o, "frequency_penalty", loc, is));
+  if (auto s = get_number(o, "seed", loc, is); s && *s >= 0) req.seed = static_cast<std::int64_t>(*s);
+  parse_stop_sequences(o, loc, req, is);
+}
 
-  if (const json::value* ss = field(o, "stop_sequences")) {
-    if (!ss->is_array()) {
-      is.add("list_type", at(body_loc, "stop_sequences"), "Input should be a valid list");
-    } else {
-      std::size_t i = 0;
-      for (const auto& s : ss->as_array()) {
-        if (!s.is_string()) {
-          is.add("string_type", at(at(body_loc, "stop_sequences"), i), "Input should be a valid string");
-        } else {
-          req.stop_sequences.emplace_back(s.as_string());
-        }
-        ++i;
-      }
-    }
-  }
-
+// system: a string or a list of text blocks.
+void parse_system(const json::object& o, const json::array& loc, ChatRequest& req, Issues& is) {
   if (const json::value* sys = field(o, "system")) {
-    if (auto t = text_of(*sys, at(body_loc, "system"), is)) req.system = *t;
+    if (auto t = text_of(*sys, at(loc, "system"), is)) req.system = *t;
   }
+}
 
-  // thinking: {enabled: bool} or Anthropic's {type: "enabled"|"disabled", budget_tokens}
-  if (const json::value* th = field(o, "thinking")) {
-    const json::array tloc = at(body_loc, "thinking");
-    if (!th->is_object()) {
-      is.add("dict_type", tloc, "Input should be a valid dictionary");
-    } else {
-      const auto& to = th->as_object();
-      if (auto en = get_bool(to, "enabled", tloc, is)) req.thinking = *en;
-      if (auto ty = get_string(to, "type", tloc, is, false)) {
-        if (*ty == "enabled") {
-          req.thinking = true;
-        } else if (*ty != "disabled") {
-          is.add("literal_error", at(tloc, "type"), "Input should be 'enabled' or 'disabled'");
-        }
-      }
-      get_int(to, "budget_tokens", tloc, is);
+// thinking: {enabled: bool} or Anthropic's {type: "enabled"|"disabled", budget_tokens}.
+void parse_thinking(const json::object& o, const json::array& loc, ChatRequest& req, Issues& is) {
+  const json::value* th = field(o, "thinking");
+  if (!th) return;
+  const json::array tloc = at(loc, "thinking");
+  if (!th->is_object()) {
+    is.add("dict_type", tloc, "Input should be a valid dictionary");
+    return;
+  }
+  const auto& to = th->as_object();
+  if (auto en = get_bool(to, "enabled", tloc, is)) req.thinking = *en;
+  if (auto ty = get_string(to, "type", tloc, is, false)) {
+    if (*ty == "enabled") {
+      req.thinking = true;
+    } else if (*ty != "disabled") {
+      is.add("literal_error", at(tloc, "type"), "Input should be 'enabled' or 'disabled'");
     }
   }
+  get_int(to, "budget_tokens", tloc, is);
+}
 
-  if (const json::value* md = field(o, "metadata")) {
-    if (!md->is_object()) {
-      is.add("dict_type", at(body_loc, "metadata"), "Input should be a valid dictionary");
-    } else {
-      req.metadata = md->as_object();
-      if (auto uid = get_string(req.metadata, "user_id", at(body_loc, "metadata"), is, false);
-          uid && uid->size() > 512) {
-        is.add("string_too_long", at(at(body_loc, "metadata"), "user_id"), "String should have at most 512 characters");
-      }
-    }
+// metadata: an object, kept as sent; its user_id at most 512 characters.
+void parse_metadata(const json::object& o, const json::array& loc, ChatRequest& req, Issues& is) {
+  const json::value* md = field(o, "metadata");
+  if (!md) return;
+  const json::array mloc = at(loc, "metadata");
+  if (!md->is_object()) {
+    is.add("dict_type", mloc, "Input should be a valid dictionary");
+    return;
   }
+  req.metadata = md->as_object();
+  if (auto uid = get_string(req.metadata, "user_id", mloc, is, false); uid && uid->size() > 512) {
+    is.add("string_too_long", at(mloc, "user_id"), "String should have at most 512 characters");
+  }
+}
 
-  // tools
-  std::set<std::string> tool_names;
-  bool duplicate_tool = false;
-  if (const json::value* tools = field(o, "tools")) {
-    const json::array tloc = at(body_loc, "tools");
-    if (!tools->is_array()) {
-      is.add("list_type", tloc, "Input should be a valid list");
-    } else {
-      std::size_t i = 0;
-      for (const auto& t : tools->as_array()) {
-        const json::array iloc = at(tloc, i++);
-        if (!t.is_object()) {
-          is.add("dict_type", iloc, "Input should be a valid dictionary");
-          continue;
-        }
-        const auto& to = t.as_object();
-        ToolSpec spec;
-        if (auto n = get_string(to, "name", iloc, is, true)) {
-          spec.name = *n;
-          if (!tool_names.insert(*n).second) duplicate_tool = true;
-        }
-        if (auto d = get_string(to, "description", iloc, is, false)) spec.description = *d;
-        if (const json::value* sch = field(to, "input_schema")) {
-          if (!sch->is_object()) {
-            is.add("dict_type", at(iloc, "input_schema"), "Input should be a valid dictionary");
-          }
-          spec.input_schema = *sch;
-        }
-        req.tools.push_back(std::move(spec));
-      }
-    }
-  }
-  if (const json::value* tc = field(o, "tool_choice")) {
-    const json::array cloc = at(body_loc, "tool_choice");
-    if (!tc->is_object()) {
-      is.add("dict_type", cloc, "Input should be a valid dictionary");
-    } else {
-      ToolChoice choice;
-      if (auto ty = get_string(tc->as_object(), "type", cloc, is, true)) {
-        if (*ty != "auto" && *ty != "any" && *ty != "tool" && *ty != "none") {
-          is.add("literal_error", at(cloc, "type"), "Input should be 'auto', 'any', 'tool' or 'none'");
-        }
-        choice.type = *ty;
-      }
-      if (auto n = get_string(tc->as_object(), "name", cloc, is, false)) choice.name = *n;
-      req.tool_choice = std::move(choice);
-    }
-  }
+// The names tools declare, for the rules on tool_choice.
+struct ToolNames {
+  std::set<std::string> names;
+  bool duplicate = false;  // a name was declared twice
+};
 
-  // messages
+// Appends the tool `t` to req.tools and its name to `names`.
+void parse_tool(const json::value& t, const json::array& loc, ChatRequest& req, ToolNames& names, Issues& is) {
+  if (!t.is_object()) {
+    is.add("dict_type", loc, "Input should be a valid dictionary");
+    return;
+  }
+  const auto& to = t.as_object();
+  ToolSpec spec;
+  if (auto n = get_string(to, "name", loc, is, true)) {
+    spec.name = *n;
+    if (!names.names.insert(*n).second) names.duplicate = true;
+  }
+  if (auto d = get_string(to, "description", loc, is, false)) spec.description = *d;
+  if (const json::value* sch = field(to, "input_schema")) {
+    if (!sch->is_object()) is.add("dict_type", at(loc, "input_schema"), "Input should be a valid dictionary");
+    spec.input_schema = *sch;
+  }
+  req.tools.push_back(std::move(spec));
+}
+
+// tools: a list of {name, description, input_schema}.
+ToolNames parse_tools(const json::object& o, const json::array& loc, ChatRequest& req, Issues& is) {
+  ToolNames names;
+  const json::value* tools = field(o, "tools");
+  if (!tools) return names;
+  const json::array tloc = at(loc, "tools");
+  if (!tools->is_array()) {
+    is.add("list_type", tloc, "Input should be a valid list");
+    return names;
+  }
+  std::size_t i = 0;
+  for (const auto& t : tools->as_array()) parse_tool(t, at(tloc, i++), req, names, is);
+  return names;
+}
+
+// tool_choice: {type: auto|any|tool|none, name}.
+void parse_tool_choice(const json::object& o, const json::array& loc, ChatRequest& req, Issues& is) {
+  const json::value* tc = field(o, "tool_choice");
+  if (!tc) return;
+  const json::array cloc = at(loc, "tool_choice");
+  if (!tc->is_object()) {
+    is.add("dict_type", cloc, "Input should be a valid dictionary");
+    return;
+  }
+  ToolChoice choice;
+  if (auto ty = get_string(tc->as_object(), "type", cloc, is, true)) {
+    if (*ty != "auto" && *ty != "any" && *ty != "tool" && *ty != "none") {
+      is.add("literal_error", at(cloc, "type"), "Input should be 'auto', 'any', 'tool' or 'none'");
+    }
+    choice.type = *ty;
+  }
+  if (auto n = get_string(tc->as_object(), "name", cloc, is, false)) choice.name = *n;
+  req.tool_choice = std::move(choice);
+}
+
+// A message's role into msg.role; false when it is missing or not user, assistant or system.
+bool parse_role(const json::object& mo, const json::array& loc, ChatMessage& msg, Issues& is) {
+  auto role = get_string(mo, "role", loc, is, true);
+  if (!role) return false;
+  if (*role != "user" && *role != "assistant" && *role != "system") {
+    is.add("literal_error", at(loc, "role"), "Input should be 'user', 'assistant' or 'system'");
+    return false;
+  }
+  msg.role = *role;
+  return true;
+}
+
+// A message's content (at `loc`) into msg.content: a string is one text block, a list holds
+// content blocks. False when it is missing or neither.
+bool parse_content(const json::value* content, const json::array& loc, ChatMessage& msg, Issues& is) {
+  if (!content) {
+    is.add("missing", loc, "Field required");
+    return false;
+  }
+  if (content->is_string()) {
+    ContentBlock b;
+    b.type = "text";
+    b.text = std::string(content->as_string());
+    msg.content.push_back(std::move(b));
+  } else if (content->is_array()) {
+    std::size_t j = 0;
+    for (const auto& blk : content->as_array()) parse_block(blk, at(loc, j++), msg, is);
+  } else {
+    is.add("string_type", loc, "Input should be a valid string or a list of content blocks");
+    return false;
+  }
+  return true;
+}
+
+// Appends the message `m` to req.messages.
+void parse_message(const json::value& m, const json::array& loc, ChatRequest& req, Issues& is) {
+  if (!m.is_object()) {
+    is.add("dict_type", loc, "Input should be a valid dictionary");
+    return;
+  }
+  const auto& mo = m.as_object();
+  ChatMessage msg;
+  const bool role_ok = parse_role(mo, loc, msg, is);
+  if (!parse_content(field(mo, "content"), at(loc, "content"), msg, is)) return;
+  if (role_ok) req.messages.push_back(std::move(msg));
+}
+
+// messages: a list of {role, content}; the list as sent (the rules look at it), or nullptr
+// when it is missing or not a list.
+const json::array* parse_messages(const json::object& o, const json::array& loc, ChatRequest& req, Issues& is) {
   const json::value* msgs = field(o, "messages");
-  const json::array mloc = at(body_loc, "messages");
+  const json::array mloc = at(loc, "messages");
   if (!msgs) {
     is.add("missing", mloc, "Field required");
-  } else if (!msgs->is_array()) {
-    is.add("list_type", mloc, "Input should be a valid list");
-  } else {
-    std::size_t i = 0;
-    for (const auto& m : msgs->as_array()) {
-      if (!m.is_object()) {
-        is.add("dict_type", at(mloc, i++), "Input should be a valid dictionary");
-        continue;
-      }
-      const json::array iloc = at(mloc, i++);
-      const auto& mo = m.as_object();
-      ChatMessage msg;
-      auto role = get_string(mo, "role", iloc, is, true);
-      if (role) {
-        if (*role != "user" && *role != "assistant" && *role != "system") {
-          is.add("literal_error", at(iloc, "role"), "Input should be 'user', 'assistant' or 'system'");
-          role.reset();
-        } else {
-          msg.role = *role;
-        }
-      }
-      const json::value* content = field(mo, "content");
-      if (!content) {
-        is.add("missing", at(iloc, "content"), "Field required");
-        continue;
-      }
-      if (content->is_string()) {
-        ContentBlock b;
-        b.type = "text";
-        b.text = std::string(content->as_string());
-        msg.content.push_back(std::move(b));
-      } else if (content->is_array()) {
-        std::size_t j = 0;
-        for (const auto& blk : content->as_array()) parse_block(blk, at(at(iloc, "content"), j++), msg, is);
-      } else {
-        is.add("string_type", at(iloc, "content"), "Input should be a valid string or a list of content blocks");
-        continue;
-      }
-      if (role) req.messages.push_back(std::move(msg));
-    }
+    return nullptr;
   }
-  if (!is.empty()) return is.error();
+  if (!msgs->is_array()) {
+    is.add("list_type", mloc, "Input should be a valid list");
+    return nullptr;
+  }
+  std::size_t i = 0;
+  for (const auto& m : msgs->as_array()) parse_message(m, at(mloc, i++), req, is);
+  return &msgs->as_array();
+}
 
-  // Rules (each a 400 with an explanation).
-  auto rule = [](std::string text) { return make_error(Errc::invalid_request, std::move(text)); };
-  const auto& raw_msgs = msgs->as_array();
+// A rule's failure: a 400 with an explanation.
+Error rule(std::string text) { return make_error(Errc::invalid_request, std::move(text)); }
+
+// Rule: there are messages, and no message's content is empty.
+Status check_contents(const json::array& raw_msgs) {
   if (raw_msgs.empty()) return rule("messages must not be empty");
   for (std::size_t i = 0; i < raw_msgs.size(); ++i) {
     const json::value& c = raw_msgs[i].as_object().at("content");
@@ -481,15 +442,26 @@ Result<ChatRequest> parse_chat_request(std::string_view body) {
       return rule("messages." + std::to_string(i) + ".content must not be empty");
     }
   }
-  if (duplicate_tool) return rule("tool names must be unique");
+  return Ok{};
+}
+
+// Rule: tool names are unique, and a tool_choice of type tool names one of them.
+Status check_tools(const ChatRequest& req, const ToolNames& tools) {
+  if (tools.duplicate) return rule("tool names must be unique");
   if (req.tool_choice && req.tool_choice->type == "tool") {
     if (req.tool_choice->name.empty()) return rule("tool_choice of type 'tool' needs a name");
-    if (!tool_names.contains(req.tool_choice->name)) {
+    if (!tools.names.contains(req.tool_choice->name)) {
       return rule("tool_choice names tool '" + req.tool_choice->name + "', which is not among tools");
     }
   }
-  if (req.messages.back().role == "system") return rule("the last message must be from the user or the assistant");
-  // Move system messages out, then check the conversation.
+  return Ok{};
+}
+
+// Moves system messages into req.system (after the system field, one per line); the rule that
+// the conversation left ends with a user or assistant message.
+Status move_system_messages(ChatRequest& req) {
+  const auto last_rule = [] { return rule("the last message must be from the user or the assistant"); };
+  if (req.messages.back().role == "system") return last_rule();
   std::vector<ChatMessage> conv;
   for (auto& m : req.messages) {
     if (m.role == "system") {
@@ -502,31 +474,62 @@ Result<ChatRequest> parse_chat_request(std::string_view body) {
   }
   req.messages = std::move(conv);
   req.message_count = static_cast<int>(req.messages.size());
-  if (req.messages.empty()) return rule("the last message must be from the user or the assistant");
+  if (req.messages.empty()) return last_rule();
+  return Ok{};
+}
+
+// Rule: tool_use blocks only in assistant messages, with unique ids, each answered by a later
+// tool_result (except those of a trailing assistant message), and no tool_result without one.
+Status check_tool_ids(const ChatRequest& req) {
   std::set<std::string> tool_use_ids, tool_result_ids;
-  for (std::size_t i = 0; i < req.messages.size(); ++i) {
-    const auto& m = req.messages[i];
+  for (const auto& m : req.messages) {
     for (const auto& b : m.content) {
       if (b.type == "tool_use") {
         if (m.role != "assistant") return rule("tool_use blocks are only allowed in assistant messages");
         if (!tool_use_ids.insert(b.id).second) return rule("duplicate tool_use id '" + b.id + "'");
       } else if (b.type == "tool_result") {
-        if (!tool_use_ids.contains(b.id)) {
+        if (!tool_use_ids.contains(b.id))
           return rule("tool_result '" + b.id + "' has no earlier tool_use with that id");
-        }
         tool_result_ids.insert(b.id);
       }
     }
   }
-  // A trailing assistant message may still be waiting for its tool results.
   if (req.messages.back().role == "assistant") {
     for (const auto& b : req.messages.back().content) {
       if (b.type == "tool_use") tool_use_ids.erase(b.id);
     }
   }
-  if (tool_use_ids != tool_result_ids) {
-    return rule("the tool_result ids do not match the tool_use ids");
-  }
+  if (tool_use_ids != tool_result_ids) return rule("the tool_result ids do not match the tool_use ids");
+  return Ok{};
+}
+
+// The conversation rules of §2 on a request that passed the schema, in the order they are reported.
+Status check_rules(ChatRequest& req, const json::array& raw_msgs, const ToolNames& tools) {
+  if (auto st = check_contents(raw_msgs); !st) return st;
+  if (auto st = check_tools(req, tools); !st) return st;
+  if (auto st = move_system_messages(req); !st) return st;
+  return check_tool_ids(req);
+}
+
+}  // namespace
+
+Result<ChatRequest> parse_chat_request(std::string_view body) {
+  Issues is;
+  const std::optional<json::object> root = parse_json(body, is);
+  if (!root) return is.error();
+  const json::object& o = *root;
+  const json::array loc{"body"};
+  ChatRequest req;
+  parse_top_level(o, loc, req, is);
+  parse_sampling(o, loc, req, is);
+  parse_system(o, loc, req, is);
+  parse_thinking(o, loc, req, is);
+  parse_metadata(o, loc, req, is);
+  const ToolNames tools = parse_tools(o, loc, req, is);
+  parse_tool_choice(o, loc, req, is);
+  const json::array* raw_msgs = parse_messages(o, loc, req, is);
+  if (!is.empty()) return is.error();
+  if (auto ok = check_rules(req, *raw_msgs, tools); !ok) return ok.error();
   return req;
 }
 

@@ -11,6 +11,11 @@
 namespace spool {
 namespace {
 
+// A setting in seconds as the durations the option structs hold.
+std::chrono::milliseconds seconds_ms(double s) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000.0));
+}
+
 // One scalar setting: its TOML key, flag and environment name derive from `key`.
 struct Setting {
   std::string key;  // snake_case
@@ -154,8 +159,8 @@ void parse_tenant_table(const toml::array& arr, Config& cfg) {
     TenantConfig tc;
     tc.name = (*t)["name"].value_or(std::string());
     tc.secret = (*t)["secret"].value_or(std::string());
-    tc.max_active_streams = (*t)["max_active_streams"].value_or(std::int64_t{0});
-    tc.max_retained_streams = (*t)["max_retained_streams"].value_or(std::int64_t{0});
+    tc.max_active_streams = (*t)["max_active_streams"].value_or(tc.max_active_streams);
+    tc.max_retained_streams = (*t)["max_retained_streams"].value_or(tc.max_retained_streams);
     for (const auto& [k, v] : *t) {
       const std::string key(k.str());
       if (key != "name" && key != "secret" && key != "max_active_streams" && key != "max_retained_streams") {
@@ -175,21 +180,100 @@ void parse_model_table(const toml::array& arr, Config& cfg) {
     m.name = (*t)["name"].value_or(std::string());
     m.engine = (*t)["engine"].value_or(std::string());
     m.target = (*t)["target"].value_or((*t)["path"].value_or((*t)["url"].value_or(std::string())));
-    m.token_delay_ms = (*t)["token_delay_ms"].value_or(std::int64_t{-1});
-    m.parallel = (*t)["parallel"].value_or(std::int64_t{4});
-    m.context = (*t)["context"].value_or(std::int64_t{4096});
-    m.threads = (*t)["threads"].value_or(std::int64_t{0});
+    m.token_delay_ms = (*t)["token_delay_ms"].value_or(m.token_delay_ms);
+    m.parallel = (*t)["parallel"].value_or(m.parallel);
+    m.context = (*t)["context"].value_or(m.context);
+    m.threads = (*t)["threads"].value_or(m.threads);
     m.upstream_model = (*t)["upstream_model"].value_or(std::string());
     m.api_key_env = (*t)["api_key_env"].value_or(std::string());
-    m.connect_timeout = (*t)["connect_timeout"].value_or(10.0);
-    m.first_byte_timeout = (*t)["first_byte_timeout"].value_or(120.0);
-    m.idle_timeout = (*t)["idle_timeout"].value_or(60.0);
+    m.connect_timeout = (*t)["connect_timeout"].value_or(m.connect_timeout);
+    m.first_byte_timeout = (*t)["first_byte_timeout"].value_or(m.first_byte_timeout);
+    m.idle_timeout = (*t)["idle_timeout"].value_or(m.idle_timeout);
     if (m.parallel < 1 || m.context < 64 || m.threads < 0) {
       throw std::runtime_error("config: model '" + m.name + "': parallel >= 1, context >= 64, threads >= 0");
     }
     if (m.name.empty() || m.engine.empty())
       throw std::runtime_error("config: every [[models]] entry needs name and engine");
     cfg.models.push_back(std::move(m));
+  }
+}
+
+// Turns --model specs into models, after the file's; one mock model when none is configured.
+void add_model_specs(Config& cfg) {
+  for (const auto& spec : cfg.model_specs) {
+    const auto eq = spec.find('=');
+    const auto colon = spec.find(':', eq == std::string::npos ? 0 : eq);
+    if (eq == std::string::npos || eq == 0 || colon == std::string::npos) {
+      throw std::runtime_error("--model " + spec + ": expected NAME=ENGINE:TARGET, e.g. echo=mock:");
+    }
+    ModelConfig m;
+    m.name = spec.substr(0, eq);
+    m.engine = spec.substr(eq + 1, colon - eq - 1);
+    m.target = spec.substr(colon + 1);
+    cfg.models.push_back(std::move(m));
+  }
+  if (cfg.models.empty()) {
+    ModelConfig mock;
+    mock.name = mock.engine = "mock";
+    cfg.models.push_back(std::move(mock));
+  }
+  for (std::size_t i = 0; i < cfg.models.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (cfg.models[i].name == cfg.models[j].name)
+        throw std::runtime_error("model '" + cfg.models[i].name + "' is declared twice");
+    }
+  }
+}
+
+// Turns --tenants specs, then the auth secrets, into tenants after the file's; decides an unset
+// stream_scoping (on when a tenant has a name).
+void add_tenants(Config& cfg) {
+  if (!cfg.auth_secret.empty()) cfg.auth_secrets.insert(cfg.auth_secrets.begin(), cfg.auth_secret);
+  for (const auto& spec : cfg.tenant_specs) {
+    const auto eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
+      throw std::runtime_error("--tenants " + spec + ": expected NAME=SECRET");
+    }
+    cfg.tenants.push_back(TenantConfig{spec.substr(0, eq), spec.substr(eq + 1)});
+  }
+  const bool named = std::any_of(cfg.tenants.begin(), cfg.tenants.end(), [](const auto& t) { return !t.name.empty(); });
+  if (!cfg.stream_scoping) cfg.stream_scoping = named;
+  for (const auto& secret : cfg.auth_secrets) cfg.tenants.push_back(TenantConfig{"", secret});
+  for (std::size_t i = 0; i < cfg.tenants.size(); ++i) {
+    const auto& t = cfg.tenants[i];
+    if (t.secret.empty()) throw std::runtime_error("tenant '" + t.name + "' has no secret");
+    if (t.max_active_streams < 0 || t.max_retained_streams < 0) {
+      throw std::runtime_error("tenant '" + t.name + "': max_active_streams and max_retained_streams must be >= 0");
+    }
+    for (std::size_t j = 0; j < i; ++j) {
+      if (t.secret == cfg.tenants[j].secret) throw std::runtime_error("the same auth secret is configured twice");
+      if (!t.name.empty() && t.name == cfg.tenants[j].name) {
+        throw std::runtime_error("tenant '" + t.name + "' is declared twice");
+      }
+    }
+  }
+}
+
+// Throws for the first setting out of its range.
+void check_ranges(const Config& cfg) {
+  if (cfg.port < 0 || cfg.port > 65535) throw std::runtime_error("port must be 0..65535");
+  if (cfg.broker != "memory" && cfg.broker != "redis") throw std::runtime_error("broker must be memory or redis");
+  if (cfg.ping_interval <= 0) throw std::runtime_error("ping_interval must be > 0");
+  if (cfg.maximum_stream_length < 2) throw std::runtime_error("maximum_stream_length must be at least 2");
+  if (cfg.max_body_bytes <= 0) throw std::runtime_error("max_body_bytes must be > 0");
+  if (cfg.upstream_max_event_bytes < 1024) throw std::runtime_error("upstream_max_event_bytes must be at least 1024");
+  if (cfg.upstream_max_delta_bytes < 1) throw std::runtime_error("upstream_max_delta_bytes must be > 0");
+  if (cfg.max_active_streams < 1) throw std::runtime_error("max_active_streams must be at least 1");
+  if (cfg.max_retained_streams < 1) throw std::runtime_error("max_retained_streams must be at least 1");
+  if (cfg.max_observers < 1) throw std::runtime_error("max_observers must be at least 1");
+  if (cfg.max_observers_per_stream < 1) throw std::runtime_error("max_observers_per_stream must be at least 1");
+  if (cfg.stream_expiration < 0) throw std::runtime_error("stream_expiration must be >= 0");
+  if (cfg.redis_lease < 0.1) throw std::runtime_error("redis_lease must be at least 0.1 seconds");
+  if (cfg.log_format != "text" && cfg.log_format != "json") throw std::runtime_error("log_format must be text or json");
+  if (cfg.data_sync != "normal" && cfg.data_sync != "full")
+    throw std::runtime_error("data_sync must be normal or full");
+  if (cfg.durable && cfg.broker == "memory" && cfg.data_dir.empty()) {
+    throw std::runtime_error("data_dir must name a directory (or set durable = false)");
   }
 }
 
@@ -249,72 +333,101 @@ void load_config_file_and_legacy_env(int argc, char** argv, Config& cfg) {
 }
 
 void finalize_config(Config& cfg) {
-  for (const auto& spec : cfg.model_specs) {
-    const auto eq = spec.find('=');
-    const auto colon = spec.find(':', eq == std::string::npos ? 0 : eq);
-    if (eq == std::string::npos || eq == 0 || colon == std::string::npos) {
-      throw std::runtime_error("--model " + spec + ": expected NAME=ENGINE:TARGET, e.g. echo=mock:");
-    }
-    ModelConfig m;
-    m.name = spec.substr(0, eq);
-    m.engine = spec.substr(eq + 1, colon - eq - 1);
-    m.target = spec.substr(colon + 1);
-    cfg.models.push_back(std::move(m));
+  add_model_specs(cfg);
+  add_tenants(cfg);
+  check_ranges(cfg);
+}
+
+std::string default_redis_url() {
+  const RedisEndpoint e;
+  return fmt::format("redis://{}:{}/{}", e.host, e.port, e.db);
+}
+
+http::ServerOptions server_options(const Config& cfg) {
+  http::ServerOptions so;
+  so.host = cfg.host;
+  so.port = static_cast<std::uint16_t>(cfg.port);
+  so.header_limit = static_cast<std::size_t>(cfg.max_header_bytes);
+  so.body_limit = static_cast<std::size_t>(cfg.max_body_bytes);
+  so.read_timeout = seconds_ms(cfg.request_timeout);
+  so.write_timeout = seconds_ms(cfg.observer_write_timeout);
+  return so;
+}
+
+ApiOptions api_options(const Config& cfg) {
+  ApiOptions api;
+  api.path_prefix = cfg.path_prefix;
+  for (const auto& t : cfg.tenants) {
+    api.tenants.push_back(Tenant{t.name, t.secret, static_cast<std::size_t>(t.max_active_streams),
+                                 static_cast<std::size_t>(t.max_retained_streams)});
   }
-  if (cfg.models.empty()) {
-    ModelConfig mock;
-    mock.name = mock.engine = "mock";
-    cfg.models.push_back(std::move(mock));
+  api.stream_scoping = cfg.stream_scoping.value_or(api.stream_scoping);
+  api.origins = OriginPolicy{cfg.host, cfg.allowed_hosts, {}};
+  api.web_ui = cfg.web_ui;
+  api.ping_interval = seconds_ms(cfg.ping_interval);
+  api.broker_name = cfg.broker;
+  api.max_observers = static_cast<std::size_t>(cfg.max_observers);
+  api.max_observers_per_stream = static_cast<std::size_t>(cfg.max_observers_per_stream);
+  return api;
+}
+
+JobServiceOptions job_service_options(const Config& cfg, boost::asio::any_io_executor engine_executor) {
+  JobServiceOptions jo;
+  jo.maximum_stream_length = static_cast<std::uint64_t>(cfg.maximum_stream_length);
+  jo.max_active_streams = static_cast<std::size_t>(cfg.max_active_streams);
+  jo.max_retained_streams = static_cast<std::size_t>(cfg.max_retained_streams);
+  jo.engine_executor = std::move(engine_executor);
+  return jo;
+}
+
+MemoryBrokerOptions memory_broker_options(const Config& cfg, DurableStore* store) {
+  MemoryBrokerOptions mo;
+  mo.stream_expiration = std::chrono::seconds(cfg.stream_expiration);
+  mo.store = store;
+  return mo;
+}
+
+Result<RedisBrokerOptions> redis_broker_options(const Config& cfg) {
+  auto endpoint = RedisEndpoint::parse(cfg.redis_url);
+  if (!endpoint) return endpoint.error();
+  RedisBrokerOptions ro;
+  ro.endpoint = *endpoint;
+  ro.prefix = cfg.redis_prefix;
+  ro.stream_expiration = std::chrono::seconds(cfg.stream_expiration);
+  ro.lease = seconds_ms(cfg.redis_lease);
+  return ro;
+}
+
+DurableStoreOptions durable_store_options(const Config& cfg) {
+  return DurableStoreOptions{cfg.data_dir, cfg.data_sync == "full"};
+}
+
+Result<EngineSpec> engine_spec(const Config& cfg, const ModelConfig& m) {
+  EngineSpec spec;
+  spec.kind = m.engine;
+  spec.mock.token_delay = std::chrono::milliseconds(m.token_delay_ms >= 0 ? m.token_delay_ms : cfg.mock_token_delay_ms);
+  spec.llama.model_path = m.target;
+  spec.llama.parallel = static_cast<int>(m.parallel);
+  spec.llama.context = static_cast<int>(m.context);
+  spec.llama.threads = static_cast<int>(m.threads);
+  if (!is_upstream_kind(m.engine)) return spec;
+  UpstreamOptions& uo = spec.upstream;
+  uo.base_url = m.target;
+  uo.upstream_model = m.upstream_model.empty() ? m.name : m.upstream_model;
+  const std::string& key_env = m.api_key_env.empty() ? cfg.api_key_env : m.api_key_env;
+  if (!key_env.empty()) {
+    const char* key = std::getenv(key_env.c_str());
+    if (!key)
+      return make_error(Errc::invalid_request,
+                        "model '" + m.name + "': environment variable " + key_env + " is not set");
+    uo.api_key = key;
   }
-  for (std::size_t i = 0; i < cfg.models.size(); ++i) {
-    for (std::size_t j = 0; j < i; ++j) {
-      if (cfg.models[i].name == cfg.models[j].name)
-        throw std::runtime_error("model '" + cfg.models[i].name + "' is declared twice");
-    }
-  }
-  if (!cfg.auth_secret.empty()) cfg.auth_secrets.insert(cfg.auth_secrets.begin(), cfg.auth_secret);
-  for (const auto& spec : cfg.tenant_specs) {
-    const auto eq = spec.find('=');
-    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
-      throw std::runtime_error("--tenants " + spec + ": expected NAME=SECRET");
-    }
-    cfg.tenants.push_back(TenantConfig{spec.substr(0, eq), spec.substr(eq + 1), 0});
-  }
-  const bool named = std::any_of(cfg.tenants.begin(), cfg.tenants.end(), [](const auto& t) { return !t.name.empty(); });
-  if (!cfg.stream_scoping) cfg.stream_scoping = named;
-  for (const auto& secret : cfg.auth_secrets) cfg.tenants.push_back(TenantConfig{"", secret, 0});
-  for (std::size_t i = 0; i < cfg.tenants.size(); ++i) {
-    const auto& t = cfg.tenants[i];
-    if (t.secret.empty()) throw std::runtime_error("tenant '" + t.name + "' has no secret");
-    if (t.max_active_streams < 0 || t.max_retained_streams < 0) {
-      throw std::runtime_error("tenant '" + t.name + "': max_active_streams and max_retained_streams must be >= 0");
-    }
-    for (std::size_t j = 0; j < i; ++j) {
-      if (t.secret == cfg.tenants[j].secret) throw std::runtime_error("the same auth secret is configured twice");
-      if (!t.name.empty() && t.name == cfg.tenants[j].name) {
-        throw std::runtime_error("tenant '" + t.name + "' is declared twice");
-      }
-    }
-  }
-  if (cfg.port < 0 || cfg.port > 65535) throw std::runtime_error("port must be 0..65535");
-  if (cfg.broker != "memory" && cfg.broker != "redis") throw std::runtime_error("broker must be memory or redis");
-  if (cfg.ping_interval <= 0) throw std::runtime_error("ping_interval must be > 0");
-  if (cfg.maximum_stream_length < 2) throw std::runtime_error("maximum_stream_length must be at least 2");
-  if (cfg.max_body_bytes <= 0) throw std::runtime_error("max_body_bytes must be > 0");
-  if (cfg.upstream_max_event_bytes < 1024) throw std::runtime_error("upstream_max_event_bytes must be at least 1024");
-  if (cfg.upstream_max_delta_bytes < 1) throw std::runtime_error("upstream_max_delta_bytes must be > 0");
-  if (cfg.max_active_streams < 1) throw std::runtime_error("max_active_streams must be at least 1");
-  if (cfg.max_retained_streams < 1) throw std::runtime_error("max_retained_streams must be at least 1");
-  if (cfg.max_observers < 1) throw std::runtime_error("max_observers must be at least 1");
-  if (cfg.max_observers_per_stream < 1) throw std::runtime_error("max_observers_per_stream must be at least 1");
-  if (cfg.stream_expiration < 0) throw std::runtime_error("stream_expiration must be >= 0");
-  if (cfg.redis_lease < 0.1) throw std::runtime_error("redis_lease must be at least 0.1 seconds");
-  if (cfg.log_format != "text" && cfg.log_format != "json") throw std::runtime_error("log_format must be text or json");
-  if (cfg.data_sync != "normal" && cfg.data_sync != "full")
-    throw std::runtime_error("data_sync must be normal or full");
-  if (cfg.durable && cfg.broker == "memory" && cfg.data_dir.empty()) {
-    throw std::runtime_error("data_dir must name a directory (or set durable = false)");
-  }
+  uo.connect_timeout = seconds_ms(m.connect_timeout);
+  uo.first_byte_timeout = seconds_ms(m.first_byte_timeout);
+  uo.idle_timeout = seconds_ms(m.idle_timeout);
+  uo.limits.max_event_bytes = static_cast<std::size_t>(cfg.upstream_max_event_bytes);
+  uo.limits.max_delta_bytes = static_cast<std::size_t>(cfg.upstream_max_delta_bytes);
+  return spec;
 }
 
 }  // namespace spool

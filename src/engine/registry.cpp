@@ -29,4 +29,25 @@ Result<const Model*> ModelRegistry::resolve(std::string_view requested) const {
                     "Unknown model '" + std::string(requested) + "'; available models: " + names + " (or 'default')");
 }
 
+bool is_upstream_kind(std::string_view kind) { return kind == "openai" || kind == "anthropic"; }
+
+Result<std::shared_ptr<Engine>> make_engine(const EngineSpec& spec,
+                                            const boost::asio::any_io_executor& engine_executor) {
+#ifdef SPOOL_WITH_LLAMA
+  if (spec.kind == "llama") return std::shared_ptr<Engine>(std::make_shared<LlamaEngine>(spec.llama));
+  constexpr std::string_view kAvailable = "mock, openai, anthropic, llama";
+#else
+  constexpr std::string_view kAvailable = "mock, openai, anthropic";
+#endif
+  if (is_upstream_kind(spec.kind)) {
+    UpstreamProtocol protocol = spec.kind == "openai" ? openai_protocol() : anthropic_protocol();
+    return std::shared_ptr<Engine>(
+        std::make_shared<UpstreamEngine>(engine_executor, spec.upstream, std::move(protocol)));
+  }
+  if (spec.kind == "mock") return std::shared_ptr<Engine>(std::make_shared<MockEngine>(engine_executor, spec.mock));
+  return make_error(
+      Errc::invalid_request,
+      "engine '" + spec.kind + "' is not available in this build yet (available: " + std::string(kAvailable) + ")");
+}
+
 }  // namespace spool

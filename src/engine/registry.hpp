@@ -1,10 +1,17 @@
-// The models table: names → engines (§8), and how a request's `model` picks one.
+// The models table: names → engines (§8), how a request's `model` picks one, and how a
+// model's settings become its engine.
 #pragma once
 
 #include "engine/engine.hpp"
+#include "engine/llama_engine.hpp"
+#include "engine/mock_engine.hpp"
+#include "engine/upstream_engine.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace spool {
@@ -32,5 +39,21 @@ class ModelRegistry {
   std::vector<Model> models_;
   std::size_t default_ = 0;
 };
+
+// How to build one model's engine: its kind and the settings of that kind.
+struct EngineSpec {
+  std::string kind;          // mock, llama, openai, anthropic
+  MockOptions mock;          // kind mock
+  LlamaOptions llama;        // kind llama
+  UpstreamOptions upstream;  // kinds openai and anthropic
+};
+
+// Whether engines of `kind` stream from an upstream server (openai, anthropic: EngineSpec::upstream).
+bool is_upstream_kind(std::string_view kind);
+
+// The engine `spec` describes: mock and upstream engines work on `engine_executor`, llama on a
+// thread of its own. invalid_request naming the kinds this build has when `spec.kind` is not one.
+Result<std::shared_ptr<Engine>> make_engine(const EngineSpec& spec,
+                                            const boost::asio::any_io_executor& engine_executor);
 
 }  // namespace spool
