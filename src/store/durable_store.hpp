@@ -33,7 +33,7 @@ class DurableStore final : public StreamStore {
   // Opens (creating) `opts.dir`/spool.db; an error that names the directory and the reason when
   // it cannot be created or written, or the file is not a Spool database or is corrupt.
   static Result<std::unique_ptr<DurableStore>> open(const DurableStoreOptions& opts);
-  ~DurableStore();
+  ~DurableStore() override;
   DurableStore(const DurableStore&) = delete;
   DurableStore& operator=(const DurableStore&) = delete;
 
