@@ -1,5 +1,5 @@
 # llama.cpp for the in-process `llama` engine (SPOOL_WITH_LLAMA). Included from the root
-# CMakeLists.txt after spool_core / spool / spool_unit_tests are defined.
+# CMakeLists.txt after spool_engine / spool / spool_unit_tests are defined.
 #
 # scripts/fetch-llama.sh fetches, at configure time, llama.cpp's source from npm (the git bundle
 # inside node-llama-cpp; nothing is committed) into ${SPOOL_LLAMA_DIR}/src. The `llama_cpp`
@@ -79,8 +79,8 @@ add_library(spool::llama ALIAS spool_llama)
 list(APPEND CMAKE_BUILD_RPATH ${SPOOL_LLAMA_LIB_DIR})
 list(APPEND CMAKE_INSTALL_RPATH ${SPOOL_LLAMA_LIB_DIR})
 
-target_link_libraries(spool_core PUBLIC spool::llama)
-target_compile_definitions(spool_core PUBLIC SPOOL_WITH_LLAMA)
+target_link_libraries(spool_engine PRIVATE spool::llama)  # only the llama engine sees llama.cpp
+target_compile_definitions(spool_engine PRIVATE SPOOL_WITH_LLAMA)
 set(_spool_llama_exes spool)
 
 # make_tiny_gguf: the tiny random-weight model writer (also compiled into the unit tests).

@@ -5,7 +5,7 @@
 #include "api/metrics.hpp"
 #include "broker/broker.hpp"
 #include "http/message.hpp"
-#include "stream/job.hpp"
+#include "jobs/job.hpp"
 
 #include <chrono>
 #include <functional>

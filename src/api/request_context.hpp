@@ -4,7 +4,7 @@
 
 #include "api/request_target.hpp"
 #include "broker/broker.hpp"
-#include "engine/chat_request.hpp"
+#include "stream/chat_request.hpp"
 #include "http/message.hpp"
 
 #include <boost/url/params_view.hpp>

@@ -5,7 +5,7 @@
 #include "api/origin_guard.hpp"
 #include "engine/registry.hpp"
 #include "http/server.hpp"
-#include "stream/jobs.hpp"
+#include "jobs/jobs.hpp"
 
 #include <chrono>
 #include <string>

@@ -8,7 +8,7 @@
 #include "engine/registry.hpp"
 #include "http/server.hpp"
 #include "store/durable_store.hpp"
-#include "stream/job_service.hpp"
+#include "jobs/job_service.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>

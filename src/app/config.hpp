@@ -10,7 +10,7 @@
 #include "engine/upstream_limits.hpp"
 #include "http/server.hpp"
 #include "store/durable_store.hpp"
-#include "stream/job_service.hpp"
+#include "jobs/job_service.hpp"
 
 #include <CLI/CLI.hpp>
 

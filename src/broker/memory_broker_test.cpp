@@ -1,6 +1,6 @@
 #include "broker/memory_broker.hpp"
 
-#include "stream/job.hpp"
+#include "jobs/job.hpp"
 
 #include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>

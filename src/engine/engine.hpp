@@ -2,7 +2,7 @@
 #pragma once
 
 #include "core/result.hpp"
-#include "engine/chat_request.hpp"
+#include "stream/chat_request.hpp"
 
 #include <cstdint>
 #include <memory>

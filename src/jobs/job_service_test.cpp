@@ -1,5 +1,5 @@
 // The job service over the memory broker and the mock engine: starts, limits, cancels.
-#include "stream/job_service.hpp"
+#include "jobs/job_service.hpp"
 
 #include "broker/memory_broker.hpp"
 #include "engine/mock_engine.hpp"

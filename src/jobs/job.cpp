@@ -1,4 +1,4 @@
-#include "stream/job.hpp"
+#include "jobs/job.hpp"
 
 #include "core/error_body.hpp"
 #include "core/ids.hpp"

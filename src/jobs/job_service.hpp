@@ -3,8 +3,8 @@
 
 #include "broker/broker.hpp"
 #include "engine/registry.hpp"
-#include "stream/job.hpp"
-#include "stream/jobs.hpp"
+#include "jobs/job.hpp"
+#include "jobs/jobs.hpp"
 
 #include <chrono>
 #include <map>

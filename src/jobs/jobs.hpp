@@ -3,7 +3,7 @@
 
 #include "broker/broker.hpp"
 #include "engine/registry.hpp"
-#include "stream/job.hpp"
+#include "jobs/job.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>

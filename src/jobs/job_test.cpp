@@ -1,4 +1,4 @@
-#include "stream/job.hpp"
+#include "jobs/job.hpp"
 
 #include <gtest/gtest.h>
 #include <boost/json/parse.hpp>

@@ -1,4 +1,4 @@
-#include "engine/chat_request.hpp"
+#include "stream/chat_request.hpp"
 
 namespace spool {
 

@@ -1,4 +1,4 @@
-#include "stream/job_service.hpp"
+#include "jobs/job_service.hpp"
 
 #include "core/ids.hpp"
 #include "core/log.hpp"
