@@ -48,9 +48,11 @@ RedisBroker::RedisBroker(asio::any_io_executor ex, RedisBrokerOptions opts)
 
 RedisBroker::~RedisBroker() {
   stop();
-  // A blocked XREAD (or any command in flight) holds a background coroutine, which holds the
-  // broker: with the executor no longer run, drop those completions so everything is freed.
+  // A blocked XREAD (or any command in flight) or a wait on a signal holds a background
+  // coroutine, which holds the broker: with the executor perhaps never run again (stop()'s posted
+  // close with it), drop those completions and close the signals here, so everything is freed.
   for (auto* c : {impl_->cmd.get(), impl_->reader.get(), impl_->sub.get()}) c->abandon();
+  impl_->close_signals();
 }
 
 const std::string& RedisBroker::instance() const { return impl_->opts.instance; }
@@ -85,11 +87,7 @@ void RedisBroker::stop() {
   auto& b = *impl_;
   if (b.stopping.exchange(true)) return;
   b.mirror.stop();
-  asio::post(b.ex, [self = impl_] {
-    for (Signal* s : {&self->flush_wake, &self->read_wake, &self->cmd_lost, &self->reader_lost, &self->sub_lost}) {
-      s->close();
-    }
-  });
+  asio::post(b.ex, [self = impl_] { self->close_signals(); });
   b.cmd->close();
   b.reader->close();
   b.sub->close();

@@ -36,6 +36,10 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
   std::shared_ptr<RedisConnection> cmd, reader, sub;
   Signal flush_wake, read_wake;            // there is something to write / to read
   Signal cmd_lost, reader_lost, sub_lost;  // that connection failed: reconnect it
+  // Wakes every loop for good (shutdown); thread-safe.
+  void close_signals() {
+    for (Signal* s : {&flush_wake, &read_wake, &cmd_lost, &reader_lost, &sub_lost}) s->close();
+  }
   std::atomic<bool> stopping{false};
 
   // One stream this instance runs.

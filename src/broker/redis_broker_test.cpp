@@ -84,12 +84,16 @@ asio::awaitable<std::shared_ptr<RedisConnection>> raw_connection(const testing::
   co_return raw;
 }
 
-// Runs `f` on a fresh io_context until it completes; background work is left behind.
+// Runs `f` on a fresh io_context until it completes, then what its brokers' shutdown posted (as
+// the server's threads do after stop()), so their loops end instead of holding them forever.
 template <class F>
 void run(F f) {
   asio::io_context io;
   auto fut = asio::co_spawn(io, f(io.get_executor()), asio::use_future);
   while (fut.wait_for(0s) != std::future_status::ready) io.run_one();
+  io.restart();
+  while (io.poll() > 0) {
+  }
   fut.get();
 }
 
