@@ -84,7 +84,6 @@ void AnthropicStream::finish() {
 
 bool AnthropicStream::on_event(const SseEvent& e) {
   if (done_) return false;
-  const std::string_view type = e.event;
   const std::string_view data = e.data;
   boost::system::error_code ec;
   json::value v = json::parse(data, ec);
@@ -93,92 +92,99 @@ bool AnthropicStream::on_event(const SseEvent& e) {
     return false;
   }
   const auto& o = v.as_object();
-  std::string kind(type);
+  std::string kind(e.event);
   if (kind.empty()) kind = string_at(o.if_contains("type")).value_or("");
   if (kind == "ping") return true;
   if (kind == "error") {
     fail("upstream error: " + upstream_error_message(data));
     return false;
   }
-  if (kind == "message_start") {
-    // Spool's usage has no cache fields: the prompt is every input token, cached or not
-    // (llama-server reports a reused prompt prefix as cache_read_input_tokens).
-    std::int64_t input = 0;
-    if (const auto* n = path(o, "message", "usage"); n && n->is_object()) {
-      for (const char* field : {"input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"}) {
-        if (const auto* it = n->as_object().if_contains(field); it && it->is_number()) {
-          const auto count = usage_value(*it, std::string("message.usage.") + field);
-          if (!count) return false;
-          input += *count;
-        }
-      }
-    }
-    started_ = true;
-    sink_.begin(input);
-    return true;
-  }
+  if (kind == "message_start") return on_message_start(o);
   if (!started_) {
     started_ = true;
     sink_.begin(0);
   }
-  if (kind == "content_block_start") {
-    const auto* block = o.if_contains("content_block");
-    if (block && block->is_object() && string_at(block->as_object().if_contains("type")) == "tool_use") {
-      sink_.tool_use(string_at(block->as_object().if_contains("name")).value_or(""));
-    }
-    return true;
-  }
-  if (kind == "content_block_delta") {
-    const auto* d = o.if_contains("delta");
-    if (!d || !d->is_object()) {
-      fail("malformed content_block_delta from upstream: no delta object");
-      return false;
-    }
-    const auto& delta = d->as_object();
-    const auto dtype = string_at(delta.if_contains("type")).value_or("");
-    // Each delta is checked against the limit before it is copied out of the event.
-    auto piece = [&](std::string_view field, std::string_view kind) -> std::optional<std::string_view> {
-      const auto* t = delta.if_contains(field);
-      if (!t || !t->is_string() || t->get_string().empty()) return std::string_view{};
-      if (!delta_fits(t->get_string(), kind)) return std::nullopt;
-      return std::string_view(t->get_string());
-    };
-    std::optional<std::string_view> t = std::string_view{};  // nullopt only when a delta was refused
-    if (dtype == "text_delta") {
-      t = piece("text", "text");
-      if (t && !t->empty()) sink_.text(*t);
-    } else if (dtype == "thinking_delta") {
-      t = piece("thinking", "thinking");
-      if (t && !t->empty()) sink_.thinking(*t);
-    } else if (dtype == "input_json_delta") {
-      t = piece("partial_json", "tool input");
-      if (t && !t->empty()) sink_.tool_input(*t);
-    }
-    if (!t) return false;
-    return true;
-  }
-  if (kind == "message_delta") {
-    if (auto r = string_at(path(o, "delta", "stop_reason"))) {
-      stop_reason_ = *r == "max_tokens"      ? StopReason::max_tokens
-                     : *r == "stop_sequence" ? StopReason::stop_sequence
-                     : *r == "tool_use"      ? StopReason::tool_use
-                                             : StopReason::end_turn;
-    }
-    stop_sequence_ = string_at(path(o, "delta", "stop_sequence"));
-    // A matched stop sequence means stop_reason "stop_sequence" (llama-server says "end_turn").
-    if (stop_sequence_) stop_reason_ = StopReason::stop_sequence;
-    if (const auto* n = path(o, "usage", "output_tokens"); n && n->is_number()) {
-      const auto count = usage_value(*n, "usage.output_tokens");
-      if (!count) return false;
-      sink_.output_tokens(*count);
-    }
-    return true;
-  }
+  if (kind == "content_block_start") return on_block_start(o);
+  if (kind == "content_block_delta") return on_block_delta(o);
+  if (kind == "message_delta") return on_message_delta(o);
   if (kind == "message_stop") {
     finish();
     return false;
   }
   return true;  // content_block_stop and unknown events
+}
+
+bool AnthropicStream::on_message_start(const json::object& o) {
+  // Spool's usage has no cache fields: the prompt is every input token, cached or not
+  // (llama-server reports a reused prompt prefix as cache_read_input_tokens).
+  std::int64_t input = 0;
+  if (const auto* n = path(o, "message", "usage"); n && n->is_object()) {
+    for (const char* field : {"input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"}) {
+      if (const auto* it = n->as_object().if_contains(field); it && it->is_number()) {
+        const auto count = usage_value(*it, std::string("message.usage.") + field);
+        if (!count) return false;
+        input += *count;
+      }
+    }
+  }
+  started_ = true;
+  sink_.begin(input);
+  return true;
+}
+
+bool AnthropicStream::on_block_start(const json::object& o) {
+  const auto* block = o.if_contains("content_block");
+  if (block && block->is_object() && string_at(block->as_object().if_contains("type")) == "tool_use") {
+    sink_.tool_use(string_at(block->as_object().if_contains("name")).value_or(""));
+  }
+  return true;
+}
+
+bool AnthropicStream::on_block_delta(const json::object& o) {
+  const auto* d = o.if_contains("delta");
+  if (!d || !d->is_object()) {
+    fail("malformed content_block_delta from upstream: no delta object");
+    return false;
+  }
+  const auto& delta = d->as_object();
+  const auto dtype = string_at(delta.if_contains("type")).value_or("");
+  // Each delta is checked against the limit before it is copied out of the event.
+  auto piece = [&](std::string_view field, std::string_view kind) -> std::optional<std::string_view> {
+    const auto* t = delta.if_contains(field);
+    if (!t || !t->is_string() || t->get_string().empty()) return std::string_view{};
+    if (!delta_fits(t->get_string(), kind)) return std::nullopt;
+    return std::string_view(t->get_string());
+  };
+  std::optional<std::string_view> t = std::string_view{};  // nullopt only when a delta was refused
+  if (dtype == "text_delta") {
+    t = piece("text", "text");
+    if (t && !t->empty()) sink_.text(*t);
+  } else if (dtype == "thinking_delta") {
+    t = piece("thinking", "thinking");
+    if (t && !t->empty()) sink_.thinking(*t);
+  } else if (dtype == "input_json_delta") {
+    t = piece("partial_json", "tool input");
+    if (t && !t->empty()) sink_.tool_input(*t);
+  }
+  return t.has_value();
+}
+
+bool AnthropicStream::on_message_delta(const json::object& o) {
+  if (auto r = string_at(path(o, "delta", "stop_reason"))) {
+    stop_reason_ = *r == "max_tokens"      ? StopReason::max_tokens
+                   : *r == "stop_sequence" ? StopReason::stop_sequence
+                   : *r == "tool_use"      ? StopReason::tool_use
+                                           : StopReason::end_turn;
+  }
+  stop_sequence_ = string_at(path(o, "delta", "stop_sequence"));
+  // A matched stop sequence means stop_reason "stop_sequence" (llama-server says "end_turn").
+  if (stop_sequence_) stop_reason_ = StopReason::stop_sequence;
+  if (const auto* n = path(o, "usage", "output_tokens"); n && n->is_number()) {
+    const auto count = usage_value(*n, "usage.output_tokens");
+    if (!count) return false;
+    sink_.output_tokens(*count);
+  }
+  return true;
 }
 
 void AnthropicStream::on_end() {

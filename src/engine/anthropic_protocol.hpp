@@ -24,6 +24,11 @@ class AnthropicStream final : public UpstreamReply {
   void on_end() override;
 
  private:
+  // One event of each kind; false once the reply is over (finished or failed).
+  bool on_message_start(const boost::json::object& o);
+  bool on_block_start(const boost::json::object& o);
+  bool on_block_delta(const boost::json::object& o);
+  bool on_message_delta(const boost::json::object& o);
   void finish();
 
   bool started_ = false;

@@ -200,19 +200,7 @@ bool OpenAiStream::on_data(std::string_view data) {
     fail("upstream error: " + upstream_error_message(json::serialize(json::object{{"error", *err}})));
     return false;
   }
-  if (const auto* u = o.if_contains("usage"); u && u->is_object()) {
-    const auto& uo = u->as_object();
-    if (const auto* p = uo.if_contains("prompt_tokens"); p && p->is_number()) {
-      const auto n = usage_value(*p, "usage.prompt_tokens");
-      if (!n) return false;
-      prompt_tokens_ = *n;
-    }
-    if (const auto* c = uo.if_contains("completion_tokens"); c && c->is_number()) {
-      const auto n = usage_value(*c, "usage.completion_tokens");
-      if (!n) return false;
-      completion_tokens_ = *n;
-    }
-  }
+  if (const auto* u = o.if_contains("usage"); u && u->is_object() && !on_usage(u->as_object())) return false;
   start();
   const auto* choices = o.if_contains("choices");
   if (!choices || !choices->is_array() || choices->as_array().empty()) return true;  // e.g. the usage chunk
@@ -222,60 +210,79 @@ bool OpenAiStream::on_data(std::string_view data) {
     return false;
   }
   const auto& c = ch.as_object();
-  if (const auto* d = c.if_contains("delta"); d && d->is_object()) {
-    const auto& delta = d->as_object();
-    for (const char* key : {"reasoning_content", "reasoning"}) {
-      if (const auto* r = delta.if_contains(key); r && r->is_string() && !r->as_string().empty()) {
-        if (!delta_fits(r->as_string(), "thinking")) return false;
-        sink_.thinking(r->as_string());
-      }
-    }
-    if (const auto* t = delta.if_contains("content"); t && t->is_string() && !t->as_string().empty()) {
-      if (!delta_fits(t->as_string(), "text")) return false;
-      send_deltas(sink_, splitter_.feed(t->as_string()));
-      if (splitter_.stopped()) {
-        finish();
-        return false;
-      }
-    }
-    if (const auto* calls = delta.if_contains("tool_calls"); calls && calls->is_array()) {
-      for (const auto& call : calls->as_array()) {
-        if (!call.is_object()) continue;
-        const auto& co = call.as_object();
-        std::int64_t index = 0;
-        if (const auto* i = co.if_contains("index"); i && i->is_number()) {
-          const auto n = whole_number(*i, kMaxToolIndex);
-          if (!n) {
-            fail(fmt::format("upstream sent an invalid tool call index: {} (expected a whole number from 0 to {})",
-                             json::serialize(*i).substr(0, 64), kMaxToolIndex));
-            return false;
-          }
-          index = *n;
-        }
-        const auto* fn = co.if_contains("function");
-        const json::object* f = fn && fn->is_object() ? &fn->as_object() : nullptr;
-        if (index != tool_index_) {
-          std::string name;
-          if (f) {
-            if (const auto* n = f->if_contains("name"); n && n->is_string()) name = n->as_string();
-          }
-          sink_.tool_use(name);
-          tool_index_ = index;
-        }
-        if (f) {
-          if (const auto* a = f->if_contains("arguments"); a && a->is_string() && !a->as_string().empty()) {
-            if (!delta_fits(a->as_string(), "tool input")) return false;
-            sink_.tool_input(a->as_string());
-          }
-        }
-      }
-    }
-  }
+  if (const auto* d = c.if_contains("delta"); d && d->is_object() && !on_delta(d->as_object())) return false;
   if (const auto* fr = c.if_contains("finish_reason"); fr && fr->is_string()) {
     const std::string_view r = fr->as_string();
     finish_reason_ = r == "length"                                 ? StopReason::max_tokens
                      : (r == "tool_calls" || r == "function_call") ? StopReason::tool_use
                                                                    : StopReason::end_turn;
+  }
+  return true;
+}
+
+bool OpenAiStream::on_usage(const json::object& usage) {
+  if (const auto* p = usage.if_contains("prompt_tokens"); p && p->is_number()) {
+    const auto n = usage_value(*p, "usage.prompt_tokens");
+    if (!n) return false;
+    prompt_tokens_ = *n;
+  }
+  if (const auto* c = usage.if_contains("completion_tokens"); c && c->is_number()) {
+    const auto n = usage_value(*c, "usage.completion_tokens");
+    if (!n) return false;
+    completion_tokens_ = *n;
+  }
+  return true;
+}
+
+bool OpenAiStream::on_delta(const json::object& delta) {
+  for (const char* key : {"reasoning_content", "reasoning"}) {
+    if (const auto* r = delta.if_contains(key); r && r->is_string() && !r->as_string().empty()) {
+      if (!delta_fits(r->as_string(), "thinking")) return false;
+      sink_.thinking(r->as_string());
+    }
+  }
+  if (const auto* t = delta.if_contains("content"); t && t->is_string() && !t->as_string().empty()) {
+    if (!delta_fits(t->as_string(), "text")) return false;
+    send_deltas(sink_, splitter_.feed(t->as_string()));
+    if (splitter_.stopped()) {
+      finish();
+      return false;
+    }
+  }
+  if (const auto* calls = delta.if_contains("tool_calls"); calls && calls->is_array()) {
+    for (const auto& call : calls->as_array()) {
+      if (call.is_object() && !on_tool_call(call.as_object())) return false;
+    }
+  }
+  return true;
+}
+
+bool OpenAiStream::on_tool_call(const json::object& call) {
+  std::int64_t index = 0;
+  if (const auto* i = call.if_contains("index"); i && i->is_number()) {
+    const auto n = whole_number(*i, kMaxToolIndex);
+    if (!n) {
+      fail(fmt::format("upstream sent an invalid tool call index: {} (expected a whole number from 0 to {})",
+                       json::serialize(*i).substr(0, 64), kMaxToolIndex));
+      return false;
+    }
+    index = *n;
+  }
+  const auto* fn = call.if_contains("function");
+  const json::object* f = fn && fn->is_object() ? &fn->as_object() : nullptr;
+  if (index != tool_index_) {
+    std::string name;
+    if (f) {
+      if (const auto* n = f->if_contains("name"); n && n->is_string()) name = n->as_string();
+    }
+    sink_.tool_use(name);
+    tool_index_ = index;
+  }
+  if (f) {
+    if (const auto* a = f->if_contains("arguments"); a && a->is_string() && !a->as_string().empty()) {
+      if (!delta_fits(a->as_string(), "tool input")) return false;
+      sink_.tool_input(a->as_string());
+    }
   }
   return true;
 }

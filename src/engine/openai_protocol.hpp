@@ -34,6 +34,10 @@ class OpenAiStream final : public UpstreamReply {
   void on_end() override;
 
  private:
+  // Parts of a chunk; each returns false once the reply is over (finished or failed).
+  bool on_usage(const boost::json::object& usage);
+  bool on_delta(const boost::json::object& delta);
+  bool on_tool_call(const boost::json::object& call);
   void start();
   void finish();
 

@@ -52,16 +52,7 @@ asio::awaitable<Result<Started>> JobService::start(StartJob job) {
   HeldStreams limits{opts_.max_retained_streams, job.owner_retained_limit};
   auto held = co_await broker_.held(job.owner, limits);
   if (!held) co_return held.error();
-  if (held->total >= opts_.max_retained_streams) {
-    co_return make_error(Errc::overloaded, "Too many streams kept (limit " +
-                                               std::to_string(opts_.max_retained_streams) +
-                                               "); delete finished streams or wait for them to expire");
-  }
-  if (job.owner_retained_limit > 0 && held->of_owner >= job.owner_retained_limit) {
-    co_return make_error(Errc::overloaded, "Too many streams kept for this secret (limit " +
-                                               std::to_string(job.owner_retained_limit) +
-                                               "); delete finished streams or wait for them to expire");
-  }
+  if (auto refused = retention_refusal(*held, job.owner_retained_limit)) co_return *refused;
   if (job.id.empty()) job.id = uuid4();
   StreamSpec spec{job.id, job.model->name, job.request->message_count, job.request->thinking, job.owner};
   auto writer = co_await broker_.create(std::move(spec));
@@ -79,6 +70,24 @@ asio::awaitable<Result<Started>> JobService::start(StartJob job) {
     }
   }
 
+  auto j = launch(job, std::move(writer.value()), *slot);
+  co_return Started{id, false, j};
+}
+
+std::optional<Error> JobService::retention_refusal(const HeldStreams& held, std::size_t owner_limit) const {
+  if (held.total >= opts_.max_retained_streams) {
+    return make_error(Errc::overloaded, "Too many streams kept (limit " + std::to_string(opts_.max_retained_streams) +
+                                            "); delete finished streams or wait for them to expire");
+  }
+  if (owner_limit > 0 && held.of_owner >= owner_limit) {
+    return make_error(Errc::overloaded, "Too many streams kept for this secret (limit " + std::to_string(owner_limit) +
+                                            "); delete finished streams or wait for them to expire");
+  }
+  return std::nullopt;
+}
+
+std::shared_ptr<Job> JobService::launch(const StartJob& job, std::shared_ptr<StreamWriter> writer, Slot& slot) {
+  const std::string& id = job.id;
   std::atomic<std::uint64_t>* tokens = nullptr;
   {
     std::lock_guard lk(mu_);
@@ -98,7 +107,7 @@ asio::awaitable<Result<Started>> JobService::start(StartJob job) {
     log_event(failure ? spdlog::level::warn : spdlog::level::info, failure ? "job failed" : "job ended",
               {{"message_id", id}, {"request_id", request_id}, {"error", failure ? failure->explanation : ""}});
   };
-  auto j = std::make_shared<Job>(id, job.model->name, std::move(writer.value()),
+  auto j = std::make_shared<Job>(id, job.model->name, std::move(writer),
                                  JobOptions{opts_.maximum_stream_length, job.fold, tokens}, std::move(on_end));
   *self = j;
   log_event(spdlog::level::info, "job started",
@@ -111,7 +120,7 @@ asio::awaitable<Result<Started>> JobService::start(StartJob job) {
     std::lock_guard lk(mu_);
     active_[id] = j;
     --reserved_;  // the slot is now the job's: on_end releases it
-    slot->owner.reset();
+    slot.owner.reset();
   }
   std::shared_ptr<EngineRun> run;
   try {
@@ -120,7 +129,7 @@ asio::awaitable<Result<Started>> JobService::start(StartJob job) {
     j->fail(make_error(Errc::internal, std::string("The engine could not start the job: ") + e.what()));
   }
   if (run) j->attach(std::move(run));
-  co_return Started{id, false, j};
+  return j;
 }
 
 namespace {

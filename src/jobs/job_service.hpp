@@ -92,6 +92,10 @@ class JobService final : public Jobs {
   };
   // A slot for a job of `owner`, or overloaded past max_active_streams or `owner_limit` (0: none).
   Result<Slot> reserve_slot(const std::string& owner, std::size_t owner_limit);
+  // Why keeping one more stream is refused (max_retained_streams, or `owner_limit` of its owner).
+  std::optional<Error> retention_refusal(const HeldStreams& held, std::size_t owner_limit) const;
+  // Runs `job` on `writer`: counted as active (taking `slot`), logged, handed to its engine.
+  std::shared_ptr<Job> launch(const StartJob& job, std::shared_ptr<StreamWriter> writer, Slot& slot);
   // Counts one job of `owner` out; call with mu_ held.
   void release_locked(const std::string& owner);
   std::shared_ptr<Job> find(const std::string& id) const;
