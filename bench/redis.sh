@@ -17,7 +17,7 @@ set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
-spool=$root/build/spool
+spool=${SPOOL_BIN:-$root/build/spool}  # SPOOL_BIN: another build of the server, to compare two
 bench=$root/build/bench/spool_bench
 out=""
 name=redis.sh

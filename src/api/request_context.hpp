@@ -4,8 +4,8 @@
 
 #include "api/request_target.hpp"
 #include "broker/broker.hpp"
-#include "stream/chat_request.hpp"
 #include "http/message.hpp"
+#include "stream/chat_request.hpp"
 
 #include <boost/url/params_view.hpp>
 

@@ -7,8 +7,8 @@
 #include "broker/broker.hpp"
 #include "engine/registry.hpp"
 #include "http/server.hpp"
-#include "store/durable_store.hpp"
 #include "jobs/job_service.hpp"
+#include "store/durable_store.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>

@@ -9,8 +9,8 @@
 #include "engine/registry.hpp"
 #include "engine/upstream_limits.hpp"
 #include "http/server.hpp"
-#include "store/durable_store.hpp"
 #include "jobs/job_service.hpp"
+#include "store/durable_store.hpp"
 
 #include <CLI/CLI.hpp>
 
