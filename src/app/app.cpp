@@ -3,6 +3,7 @@
 #include "broker/memory_broker.hpp"
 #include "broker/redis_broker.hpp"
 #include "core/log.hpp"
+#include "store/migrate.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
@@ -97,9 +98,12 @@ App::Step App::make_redis_broker() {
 
 App::Step App::make_memory_broker() {
   if (cfg_.durable) {
-    auto opened = DurableStore::open(durable_store_options(cfg_));
+    auto opened = LogStore::open(log_store_options(cfg_));
     if (!opened) return Failure{1, opened.error().explanation};
     store_ = std::move(*opened);
+    auto migrated = migrate_sqlite_store(cfg_.data_dir, *store_);
+    if (!migrated) return Failure{1, migrated.error().explanation};
+    if (*migrated > 0) spdlog::info("durable store {}: {} stream(s) moved from spool.db", cfg_.data_dir, *migrated);
   }
   auto memory = std::make_unique<MemoryBroker>(net_.front()->get_executor(), memory_broker_options(cfg_, store_.get()));
   if (store_) {

@@ -8,7 +8,7 @@
 #include "engine/registry.hpp"
 #include "http/server.hpp"
 #include "jobs/job_service.hpp"
-#include "store/durable_store.hpp"
+#include "store/log_store.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -67,7 +67,7 @@ class App {
   // The Redis broker's flusher and reader: on a network thread, that thread's queue would add to
   // every event's trip between instances.
   boost::asio::io_context broker_ctx_{1};
-  std::unique_ptr<DurableStore> store_;    // the memory broker's streams write to it
+  std::unique_ptr<LogStore> store_;        // the memory broker's streams write to it
   std::unique_ptr<Broker> broker_;         // the Redis broker's background work holds it on broker_ctx_
   boost::asio::io_context engine_ctx_{1};  // engine work never runs on network threads
   std::vector<WorkGuard> guards_;          // one per context, while serving

@@ -380,7 +380,7 @@ JobServiceOptions job_service_options(const Config& cfg, boost::asio::any_io_exe
   return jo;
 }
 
-MemoryBrokerOptions memory_broker_options(const Config& cfg, DurableStore* store) {
+MemoryBrokerOptions memory_broker_options(const Config& cfg, StreamStore* store) {
   MemoryBrokerOptions mo;
   mo.stream_expiration = std::chrono::seconds(cfg.stream_expiration);
   mo.store = store;
@@ -398,8 +398,11 @@ Result<RedisBrokerOptions> redis_broker_options(const Config& cfg) {
   return ro;
 }
 
-DurableStoreOptions durable_store_options(const Config& cfg) {
-  return DurableStoreOptions{cfg.data_dir, cfg.data_sync == "full"};
+LogStoreOptions log_store_options(const Config& cfg) {
+  LogStoreOptions o;
+  o.dir = cfg.data_dir;
+  o.fsync_each = cfg.data_sync == "full";
+  return o;
 }
 
 Result<EngineSpec> engine_spec(const Config& cfg, const ModelConfig& m) {

@@ -10,7 +10,7 @@
 #include "engine/upstream_limits.hpp"
 #include "http/server.hpp"
 #include "jobs/job_service.hpp"
-#include "store/durable_store.hpp"
+#include "store/log_store.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -117,11 +117,11 @@ ApiOptions api_options(const Config& cfg);
 // The job service's limits, with its engine work on `engine_executor`.
 JobServiceOptions job_service_options(const Config& cfg, boost::asio::any_io_executor engine_executor);
 // The memory broker's settings, writing to `store` when not null.
-MemoryBrokerOptions memory_broker_options(const Config& cfg, DurableStore* store);
+MemoryBrokerOptions memory_broker_options(const Config& cfg, StreamStore* store);
 // The Redis broker's settings; invalid_request naming the problem when redis_url is not a valid URL.
 Result<RedisBrokerOptions> redis_broker_options(const Config& cfg);
 // Where and how the durable store keeps streams.
-DurableStoreOptions durable_store_options(const Config& cfg);
+LogStoreOptions log_store_options(const Config& cfg);
 // How to build model `m`'s engine; invalid_request when the environment variable its API key is
 // read from (the model's api_key_env, else the config's) is not set.
 Result<EngineSpec> engine_spec(const Config& cfg, const ModelConfig& m);

@@ -132,7 +132,7 @@ TEST_F(ConfigTest, DefaultsAreTheOptionStructsDefaults) {
   EXPECT_EQ(redis->lease, redis_default.lease);
   EXPECT_EQ(redis->stream_expiration, redis_default.stream_expiration);
   EXPECT_EQ(cfg.data_dir, "spool-data");
-  EXPECT_FALSE(durable_store_options(cfg).fsync_each);
+  EXPECT_FALSE(log_store_options(cfg).fsync_each);
 }
 
 TEST_F(ConfigTest, ModelDefaultsAreTheEnginesDefaults) {
@@ -352,7 +352,7 @@ TEST_F(ConfigTest, BuiltOptionsCarryTheSettings) {
   EXPECT_EQ(redis->endpoint.port, 7000);
   EXPECT_EQ(redis->endpoint.db, 3);
   EXPECT_EQ(redis->prefix, "x:");
-  const DurableStoreOptions store = durable_store_options(cfg);
+  const LogStoreOptions store = log_store_options(cfg);
   EXPECT_EQ(store.dir, "/tmp/d");
   EXPECT_TRUE(store.fsync_each);
   EXPECT_EQ(api_options(cfg).path_prefix, "/spool");

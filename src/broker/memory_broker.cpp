@@ -5,12 +5,16 @@
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
+
+#include <malloc.h>
 
 #include <algorithm>
 #include <atomic>
 #include <future>
 
+#include <spdlog/spdlog.h>
 #include <boost/json/serialize.hpp>
 
 namespace spool {
@@ -83,8 +87,11 @@ struct MemoryBroker::Stream {
   // store), so nothing an observer saw can be missing after a restart.
   std::uint64_t visible = 0;
   bool ended = false;
-  bool held_back = false;    // visible moves only through MemoryBroker::make_visible (stored elsewhere)
-  bool usage_dirty = false;  // usage changed since the store last got the record
+  bool held_back = false;                 // visible moves only through MemoryBroker::make_visible (stored elsewhere)
+  bool reads_back = false;                // its store reads logs back: the log may leave memory once stored and unread
+  bool on_disk = false;                   // the log left memory (ended, all stored): cursors read it from the store
+  std::atomic<bool>* trim_due = nullptr;  // the broker's: set when a log left memory
+  bool usage_dirty = false;               // usage changed since the store last got the record
   std::vector<std::weak_ptr<Waker>> waiters;
 
   // Waiting cursors of one executor (io thread), woken by one posted handler.
@@ -107,6 +114,15 @@ struct MemoryBroker::Stream {
     }
     waiters.clear();
     return out;
+  }
+
+  // Drops the log from memory once it ended, the store holds all of it and nobody reads it;
+  // call with mu held.
+  void evict_if_idle_locked() {
+    if (on_disk || !reads_back || removed || !ended || info.observers > 0 || visible < log.size()) return;
+    log.clear();
+    on_disk = true;
+    if (trim_due != nullptr) trim_due->store(true, std::memory_order_relaxed);
   }
 
   // Posts one handler per executor that wakes its cursors.
@@ -141,6 +157,7 @@ void make_readable(const std::weak_ptr<MemoryBroker::Stream>& w, std::uint64_t u
     s->visible = std::max(s->visible, upto);
     s->ended = s->ended || ended;
     wake = s->take_waiters_locked();
+    s->evict_if_idle_locked();
   }
   MemoryBroker::Stream::wake(std::move(wake));
 }
@@ -218,12 +235,12 @@ class MemoryWriter final : public StreamWriter {
 
 class MemoryCursor final : public Cursor {
  public:
+  // `s` counts this cursor among its observers already (MemoryBroker::open).
   MemoryCursor(std::shared_ptr<MemoryBroker::Stream> s, std::uint64_t after, const asio::any_io_executor& ex,
                std::atomic<std::size_t>& open_cursors)
       : s_(std::move(s)), pos_(after), waker_(std::make_shared<Waker>(ex)), open_cursors_(open_cursors) {
     open_cursors_.fetch_add(1, std::memory_order_relaxed);
     std::lock_guard lk(s_->mu);
-    ++s_->info.observers;
     exhausted_ = s_->ended && pos_ >= s_->visible;
   }
 
@@ -231,6 +248,7 @@ class MemoryCursor final : public Cursor {
     open_cursors_.fetch_sub(1, std::memory_order_relaxed);
     std::lock_guard lk(s_->mu);
     --s_->info.observers;
+    s_->evict_if_idle_locked();
   }
 
   asio::awaitable<ReadChunk> next() override {
@@ -288,10 +306,95 @@ class MemoryCursor final : public Cursor {
   bool exhausted_ = false;
 };
 
+// Runs `f` on `where`, then resumes the caller on its own executor. Not a coroutine (g++ 12
+// mishandles temporaries around co_await).
+template <class F>
+asio::awaitable<void> run_on(const asio::any_io_executor& where, F f) {
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
+      [where, f = std::move(f)](auto handler) mutable {
+        auto back = asio::get_associated_executor(handler);
+        asio::post(where, [f = std::move(f), handler = std::move(handler), back]() mutable {
+          f();
+          asio::post(back, std::move(handler));
+        });
+      },
+      asio::use_awaitable);
+}
+
+// A cursor on a log that left memory: it reads the store on the disk executor, a chunk at a time.
+// The stream has ended, so nothing is waited for.
+class StoredCursor final : public Cursor {
+ public:
+  // `s` counts this cursor among its observers already (MemoryBroker::open).
+  StoredCursor(std::shared_ptr<MemoryBroker::Stream> s, std::uint64_t after, asio::any_io_executor disk,
+               std::atomic<std::size_t>& open_cursors)
+      : s_(std::move(s)), pos_(after), disk_(std::move(disk)), open_cursors_(open_cursors) {
+    open_cursors_.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard lk(s_->mu);
+    end_ = s_->visible;
+  }
+
+  ~StoredCursor() override {
+    open_cursors_.fetch_sub(1, std::memory_order_relaxed);
+    std::lock_guard lk(s_->mu);
+    --s_->info.observers;
+  }
+
+  asio::awaitable<ReadChunk> next() override {
+    ReadChunk chunk;
+    if (aborted_) co_return chunk;
+    if (interrupted_) {
+      interrupted_ = false;
+      chunk.kind = ReadChunk::Kind::interrupted;
+      co_return chunk;
+    }
+    {
+      std::lock_guard lk(s_->mu);
+      if (s_->removed) co_return chunk;
+    }
+    if (pos_ >= end_) co_return chunk;
+    buf_.clear();
+    Result<std::uint64_t> read = std::uint64_t{0};
+    auto work = [this, &read] {
+      if (!log_) log_ = s_->store->open_log(s_->info.id);
+      read = log_->read(pos_, kMaxChunkBytes, buf_);
+    };
+    co_await run_on(disk_, std::move(work));
+    if (!read || *read == 0) {
+      if (!read) spdlog::error("store: reading {}: {}", s_->info.id, read.error().explanation);
+      co_return chunk;  // the stream ends here for this observer; the log says why
+    }
+    const std::uint64_t n = std::min(*read, end_ - pos_);
+    buffer_ = asio::const_buffer(buf_.data(), buf_.size());
+    chunk.kind = ReadChunk::Kind::data;
+    chunk.events = n;
+    chunk.buffers = {&buffer_, 1};
+    pos_ += n;
+    co_return chunk;
+  }
+
+  void interrupt() override { interrupted_ = true; }
+  void abort() override { aborted_ = true; }
+  bool exhausted_at_open() const override { return pos_ >= end_; }
+
+ private:
+  std::shared_ptr<MemoryBroker::Stream> s_;
+  std::uint64_t pos_;
+  std::uint64_t end_ = 0;
+  asio::any_io_executor disk_;
+  std::atomic<std::size_t>& open_cursors_;
+  std::unique_ptr<StoredLog> log_;  // opened on the disk executor by the first read
+  std::string buf_;                 // what the last next() returned
+  asio::const_buffer buffer_;
+  bool aborted_ = false;
+  bool interrupted_ = false;
+};
+
 }  // namespace
 
 MemoryBroker::MemoryBroker(const asio::any_io_executor& ex, MemoryBrokerOptions opts)
     : opts_(opts), sweep_timer_(std::make_unique<asio::steady_timer>(ex)) {
+  if (opts_.store != nullptr && opts_.store->reads_back()) disk_ = std::make_unique<asio::thread_pool>(1);
   schedule_sweep();
 }
 
@@ -303,6 +406,11 @@ void MemoryBroker::schedule_sweep() {
   sweep_timer_->async_wait([this](boost::system::error_code ec) {
     if (ec || !sweep_timer_) return;
     sweep_expired(std::chrono::system_clock::now());
+    // Logs that left memory are free, but the allocator keeps the pages: give them back, off
+    // the network thread.
+    if (disk_ && trim_due_.exchange(false, std::memory_order_relaxed)) {
+      asio::post(disk_->get_executor(), [] { ::malloc_trim(0); });
+    }
     schedule_sweep();
   });
 }
@@ -363,6 +471,8 @@ asio::awaitable<Result<std::shared_ptr<StreamWriter>>> MemoryBroker::create_stre
   s->info.thinking_enabled = spec.thinking_enabled;
   s->owner = spec.owner;
   s->store = opts_.store;
+  s->reads_back = disk_ != nullptr;
+  s->trim_due = &trim_due_;
   {
     std::lock_guard lk(mu_);
     if (!streams_.try_emplace(spec.id, s).second) {
@@ -390,12 +500,20 @@ asio::awaitable<Result<std::unique_ptr<Cursor>>> MemoryBroker::open(std::string 
                                                                     asio::any_io_executor ex) {
   auto s = find(id);
   if (!s) co_return not_found(id);
-  auto cursor = std::make_unique<MemoryCursor>(s, after, std::move(ex), open_cursors_);
+  bool on_disk = false;
   {
     std::lock_guard lk(s->mu);
     if (s->removed) co_return not_found(id);  // removed since find(): deleted, or an idle copy dropped
+    on_disk = s->on_disk;
+    ++s->info.observers;  // counted now: the log stays where it is for this cursor
   }
-  co_return std::unique_ptr<Cursor>(std::move(cursor));
+  std::unique_ptr<Cursor> cursor;
+  if (on_disk) {
+    cursor = std::make_unique<StoredCursor>(s, after, disk_->get_executor(), open_cursors_);
+  } else {
+    cursor = std::make_unique<MemoryCursor>(s, after, ex, open_cursors_);
+  }
+  co_return cursor;
 }
 
 asio::awaitable<Status> MemoryBroker::remove(std::string id) {
@@ -513,15 +631,21 @@ std::size_t MemoryBroker::restore(std::vector<StoredStream> streams) {
   for (auto& stored : streams) {
     auto s = std::make_shared<Stream>();
     s->store = opts_.store;
+    s->reads_back = disk_ != nullptr;
+    s->trim_due = &trim_due_;
     s->info = std::move(stored.info);
     s->owner = std::move(stored.owner);
+    // A store that reads logs back keeps them on disk; another hands them over.
+    s->on_disk = s->reads_back && stored.events.empty();
     for (const auto& e : stored.events) s->log.append(e.type, e.json);
+    if (!s->on_disk) s->info.events = s->log.size();
     if (!is_terminal(s->info.status)) {
       // It was running when the process stopped: it ends here, as a job that failed would.
       const Error e = make_error(Errc::internal, std::string(kInterruptedByRestart));
-      const std::uint64_t position = s->log.size() + 1;
+      const std::uint64_t position = s->info.events + 1;
       std::vector<NewEvent> error{{"error", boost::json::serialize(error_body(e, s->info.id))}};
-      s->log.append(error[0].type, error[0].json);
+      if (!s->on_disk) s->log.append(error[0].type, error[0].json);
+      s->info.events = position;
       s->info.status = StreamStatus::error;
       s->info.error_message = e.explanation;
       s->info.updated_at = now;
@@ -532,9 +656,8 @@ std::size_t MemoryBroker::restore(std::vector<StoredStream> streams) {
       }
       ++interrupted;
     }
-    s->info.events = s->log.size();
     s->info.queue_position.reset();
-    s->visible = s->log.size();
+    s->visible = s->info.events;
     s->ended = true;
     if (!stored.key.empty()) {
       s->key = stored.key;

@@ -5,6 +5,7 @@
 #include "stream/stream_store.hpp"
 
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include <atomic>
 #include <mutex>
@@ -82,6 +83,9 @@ class MemoryBroker final : public Broker {
 
   MemoryBrokerOptions opts_;
   std::unique_ptr<boost::asio::steady_timer> sweep_timer_;  // reset by stop()
+  // Reads logs that left memory (a store that reads back), off the network threads.
+  std::unique_ptr<boost::asio::thread_pool> disk_;
+  std::atomic<bool> trim_due_{false};  // a log left memory since the last sweep
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Stream>> streams_;
   std::unordered_map<std::string, KeyedJob> keys_;              // Idempotency-Key → job, while its stream exists

@@ -255,10 +255,12 @@ struct DurableStore::Impl {
     std::error_code ec;
     std::filesystem::create_directories(opts.dir, ec);
     if (ec) return fail("cannot be created: " + ec.message());
-    const std::string lock_path = (std::filesystem::path(opts.dir) / "LOCK").string();
-    lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (lock_fd < 0) return fail(std::string("is not writable: ") + std::strerror(errno));
-    if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) return fail("is in use by another Spool process");
+    if (opts.lock) {
+      const std::string lock_path = (std::filesystem::path(opts.dir) / "LOCK").string();
+      lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+      if (lock_fd < 0) return fail(std::string("is not writable: ") + std::strerror(errno));
+      if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) return fail("is in use by another Spool process");
+    }
     if (sqlite3_open_v2(where().c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                         nullptr) != SQLITE_OK) {
       return fail("cannot open " + where() + ": " + db_error());

@@ -25,6 +25,7 @@ namespace spool {
 struct DurableStoreOptions {
   std::string dir;          // created if missing
   bool fsync_each = false;  // fsync every commit (survives power loss), not only process death
+  bool lock = true;         // take the directory's LOCK (false: its holder reads the file, to migrate)
 };
 
 // Stream records and logs on disk. Every method may be called from any thread.

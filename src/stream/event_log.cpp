@@ -15,7 +15,34 @@ char* put(char* p, std::string_view s) {
   return p + s.size();
 }
 
+std::string_view id_text(std::uint64_t position, char (&buf)[24]) {
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, position);
+  return {buf, static_cast<std::size_t>(end - buf)};
+}
+
 }  // namespace
+
+std::size_t frame_size(std::string_view type, std::string_view json, std::uint64_t position) {
+  char buf[24];
+  return 7 + type.size() + 7 + json.size() + 5 + id_text(position, buf).size() + 2;
+}
+
+char* write_frame(char* out, std::string_view type, std::string_view json, std::uint64_t position) {
+  char buf[24];
+  char* p = put(out, "event: ");
+  p = put(p, type);
+  p = put(p, "\ndata: ");
+  p = put(p, json);
+  p = put(p, "\nid: ");
+  p = put(p, id_text(position, buf));
+  return put(p, "\n\n");
+}
+
+void append_frame(std::string& out, std::string_view type, std::string_view json, std::uint64_t position) {
+  const std::size_t at = out.size();
+  out.resize(at + frame_size(type, json, position));
+  write_frame(out.data() + at, type, json, position);
+}
 
 char* EventLog::reserve(std::size_t n) {
   if (segments_.empty() || segments_.back().capacity - segments_.back().used < n) {
@@ -37,18 +64,7 @@ char* EventLog::reserve(std::size_t n) {
 
 std::uint64_t EventLog::append(std::string_view type, std::string_view json) {
   const std::uint64_t pos = index_.size() + 1;
-  char num[24];
-  const auto [end, ec] = std::to_chars(num, num + sizeof num, pos);
-  const std::string_view id(num, static_cast<std::size_t>(end - num));
-  const std::size_t n = 7 + type.size() + 7 + json.size() + 5 + id.size() + 2;
-  char* p = reserve(n);
-  p = put(p, "event: ");
-  p = put(p, type);
-  p = put(p, "\ndata: ");
-  p = put(p, json);
-  p = put(p, "\nid: ");
-  p = put(p, id);
-  put(p, "\n\n");
+  write_frame(reserve(frame_size(type, json, pos)), type, json, pos);
   return pos;
 }
 
@@ -73,6 +89,12 @@ std::uint64_t EventLog::gather(std::uint64_t after, std::uint64_t upto, std::siz
     pos = end_event;
   }
   return pos;
+}
+
+void EventLog::clear() {
+  std::vector<Segment>().swap(segments_);
+  std::vector<Where>().swap(index_);
+  bytes_ = 0;
 }
 
 std::string_view EventLog::frame(std::uint64_t pos) const {

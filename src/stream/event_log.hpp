@@ -6,10 +6,18 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
 namespace spool {
+
+// Bytes of the SSE frame of event `position`: "event: <type>\ndata: <json>\nid: <position>\n\n".
+std::size_t frame_size(std::string_view type, std::string_view json, std::uint64_t position);
+// Writes that frame at `out` (frame_size bytes); returns the end.
+char* write_frame(char* out, std::string_view type, std::string_view json, std::uint64_t position);
+// Appends that frame to `out`.
+void append_frame(std::string& out, std::string_view type, std::string_view json, std::uint64_t position);
 
 // Frames are stored back to back in segments that never move or change once written, so a
 // reader may keep pointers into them for as long as it keeps the log alive. Not thread-safe:
@@ -35,6 +43,9 @@ class EventLog {
   // gathered. Returns the position of the last event gathered (== `after` when none).
   std::uint64_t gather(std::uint64_t after, std::uint64_t upto, std::size_t max_bytes,
                        std::vector<boost::asio::const_buffer>& out) const;
+
+  // Frees every frame (the log's events are read from elsewhere from now on); size() becomes 0.
+  void clear();
 
   // The frame of event `pos` (1-based), for tests and folding.
   std::string_view frame(std::uint64_t pos) const;

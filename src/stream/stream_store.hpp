@@ -2,10 +2,12 @@
 // the broker (the durable store implements it; the broker never knows which).
 #pragma once
 
+#include "core/result.hpp"
 #include "stream/stream_info.hpp"
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -24,6 +26,15 @@ struct StoredStream {
   std::string key;     // Idempotency-Key bound to it, if any
   std::string digest;  // of the request that bound the key
   std::vector<NewEvent> events;
+};
+
+// A stored log read back; one read at a time, on a thread that may block on the disk.
+class StoredLog {
+ public:
+  virtual ~StoredLog() = default;
+  // Appends to `out` the frames of the events after position `after`, whole events, stopping
+  // once about `max_bytes` are there; returns how many (0: none is stored after `after`).
+  virtual Result<std::uint64_t> read(std::uint64_t after, std::size_t max_bytes, std::string& out) = 0;
 };
 
 // Stream records and logs kept somewhere durable. Writes are queued: each may carry a callback
@@ -49,6 +60,10 @@ class StreamStore {
   virtual void barrier(Written done) = 0;
   // Why the last write failed, while writes fail (they are retried), or nullopt.
   virtual std::optional<std::string> failure() const = 0;
+  // True when open_log reads logs back, so the broker may drop a finished log from memory.
+  virtual bool reads_back() const { return false; }
+  // The stored log of `id` for reading (reads_back() stores only).
+  virtual std::unique_ptr<StoredLog> open_log(const std::string& /*id*/) { return nullptr; }
 };
 
 }  // namespace spool

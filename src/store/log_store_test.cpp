@@ -1,0 +1,247 @@
+#include "store/log_store.hpp"
+
+#include "store/segment_files.hpp"
+#include "stream/event_log.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <future>
+
+namespace spool {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+// A fresh directory, removed afterwards.
+struct TempDir {
+  TempDir() {
+    path = (fs::temp_directory_path() / ("spool-log-" + std::to_string(::getpid()) + "-" + std::to_string(counter++)))
+               .string();
+    fs::remove_all(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string path;
+  static inline int counter = 0;
+};
+
+StreamInfo info_of(const std::string& id, StreamStatus status = StreamStatus::processing) {
+  StreamInfo i;
+  i.id = id;
+  i.model = "m";
+  i.status = status;
+  i.created_at = SysTime(std::chrono::microseconds(1'700'000'000'000'000 + id.size()));
+  i.updated_at = i.created_at;
+  if (is_terminal(status)) i.completed_at = i.updated_at;
+  i.usage = Usage{3, 4};
+  return i;
+}
+
+std::vector<NewEvent> events(std::uint64_t n, const std::string& tag) {
+  std::vector<NewEvent> out;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    out.push_back(NewEvent{"content_block_delta", R"({"text":")" + tag + std::to_string(i) + R"("})"});
+  }
+  return out;
+}
+
+// The frames an observer of those events receives from position `first` on.
+std::string frames_of(const std::vector<NewEvent>& evs, std::uint64_t first) {
+  std::string out;
+  for (std::size_t i = 0; i < evs.size(); ++i) append_frame(out, evs[i].type, evs[i].json, first + i);
+  return out;
+}
+
+// Waits (5 s at most) until everything queued on `store` is written.
+void drain(StreamStore& store) {
+  std::promise<void> p;
+  auto f = p.get_future();
+  store.barrier([&p] { p.set_value(); });
+  ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
+}
+
+// Inverts the byte at `offset` of `path`.
+void flip_byte(const std::string& path, std::streamoff offset) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(offset);
+  const int c = f.get();
+  f.seekp(offset);
+  f.put(static_cast<char>(c ^ 0xff));
+}
+
+std::unique_ptr<LogStore> open_store(const std::string& dir, std::uint64_t segment_bytes = std::uint64_t{64} << 20) {
+  auto s = LogStore::open(LogStoreOptions{.dir = dir, .segment_bytes = segment_bytes});
+  EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().explanation);
+  return s.ok() ? std::move(*s) : nullptr;
+}
+
+// All stored events of `id` after `after`, read in chunks of `chunk` bytes.
+std::string read_all(LogStore& store, const std::string& id, std::uint64_t after = 0, std::size_t chunk = 1 << 20) {
+  auto log = store.open_log(id);
+  std::string out;
+  for (;;) {
+    auto n = log->read(after, chunk, out);
+    EXPECT_TRUE(n.ok());
+    if (!n.ok() || *n == 0) break;
+    after += *n;
+  }
+  return out;
+}
+
+TEST(LogStore, WhatIsWrittenIsReadBackAfterReopeningByteForByte) {
+  TempDir dir;
+  const auto a = events(50, "a");
+  const auto b = events(7, "b");
+  {
+    auto store = open_store(dir.path);
+    store->create(info_of("a"), "owner-a", {});
+    store->create(info_of("b"), "", {});
+    store->append("a", 1, {a.data(), 20}, {});
+    store->append("b", 1, b, {});
+    store->append("a", 21, {a.data() + 20, 30}, {});
+    store->bind_key("a", "key", "digest", {});
+    store->update(info_of("a", StreamStatus::completed), {});
+    drain(*store);
+    EXPECT_EQ(read_all(*store, "a"), frames_of(a, 1));
+  }
+  auto store = open_store(dir.path);
+  auto all = store->load_all();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 2u);
+  const StoredStream& sa = (*all)[0].info.id == "a" ? (*all)[0] : (*all)[1];
+  EXPECT_EQ(sa.info.status, StreamStatus::completed);
+  EXPECT_EQ(sa.info.events, 50u);
+  EXPECT_EQ(sa.owner, "owner-a");
+  EXPECT_EQ(sa.key, "key");
+  EXPECT_EQ(sa.info.usage.output_tokens, 4);
+  EXPECT_EQ(sa.info.created_at, info_of("a").created_at);
+  EXPECT_EQ(read_all(*store, "a"), frames_of(a, 1));
+  EXPECT_EQ(read_all(*store, "b"), frames_of(b, 1));
+  // from every position, in small chunks: whole events, never a partial one
+  for (std::uint64_t after = 0; after <= 50; after += 7) {
+    EXPECT_EQ(read_all(*store, "a", after, 100), frames_of({a.begin() + static_cast<long>(after), a.end()}, after + 1));
+  }
+}
+
+TEST(LogStore, ARemovedStreamStaysGoneAndItsSegmentsAreReclaimed) {
+  TempDir dir;
+  auto store = open_store(dir.path, 4096);
+  for (int i = 0; i < 20; ++i) {
+    const std::string id = "s" + std::to_string(i);
+    store->create(info_of(id), "", {});
+    store->append(id, 1, events(20, id), {});
+    store->update(info_of(id, StreamStatus::completed), {});
+    drain(*store);
+  }
+  const std::size_t full = store->segments();
+  EXPECT_GT(full, 3u);
+  for (int i = 0; i < 20; ++i) store->remove("s" + std::to_string(i), {});
+  store->create(info_of("last"), "", {});
+  drain(*store);
+  EXPECT_LE(store->segments(), 2u) << "from " << full;
+  store.reset();
+  store = open_store(dir.path, 4096);
+  auto all = store->load_all();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].info.id, "last");
+}
+
+TEST(LogStore, ATornTailIsCutOffAtEveryByteAndTheRestIsKept) {
+  TempDir probe;
+  std::uint64_t before = 0;
+  std::uint64_t after = 0;
+  {
+    auto store = open_store(probe.path);
+    store->create(info_of("kept"), "", {});
+    drain(*store);
+    before = fs::file_size(segment_path(probe.path + "/segments", 1));
+    store->append("kept", 1, events(1, "x"), {});
+    drain(*store);
+    after = fs::file_size(segment_path(probe.path + "/segments", 1));
+  }
+  for (std::uint64_t cut = before; cut < after; ++cut) {
+    TempDir dir;
+    fs::copy(probe.path, dir.path, fs::copy_options::recursive);
+    fs::remove(dir.path + "/index");  // the checkpoint written at close covers the whole log
+    fs::resize_file(segment_path(dir.path + "/segments", 1), cut);
+    auto store = open_store(dir.path);
+    ASSERT_TRUE(store) << "cut at " << cut;
+    auto all = store->load_all();
+    ASSERT_TRUE(all.ok());
+    ASSERT_EQ(all->size(), 1u);
+    EXPECT_EQ((*all)[0].info.events, 0u) << "cut at " << cut;
+    // and the store goes on writing after the cut
+    store->append("kept", 1, events(1, "y"), {});
+    drain(*store);
+    EXPECT_EQ(read_all(*store, "kept"), frames_of(events(1, "y"), 1));
+  }
+}
+
+TEST(LogStore, DamageBeforeTheEndStopsTheStartNamingTheFile) {
+  TempDir dir;
+  {
+    auto store = open_store(dir.path, 4096);
+    for (int i = 0; i < 10; ++i) {
+      store->create(info_of("s" + std::to_string(i)), "", {});
+      store->append("s" + std::to_string(i), 1, events(30, "z"), {});
+      drain(*store);
+    }
+    EXPECT_GT(store->segments(), 1u);
+  }
+  fs::remove(dir.path + "/index");
+  const std::string first = segment_path(dir.path + "/segments", 1);
+  flip_byte(first, 40);
+  auto s = LogStore::open(LogStoreOptions{.dir = dir.path});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().explanation.find(first), std::string::npos) << s.error().explanation;
+  EXPECT_NE(s.error().explanation.find("damaged"), std::string::npos) << s.error().explanation;
+}
+
+TEST(LogStore, AFileThatIsNotSpoolsIsRefusedAndLeftAlone) {
+  TempDir dir;
+  fs::create_directories(dir.path + "/segments");
+  const std::string stranger = dir.path + "/segments/notes.txt";
+  std::ofstream(stranger) << "hello";
+  auto s = LogStore::open(LogStoreOptions{.dir = dir.path});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().explanation.find(stranger), std::string::npos) << s.error().explanation;
+  EXPECT_TRUE(fs::exists(stranger));
+  fs::remove(stranger);
+  const std::string fake = segment_path(dir.path + "/segments", 1);
+  std::ofstream(fake) << "SQLite format 3";
+  auto again = LogStore::open(LogStoreOptions{.dir = dir.path});
+  ASSERT_FALSE(again.ok());
+  EXPECT_NE(again.error().explanation.find("not a Spool segment"), std::string::npos) << again.error().explanation;
+  EXPECT_EQ(fs::file_size(fake), 15u);
+}
+
+TEST(LogStore, ADamagedCheckpointStopsTheStart) {
+  TempDir dir;
+  {
+    auto store = open_store(dir.path);
+    store->create(info_of("a"), "", {});
+    drain(*store);
+  }
+  flip_byte(dir.path + "/index", 20);
+  auto s = LogStore::open(LogStoreOptions{.dir = dir.path});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().explanation.find("checksum"), std::string::npos) << s.error().explanation;
+}
+
+TEST(LogStore, ASecondProcessOnTheSameDirectoryIsRefused) {
+  TempDir dir;
+  auto first = open_store(dir.path);
+  auto second = LogStore::open(LogStoreOptions{.dir = dir.path});
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.error().explanation.find("in use"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace spool
