@@ -1,5 +1,7 @@
 #include "broker/memory_broker.hpp"
 
+#include "broker/memory_cursors.hpp"
+
 #include "core/error_body.hpp"
 #include "stream/event_log.hpp"
 
@@ -21,8 +23,6 @@ namespace spool {
 namespace asio = boost::asio;
 
 namespace {
-
-constexpr std::size_t kMaxChunkBytes = 1 << 20;
 
 Error not_found(const std::string& id) {
   return make_error(Errc::not_found, "Stream with message_id " + id + " not found");
@@ -48,94 +48,7 @@ asio::awaitable<void> committed(Write write) {
       asio::use_awaitable);
 }
 
-// The part of a cursor that a producer can wake: the suspended next(), on the cursor's executor.
-struct Waker {
-  explicit Waker(const asio::any_io_executor& ex) : executor(ex) {}
-  asio::any_io_executor executor;
-  // Set while next() waits. (std::optional because Boost 1.81's any_completion_handler
-  // move-assignment recurses; only its move constructor is safe.)
-  std::optional<asio::any_completion_handler<void()>> handler;
-  bool registered = false;  // guarded by the stream's mutex
-
-  // Resumes a waiting next() inline; call on `executor`.
-  void fire() {
-    if (!handler) return;
-    asio::any_completion_handler<void()> h(std::move(*handler));
-    handler.reset();
-    std::move(h)();
-  }
-  // Resumes a waiting next() later; call on `executor`.
-  void fire_later() {
-    if (!handler) return;
-    asio::any_completion_handler<void()> h(std::move(*handler));
-    handler.reset();
-    asio::post(executor, [h = std::move(h)]() mutable { std::move(h)(); });
-  }
-};
-
 }  // namespace
-
-struct MemoryBroker::Stream {
-  mutable std::mutex mu;
-  StreamStore* store = nullptr;  // where its changes are written, if anywhere
-  StreamInfo info;
-  std::string owner;
-  std::string key;  // the Idempotency-Key bound to it, if any (guarded by the broker's mutex)
-  EventLog log;
-  bool removed = false;
-  // What observers may read: the events and the end that are stored (all of them without a
-  // store), so nothing an observer saw can be missing after a restart.
-  std::uint64_t visible = 0;
-  bool ended = false;
-  bool held_back = false;                 // visible moves only through MemoryBroker::make_visible (stored elsewhere)
-  bool reads_back = false;                // its store reads logs back: the log may leave memory once stored and unread
-  bool on_disk = false;                   // the log left memory (ended, all stored): cursors read it from the store
-  std::atomic<bool>* trim_due = nullptr;  // the broker's: set when a log left memory
-  bool usage_dirty = false;               // usage changed since the store last got the record
-  std::vector<std::weak_ptr<Waker>> waiters;
-
-  // Waiting cursors of one executor (io thread), woken by one posted handler.
-  struct WakeBatch {
-    asio::any_io_executor executor;
-    std::vector<std::weak_ptr<Waker>> wakers;
-  };
-  using WakeList = std::vector<WakeBatch>;
-
-  // Takes the waiting cursors, grouped by executor; call with mu held, then wake() unlocked.
-  WakeList take_waiters_locked() {
-    WakeList out;
-    for (auto& w : waiters) {
-      auto k = w.lock();
-      if (!k) continue;
-      k->registered = false;
-      auto it = std::find_if(out.begin(), out.end(), [&](const WakeBatch& b) { return b.executor == k->executor; });
-      if (it == out.end()) it = out.insert(out.end(), WakeBatch{k->executor, {}});
-      it->wakers.push_back(std::move(w));
-    }
-    waiters.clear();
-    return out;
-  }
-
-  // Drops the log from memory once it ended, the store holds all of it and nobody reads it;
-  // call with mu held.
-  void evict_if_idle_locked() {
-    if (on_disk || !reads_back || removed || !ended || info.observers > 0 || visible < log.size()) return;
-    log.clear();
-    on_disk = true;
-    if (trim_due != nullptr) trim_due->store(true, std::memory_order_relaxed);
-  }
-
-  // Posts one handler per executor that wakes its cursors.
-  static void wake(WakeList list) {
-    for (auto& b : list) {
-      asio::post(b.executor, [wakers = std::move(b.wakers)] {
-        for (const auto& w : wakers) {
-          if (auto k = w.lock()) k->fire();
-        }
-      });
-    }
-  }
-};
 
 namespace {
 
@@ -231,163 +144,6 @@ class MemoryWriter final : public StreamWriter {
   }
 
   std::shared_ptr<MemoryBroker::Stream> s_;
-};
-
-class MemoryCursor final : public Cursor {
- public:
-  // `s` counts this cursor among its observers already (MemoryBroker::open).
-  MemoryCursor(std::shared_ptr<MemoryBroker::Stream> s, std::uint64_t after, const asio::any_io_executor& ex,
-               std::atomic<std::size_t>& open_cursors)
-      : s_(std::move(s)), pos_(after), waker_(std::make_shared<Waker>(ex)), open_cursors_(open_cursors) {
-    open_cursors_.fetch_add(1, std::memory_order_relaxed);
-    std::lock_guard lk(s_->mu);
-    exhausted_ = s_->ended && pos_ >= s_->visible;
-  }
-
-  ~MemoryCursor() override {
-    open_cursors_.fetch_sub(1, std::memory_order_relaxed);
-    std::lock_guard lk(s_->mu);
-    --s_->info.observers;
-    s_->evict_if_idle_locked();
-  }
-
-  asio::awaitable<ReadChunk> next() override {
-    ReadChunk chunk;
-    buffers_.clear();
-    for (;;) {
-      if (aborted_) co_return chunk;
-      if (interrupted_) {
-        interrupted_ = false;
-        chunk.kind = ReadChunk::Kind::interrupted;
-        co_return chunk;
-      }
-      {
-        std::lock_guard lk(s_->mu);
-        if (s_->removed) co_return chunk;
-        if (pos_ < s_->visible) {
-          const std::uint64_t to = s_->log.gather(pos_, s_->visible, kMaxChunkBytes, buffers_);
-          chunk.kind = ReadChunk::Kind::data;
-          chunk.events = to - pos_;
-          chunk.buffers = buffers_;
-          pos_ = to;
-          co_return chunk;
-        }
-        if (s_->ended) co_return chunk;
-        if (!waker_->registered) {
-          waker_->registered = true;
-          s_->waiters.push_back(waker_);
-        }
-      }
-      co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
-          [w = waker_.get()](auto handler) { w->handler.emplace(std::move(handler)); }, asio::use_awaitable);
-    }
-  }
-
-  void interrupt() override {
-    interrupted_ = true;
-    waker_->fire_later();
-  }
-
-  void abort() override {
-    aborted_ = true;
-    waker_->fire_later();
-  }
-
-  bool exhausted_at_open() const override { return exhausted_; }
-
- private:
-  std::shared_ptr<MemoryBroker::Stream> s_;
-  std::uint64_t pos_;
-  std::shared_ptr<Waker> waker_;
-  std::atomic<std::size_t>& open_cursors_;
-  std::vector<asio::const_buffer> buffers_;  // what the last next() returned
-  bool aborted_ = false;
-  bool interrupted_ = false;
-  bool exhausted_ = false;
-};
-
-// Runs `f` on `where`, then resumes the caller on its own executor. Not a coroutine (g++ 12
-// mishandles temporaries around co_await).
-template <class F>
-asio::awaitable<void> run_on(const asio::any_io_executor& where, F f) {
-  return asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
-      [where, f = std::move(f)](auto handler) mutable {
-        auto back = asio::get_associated_executor(handler);
-        asio::post(where, [f = std::move(f), handler = std::move(handler), back]() mutable {
-          f();
-          asio::post(back, std::move(handler));
-        });
-      },
-      asio::use_awaitable);
-}
-
-// A cursor on a log that left memory: it reads the store on the disk executor, a chunk at a time.
-// The stream has ended, so nothing is waited for.
-class StoredCursor final : public Cursor {
- public:
-  // `s` counts this cursor among its observers already (MemoryBroker::open).
-  StoredCursor(std::shared_ptr<MemoryBroker::Stream> s, std::uint64_t after, asio::any_io_executor disk,
-               std::atomic<std::size_t>& open_cursors)
-      : s_(std::move(s)), pos_(after), disk_(std::move(disk)), open_cursors_(open_cursors) {
-    open_cursors_.fetch_add(1, std::memory_order_relaxed);
-    std::lock_guard lk(s_->mu);
-    end_ = s_->visible;
-  }
-
-  ~StoredCursor() override {
-    open_cursors_.fetch_sub(1, std::memory_order_relaxed);
-    std::lock_guard lk(s_->mu);
-    --s_->info.observers;
-  }
-
-  asio::awaitable<ReadChunk> next() override {
-    ReadChunk chunk;
-    if (aborted_) co_return chunk;
-    if (interrupted_) {
-      interrupted_ = false;
-      chunk.kind = ReadChunk::Kind::interrupted;
-      co_return chunk;
-    }
-    {
-      std::lock_guard lk(s_->mu);
-      if (s_->removed) co_return chunk;
-    }
-    if (pos_ >= end_) co_return chunk;
-    buf_.clear();
-    Result<std::uint64_t> read = std::uint64_t{0};
-    auto work = [this, &read] {
-      if (!log_) log_ = s_->store->open_log(s_->info.id);
-      read = log_->read(pos_, kMaxChunkBytes, buf_);
-    };
-    co_await run_on(disk_, std::move(work));
-    if (!read || *read == 0) {
-      if (!read) spdlog::error("store: reading {}: {}", s_->info.id, read.error().explanation);
-      co_return chunk;  // the stream ends here for this observer; the log says why
-    }
-    const std::uint64_t n = std::min(*read, end_ - pos_);
-    buffer_ = asio::const_buffer(buf_.data(), buf_.size());
-    chunk.kind = ReadChunk::Kind::data;
-    chunk.events = n;
-    chunk.buffers = {&buffer_, 1};
-    pos_ += n;
-    co_return chunk;
-  }
-
-  void interrupt() override { interrupted_ = true; }
-  void abort() override { aborted_ = true; }
-  bool exhausted_at_open() const override { return pos_ >= end_; }
-
- private:
-  std::shared_ptr<MemoryBroker::Stream> s_;
-  std::uint64_t pos_;
-  std::uint64_t end_ = 0;
-  asio::any_io_executor disk_;
-  std::atomic<std::size_t>& open_cursors_;
-  std::unique_ptr<StoredLog> log_;  // opened on the disk executor by the first read
-  std::string buf_;                 // what the last next() returned
-  asio::const_buffer buffer_;
-  bool aborted_ = false;
-  bool interrupted_ = false;
 };
 
 }  // namespace
@@ -509,9 +265,9 @@ asio::awaitable<Result<std::unique_ptr<Cursor>>> MemoryBroker::open(std::string 
   }
   std::unique_ptr<Cursor> cursor;
   if (on_disk) {
-    cursor = std::make_unique<StoredCursor>(s, after, disk_->get_executor(), open_cursors_);
+    cursor = make_stored_cursor(s, after, disk_->get_executor(), open_cursors_);
   } else {
-    cursor = std::make_unique<MemoryCursor>(s, after, ex, open_cursors_);
+    cursor = make_memory_cursor(s, after, ex, open_cursors_);
   }
   co_return cursor;
 }

@@ -6,6 +6,8 @@
 #include "store/migrate.hpp"
 #include "stream/event_log.hpp"
 
+#include "temp_dir.hpp"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -22,19 +24,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-struct TempDir {
-  TempDir()
-      : path(
-            (fs::temp_directory_path() / ("spool-logb-" + std::to_string(::getpid()) + "-" + std::to_string(counter++)))
-                .string()) {
-    fs::remove_all(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string path;
-  static inline int counter = 0;
-};
+using testing::TempDir;
 
 template <class T>
 T run(boost::asio::io_context& ctx, boost::asio::awaitable<T> aw) {

@@ -3,6 +3,8 @@
 #include "store/segment_files.hpp"
 #include "stream/event_log.hpp"
 
+#include "temp_dir.hpp"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -17,19 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-// A fresh directory, removed afterwards.
-struct TempDir {
-  TempDir() {
-    path = (fs::temp_directory_path() / ("spool-log-" + std::to_string(::getpid()) + "-" + std::to_string(counter++)))
-               .string();
-    fs::remove_all(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string path;
-  static inline int counter = 0;
-};
+using testing::TempDir;
 
 StreamInfo info_of(const std::string& id, StreamStatus status = StreamStatus::processing) {
   StreamInfo i;
