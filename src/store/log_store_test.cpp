@@ -1,5 +1,6 @@
 #include "store/log_store.hpp"
 
+#include "store/log_format.hpp"
 #include "store/segment_files.hpp"
 #include "stream/event_log.hpp"
 
@@ -171,6 +172,29 @@ TEST(LogStore, ATornTailIsCutOffAtEveryByteAndTheRestIsKept) {
     store->append("kept", 1, events(1, "y"), {});
     drain(*store);
     EXPECT_EQ(read_all(*store, "kept"), frames_of(events(1, "y"), 1));
+  }
+}
+
+// The first `n` bytes of segment `number`'s header.
+std::string segment_header_prefix(std::uint32_t number, std::size_t n) {
+  return logfmt::segment_header(number).substr(0, n);
+}
+
+TEST(LogStore, ASegmentKilledBeforeItsHeaderWasWholeIsATornWrite) {
+  TempDir dir;
+  {
+    auto store = open_store(dir.path);
+    store->create(info_of("kept"), "", {});
+    drain(*store);
+  }
+  for (std::uint64_t n = 0; n < 16; ++n) {
+    const std::string next = segment_path(dir.path + "/segments", 2);
+    std::ofstream(next, std::ios::binary) << segment_header_prefix(2, n);
+    auto store = open_store(dir.path);
+    ASSERT_TRUE(store) << n << " bytes";
+    auto all = store->load_all();
+    ASSERT_TRUE(all.ok());
+    EXPECT_EQ(all->size(), 1u);
   }
 }
 

@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -67,6 +69,22 @@ Status LogStore::Impl::replay() {
   if (!numbers) return numbers.error();
   std::pair<std::uint32_t, std::uint64_t> from{0, 0};
   std::error_code ec;
+  // A segment created but killed before its header was whole holds nothing: a torn write too.
+  if (!numbers->empty()) {
+    const std::string last = segment_path(seg_dir, numbers->back());
+    const auto size = fs::file_size(last, ec);
+    std::string head;
+    if (!ec && size < logfmt::kHeaderBytes) {
+      std::ifstream in(last, std::ios::binary);
+      head.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    // only a beginning of its own header: anything else is not Spool's and is refused below
+    if (!ec && size < logfmt::kHeaderBytes && logfmt::segment_header(numbers->back()).starts_with(head)) {
+      spdlog::warn("store: {} ended in a torn write before its header was whole; removed", last);
+      if (!fs::remove(last, ec) || ec) return dir_error(opts.dir, "cannot remove " + last + ": " + ec.message());
+      numbers->pop_back();
+    }
+  }
   if (fs::exists(checkpoint_path(), ec)) {
     std::string bytes;
     const int fd = ::open(checkpoint_path().c_str(), O_RDONLY | O_CLOEXEC);
