@@ -83,7 +83,8 @@ http::Response Router::protocol_error(http::ProtocolError e) {
 
 asio::awaitable<http::Response> Router::handle(http::Request req) {
   const auto t0 = Clock::now();
-  Call call{std::move(req), {}, {}, {}, {}};
+  Call call;
+  call.req = std::move(req);
   call.request_id = request_id_of(call.req);
   http::Response r;
   std::exception_ptr escaped;
