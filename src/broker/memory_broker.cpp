@@ -85,6 +85,7 @@ class MemoryWriter final : public StreamWriter {
     MemoryBroker::Stream::WakeList wake;
     {
       std::lock_guard lk(s_->mu);
+      if (s_->on_disk) return s_->info.events;  // ended and stored: nothing more is written to it
       const std::uint64_t first = s_->log.size() + 1;
       for (const auto& e : events) s_->log.append(e.type, e.json);
       s_->info.events = s_->log.size();

@@ -109,6 +109,7 @@ class StoredCursor final : public Cursor {
     open_cursors_.fetch_add(1, std::memory_order_relaxed);
     std::lock_guard lk(s_->mu);
     end_ = s_->visible;
+    exhausted_ = pos_ >= end_;
   }
 
   ~StoredCursor() override {
@@ -130,19 +131,21 @@ class StoredCursor final : public Cursor {
       if (s_->removed) co_return chunk;
     }
     if (pos_ >= end_) co_return chunk;
-    buf_.clear();
-    Result<std::uint64_t> read = std::uint64_t{0};
-    auto work = [this, &read] {
-      if (!log_) log_ = s_->store->open_log(s_->info.id);
-      read = log_->read(pos_, kMaxChunkBytes, buf_);
+    // The read owns what it touches: it finishes on the disk thread even if this cursor is
+    // destroyed meanwhile (shutdown).
+    auto work = [st = st_, s = s_, pos = pos_] {
+      st->buf.clear();
+      if (!st->log) st->log = s->store->open_log(s->info.id);
+      st->read = st->log->read(pos, kMaxChunkBytes, st->buf);
     };
     co_await run_on(disk_, std::move(work));
+    Result<std::uint64_t>& read = st_->read;
     if (!read || *read == 0) {
       if (!read) spdlog::error("store: reading {}: {}", s_->info.id, read.error().explanation);
       co_return chunk;  // the stream ends here for this observer; the log says why
     }
     const std::uint64_t n = std::min(*read, end_ - pos_);
-    buffer_ = asio::const_buffer(buf_.data(), buf_.size());
+    buffer_ = asio::const_buffer(st_->buf.data(), st_->buf.size());
     chunk.kind = ReadChunk::Kind::data;
     chunk.events = n;
     chunk.buffers = {&buffer_, 1};
@@ -152,16 +155,23 @@ class StoredCursor final : public Cursor {
 
   void interrupt() override { interrupted_ = true; }
   void abort() override { aborted_ = true; }
-  bool exhausted_at_open() const override { return pos_ >= end_; }
+  bool exhausted_at_open() const override { return exhausted_; }
 
  private:
+  // What the disk thread reads into.
+  struct ReadState {
+    std::unique_ptr<StoredLog> log;  // opened by the first read
+    std::string buf;                 // what the last next() returned
+    Result<std::uint64_t> read = std::uint64_t{0};
+  };
+
   std::shared_ptr<MemoryBroker::Stream> s_;
   std::uint64_t pos_;
   std::uint64_t end_ = 0;
+  bool exhausted_ = false;
   asio::any_io_executor disk_;
   std::atomic<std::size_t>& open_cursors_;
-  std::unique_ptr<StoredLog> log_;  // opened on the disk executor by the first read
-  std::string buf_;                 // what the last next() returned
+  std::shared_ptr<ReadState> st_ = std::make_shared<ReadState>();
   asio::const_buffer buffer_;
   bool aborted_ = false;
   bool interrupted_ = false;
