@@ -157,6 +157,11 @@ void App::run() {
   for (std::size_t i = 1; i < net_.size(); ++i) threads.emplace_back([this, i] { net_[i]->run(); });
   net_.front()->run();
   for (auto& t : threads) t.join();
+  // What the broker's stop() posted (closing its connections, waking its loops) runs now, so
+  // its loops end instead of holding the broker at exit.
+  broker_ctx_.restart();
+  while (broker_ctx_.poll() > 0) {
+  }
   // Everything queued is written, and the store's callbacks (which post to the contexts) are
   // done, while the contexts still exist.
   if (store_) store_->close();
