@@ -36,6 +36,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 #include <climits>
+#include <limits>
 #include <csignal>
 #include <cstdio>
 #include <map>
@@ -598,6 +599,7 @@ awaitable<int> sc_jobs(Run& R) {
 
 struct InitState {
   long next = 0, n = 0;
+  std::int64_t deadline_ns = 0;  // with --duration-s: no request is sent after it
   std::vector<std::int64_t> lat;
   std::map<int, long> statuses;
   long transport_errors = 0;
@@ -616,7 +618,7 @@ awaitable<void> initiate_conn(Ctx& c, InitState& st, std::string tag, std::strin
     if (st.first_error.empty()) st.first_error = err;
     co_return;
   }
-  while (st.next < st.n && !c.aborting) {
+  while (st.next < st.n && !c.aborting && (st.deadline_ns == 0 || now_ns() < st.deadline_ns)) {
     long i = st.next++;
     std::int64_t t = now_ns();
     HttpResponse r = co_await create_job(c, api, "bench-init-" + tag + "-" + std::to_string(i), body);
@@ -635,12 +637,17 @@ awaitable<void> initiate_conn(Ctx& c, InitState& st, std::string tag, std::strin
 awaitable<int> sc_initiate(Run& R) {
   Ctx& c = R.c;
   InitState st;
-  st.n = static_cast<long>(R.o.num("requests", 10000));
+  // --duration-s: as many requests as fit in that time (starts while earlier jobs still stream).
+  const double duration_s = R.o.real("duration-s", 0);
+  st.n = duration_s > 0 ? std::numeric_limits<long>::max() : static_cast<long>(R.o.num("requests", 10000));
   const long C = static_cast<long>(R.o.num("connections", 64));
   const long words = static_cast<long>(R.o.num("tokens", 1));
   JsonLine j = R.line("initiate");
-  add_params(j, {{"requests", st.n}, {"connections", C}, {"tokens", words}});
-  st.lat.reserve(static_cast<std::size_t>(st.n));
+  add_params(j, {{"requests", duration_s > 0 ? 0 : st.n},
+                 {"duration_ms", static_cast<long long>(duration_s * 1000)},
+                 {"connections", C},
+                 {"tokens", words}});
+  if (duration_s <= 0) st.lat.reserve(static_cast<std::size_t>(st.n));
   WaitGroup ready(c, C), done(c, C);
   const std::string tag = hex_tag(8);
   const std::string body = chat_body(c, words, words);
@@ -648,9 +655,11 @@ awaitable<int> sc_initiate(Run& R) {
   co_await ready.wait();
   R.cpu_start();
   const std::int64_t t_start = now_ns();
+  if (duration_s > 0) st.deadline_ns = t_start + static_cast<std::int64_t>(duration_s * 1e9);
   co_await done.wait();
   const std::int64_t t_end = now_ns();
   const double cpu = R.cpu_used();
+  if (duration_s > 0) st.n = static_cast<long>(st.lat.size());
   long ok200 = st.statuses.count(200) ? st.statuses[200] : 0;
   double secs = static_cast<double>(t_end - t_start) / 1e9;
   j.num("requests_done", static_cast<long long>(st.lat.size()));
@@ -969,7 +978,7 @@ catchup:   --observers 100 --tokens 1000 --min-seconds 0 --max-rounds 1
 replay:    --observers 1 --tokens 99995 (a log of tokens + 5 events) --min-seconds 0 --max-rounds 1
            (the wave of observers repeats until min-seconds of reading or max-rounds waves)
 jobs:      --jobs 100 --tokens 100 --token-delay-ms 20
-initiate:  --requests 10000 --connections 64 --tokens 1
+initiate:  --requests 10000 --connections 64 --tokens 1 [--duration-s S: send for S seconds instead]
 idle:      --observers 1000 --jobs K/1000 --tokens 3 --settle-ms 1000 --hold-s 2
 cancel:    --observers 100 --tokens 3000 --pre-cancel-ms 1000 --cancel-timeout-s 10
 generate:  --jobs 4 --rounds 3 --prompt-words 100 --tokens 128 --api anthropic|openai --label NAME

@@ -147,6 +147,8 @@ std::vector<Setting> settings(Config& c) {
       scalar("durable", c.durable, "Memory broker: keep streams in data_dir, so they survive a restart"),
       scalar("data_dir", c.data_dir, "Where the durable store keeps its files"),
       scalar("data_sync", c.data_sync, "normal (survives the process dying) or full (fsync: also power loss)"),
+      scalar("data_segment_bytes", c.data_segment_bytes,
+             "Size past which a segment file of data_dir is closed (space is returned a segment at a time)"),
       scalar("log_level", c.log_level, "debug, info, warn or error"),
       scalar("log_format", c.log_format, "text or json"),
   };
@@ -272,6 +274,7 @@ void check_ranges(const Config& cfg) {
   if (cfg.log_format != "text" && cfg.log_format != "json") throw std::runtime_error("log_format must be text or json");
   if (cfg.data_sync != "normal" && cfg.data_sync != "full")
     throw std::runtime_error("data_sync must be normal or full");
+  if (cfg.data_segment_bytes < 4096) throw std::runtime_error("data_segment_bytes must be at least 4096");
   if (cfg.durable && cfg.broker == "memory" && cfg.data_dir.empty()) {
     throw std::runtime_error("data_dir must name a directory (or set durable = false)");
   }
@@ -402,6 +405,7 @@ LogStoreOptions log_store_options(const Config& cfg) {
   LogStoreOptions o;
   o.dir = cfg.data_dir;
   o.fsync_each = cfg.data_sync == "full";
+  o.segment_bytes = static_cast<std::uint64_t>(cfg.data_segment_bytes);
   return o;
 }
 

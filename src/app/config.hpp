@@ -93,6 +93,7 @@ struct Config {
   bool durable = true;  // memory broker: keep streams in data_dir across restarts
   std::string data_dir = "spool-data";
   std::string data_sync = "normal";  // normal (survives the process dying) or full (also power loss)
+  std::int64_t data_segment_bytes = setting_of(LogStoreOptions{}.segment_bytes);
   std::string log_level = "info";
   std::string log_format = "text";  // text or json
 };

@@ -102,10 +102,15 @@ class MemoryWriter final : public StreamWriter {
         // Queued under the stream's lock, so the store gets one stream's writes in order; the
         // observers see them once the last is committed.
         StreamStore::Written visible = [w = std::weak_ptr(s_), pos, released] { make_readable(w, pos, released); };
+        // The events and the record they change in one write: a crash keeps both or neither.
         const bool update = changed || s_->usage_dirty;
-        if (!events.empty()) s_->store->append(s_->info.id, first, events, update ? StreamStore::Written{} : visible);
-        if (update) {
-          s_->usage_dirty = false;
+        s_->usage_dirty = false;
+        if (!events.empty()) {
+          std::string frames;
+          s_->log.copy(first - 1, pos, frames);
+          s_->store->append(s_->info.id, first, events.size(), std::move(frames), update ? &s_->info : nullptr,
+                            std::move(visible));
+        } else {
           s_->store->update(s_->info, std::move(visible));
         }
       }
@@ -151,7 +156,10 @@ class MemoryWriter final : public StreamWriter {
 
 MemoryBroker::MemoryBroker(const asio::any_io_executor& ex, MemoryBrokerOptions opts)
     : opts_(opts), sweep_timer_(std::make_unique<asio::steady_timer>(ex)) {
-  if (opts_.store != nullptr && opts_.store->reads_back()) disk_ = std::make_unique<asio::thread_pool>(1);
+  if (opts_.store != nullptr && opts_.store->reads_back()) {
+    disk_ = std::make_unique<asio::thread_pool>(1);
+    lingering_ = std::make_unique<LingeringLogs>(opts_.lingering_bytes, opts_.linger);
+  }
   schedule_sweep();
 }
 
@@ -163,13 +171,24 @@ void MemoryBroker::schedule_sweep() {
   sweep_timer_->async_wait([this](boost::system::error_code ec) {
     if (ec || !sweep_timer_) return;
     sweep_expired(std::chrono::system_clock::now());
-    // Logs that left memory are free, but the allocator keeps the pages: give them back, off
-    // the network thread.
-    if (disk_ && trim_due_.exchange(false, std::memory_order_relaxed)) {
-      asio::post(disk_->get_executor(), [] { ::malloc_trim(0); });
-    }
+    drop_lingering();
     schedule_sweep();
   });
+}
+
+void MemoryBroker::drop_lingering() {
+  if (!lingering_) return;
+  for (auto& [w, ticket] : lingering_->due(LingeringLogs::Clock::now())) {
+    auto s = w.lock();
+    if (!s) continue;
+    std::lock_guard lk(s->mu);
+    if (s->linger_ticket == ticket && s->idle_locked()) s->drop_log_locked();
+  }
+  // Logs that left memory are free, but the allocator keeps the pages: give them back, off the
+  // network thread.
+  if (lingering_->trim_due.exchange(false, std::memory_order_relaxed)) {
+    asio::post(disk_->get_executor(), [] { ::malloc_trim(0); });
+  }
 }
 
 void MemoryBroker::stop() { sweep_timer_.reset(); }
@@ -228,8 +247,7 @@ asio::awaitable<Result<std::shared_ptr<StreamWriter>>> MemoryBroker::create_stre
   s->info.thinking_enabled = spec.thinking_enabled;
   s->owner = spec.owner;
   s->store = opts_.store;
-  s->reads_back = disk_ != nullptr;
-  s->trim_due = &trim_due_;
+  s->lingering = lingering_.get();
   {
     std::lock_guard lk(mu_);
     if (!streams_.try_emplace(spec.id, s).second) {
@@ -388,28 +406,28 @@ std::size_t MemoryBroker::restore(std::vector<StoredStream> streams) {
   for (auto& stored : streams) {
     auto s = std::make_shared<Stream>();
     s->store = opts_.store;
-    s->reads_back = disk_ != nullptr;
-    s->trim_due = &trim_due_;
+      s->lingering = lingering_.get();
     s->info = std::move(stored.info);
     s->owner = std::move(stored.owner);
     // A store that reads logs back keeps them on disk; another hands them over.
-    s->on_disk = s->reads_back && stored.events.empty();
+    s->on_disk = s->lingering != nullptr && stored.events.empty();
     for (const auto& e : stored.events) s->log.append(e.type, e.json);
     if (!s->on_disk) s->info.events = s->log.size();
     if (!is_terminal(s->info.status)) {
       // It was running when the process stopped: it ends here, as a job that failed would.
       const Error e = make_error(Errc::internal, std::string(kInterruptedByRestart));
       const std::uint64_t position = s->info.events + 1;
-      std::vector<NewEvent> error{{"error", boost::json::serialize(error_body(e, s->info.id))}};
-      if (!s->on_disk) s->log.append(error[0].type, error[0].json);
+      const std::string error = boost::json::serialize(error_body(e, s->info.id));
+      if (!s->on_disk) s->log.append("error", error);
       s->info.events = position;
       s->info.status = StreamStatus::error;
       s->info.error_message = e.explanation;
       s->info.updated_at = now;
       s->info.completed_at = now;
       if (opts_.store != nullptr) {
-        opts_.store->append(s->info.id, position, error, {});
-        opts_.store->update(s->info, {});
+        std::string frame;
+        append_frame(frame, "error", error, position);
+        opts_.store->append(s->info.id, position, 1, std::move(frame), &s->info, {});
       }
       ++interrupted;
     }
@@ -461,5 +479,15 @@ asio::awaitable<Result<HeldStreams>> MemoryBroker::held(std::string owner, HeldS
 }
 
 std::size_t MemoryBroker::observers() const { return open_cursors_.load(std::memory_order_relaxed); }
+
+std::size_t MemoryBroker::logs_in_memory() const {
+  std::size_t n = 0;
+  std::lock_guard lk(mu_);
+  for (const auto& [id, s] : streams_) {
+    std::lock_guard slk(s->mu);
+    n += s->on_disk ? 0 : 1;
+  }
+  return n;
+}
 
 }  // namespace spool

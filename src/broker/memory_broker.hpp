@@ -14,6 +14,8 @@
 namespace spool {
 
 // Settings of the memory broker.
+class LingeringLogs;
+
 struct MemoryBrokerOptions {
   std::chrono::seconds stream_expiration{3600};  // 0 = keep terminal streams until deleted
   std::chrono::milliseconds sweep_interval{1000};
@@ -21,6 +23,11 @@ struct MemoryBrokerOptions {
   // observers see an event once it is committed, and create, remove, flush and a cancel answer
   // once their changes are.
   StreamStore* store = nullptr;
+  // With a store that reads logs back: a finished log nobody reads stays in memory this long
+  // (its observer often comes a moment later), while such logs take at most lingering_bytes
+  // (linger 0: it leaves at once).
+  std::chrono::milliseconds linger{1000};
+  std::size_t lingering_bytes = std::size_t{16} << 20;
 };
 
 // Streams held in this process; logs are shared, serialized once, read in place by observers.
@@ -49,6 +56,8 @@ class MemoryBroker final : public Broker {
   boost::asio::awaitable<Status> flush(std::string id) override;
   std::vector<std::pair<StreamStatus, std::size_t>> counts() const override;
   std::size_t observers() const override;
+  // Streams whose log is in memory (the others' are read from the store).
+  std::size_t logs_in_memory() const;
   int local_observers(const std::string& id) const override { return observers_of(id); }
   // The store's write failure, while it lasts.
   std::optional<std::string> unready_reason() const override {
@@ -85,7 +94,9 @@ class MemoryBroker final : public Broker {
   std::unique_ptr<boost::asio::steady_timer> sweep_timer_;  // reset by stop()
   // Reads logs that left memory (a store that reads back), off the network threads.
   std::unique_ptr<boost::asio::thread_pool> disk_;
-  std::atomic<bool> trim_due_{false};  // a log left memory since the last sweep
+  std::unique_ptr<LingeringLogs> lingering_;  // with disk_
+  // Drops from memory the lingering logs whose stay is over.
+  void drop_lingering();
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Stream>> streams_;
   std::unordered_map<std::string, KeyedJob> keys_;              // Idempotency-Key → job, while its stream exists

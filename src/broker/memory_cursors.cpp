@@ -189,4 +189,24 @@ std::unique_ptr<Cursor> make_stored_cursor(std::shared_ptr<MemoryBroker::Stream>
   return std::make_unique<StoredCursor>(std::move(s), after, std::move(disk), open_cursors);
 }
 
+bool LingeringLogs::admit(std::weak_ptr<MemoryBroker::Stream> s, std::size_t bytes, std::uint64_t ticket,
+                          Clock::time_point now) {
+  std::lock_guard lk(mu_);
+  if (linger_.count() <= 0 || bytes_ + bytes > budget_) return false;
+  bytes_ += bytes;
+  stays_.push_back(Stay{std::move(s), bytes, ticket, now + linger_});
+  return true;
+}
+
+std::vector<std::pair<std::weak_ptr<MemoryBroker::Stream>, std::uint64_t>> LingeringLogs::due(Clock::time_point now) {
+  std::vector<std::pair<std::weak_ptr<MemoryBroker::Stream>, std::uint64_t>> out;
+  std::lock_guard lk(mu_);
+  while (!stays_.empty() && stays_.front().until <= now) {
+    bytes_ -= stays_.front().bytes;
+    out.emplace_back(std::move(stays_.front().stream), stays_.front().ticket);
+    stays_.pop_front();
+  }
+  return out;
+}
+
 }  // namespace spool

@@ -9,6 +9,8 @@
 #include <boost/asio/post.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -45,7 +47,37 @@ struct Waker {
   }
 };
 
-struct MemoryBroker::Stream {
+// Finished logs whose last reader left stay in memory a while (the observer of a job that just
+// ended often comes, or comes back, a moment later), within a byte budget; the broker's sweep
+// then drops them. Thread-safe; takes no stream's lock.
+class LingeringLogs {
+ public:
+  using Clock = std::chrono::steady_clock;
+  LingeringLogs(std::size_t budget, std::chrono::milliseconds linger) : budget_(budget), linger_(linger) {}
+
+  // True when a log of `bytes` may stay (ticket: the stream's claim on this stay); false when the
+  // budget is spent and it must leave memory now.
+  bool admit(std::weak_ptr<MemoryBroker::Stream> s, std::size_t bytes, std::uint64_t ticket, Clock::time_point now);
+  // The streams (with their tickets) whose stay is over at `now`, oldest first.
+  std::vector<std::pair<std::weak_ptr<MemoryBroker::Stream>, std::uint64_t>> due(Clock::time_point now);
+
+  std::atomic<bool> trim_due{false};  // a log left memory since the allocator last gave pages back
+
+ private:
+  struct Stay {
+    std::weak_ptr<MemoryBroker::Stream> stream;
+    std::size_t bytes;
+    std::uint64_t ticket;
+    Clock::time_point until;
+  };
+  const std::size_t budget_;
+  const std::chrono::milliseconds linger_;
+  std::mutex mu_;
+  std::deque<Stay> stays_;
+  std::size_t bytes_ = 0;
+};
+
+struct MemoryBroker::Stream : std::enable_shared_from_this<MemoryBroker::Stream> {
   mutable std::mutex mu;
   StreamStore* store = nullptr;  // where its changes are written, if anywhere
   StreamInfo info;
@@ -58,9 +90,9 @@ struct MemoryBroker::Stream {
   std::uint64_t visible = 0;
   bool ended = false;
   bool held_back = false;                 // visible moves only through MemoryBroker::make_visible (stored elsewhere)
-  bool reads_back = false;                // its store reads logs back: the log may leave memory once stored and unread
   bool on_disk = false;                   // the log left memory (ended, all stored): cursors read it from the store
-  std::atomic<bool>* trim_due = nullptr;  // the broker's: set when a log left memory
+  LingeringLogs* lingering = nullptr;     // the broker's, when its store reads logs back (they may leave memory)
+  std::uint64_t linger_ticket = 0;        // the latest stay granted by `lingering`
   bool usage_dirty = false;               // usage changed since the store last got the record
   std::vector<std::weak_ptr<Waker>> waiters;
 
@@ -86,13 +118,24 @@ struct MemoryBroker::Stream {
     return out;
   }
 
-  // Drops the log from memory once it ended, the store holds all of it and nobody reads it;
-  // call with mu held.
+  // True when the log may leave memory: it ended, the store holds all of it and nobody reads it.
+  bool idle_locked() const {
+    return !on_disk && lingering != nullptr && !removed && ended && info.observers == 0 &&
+           visible >= log.size();
+  }
+
+  // Once idle, the log lingers in memory or, past the budget, leaves it; call with mu held.
   void evict_if_idle_locked() {
-    if (on_disk || !reads_back || removed || !ended || info.observers > 0 || visible < log.size()) return;
+    if (!idle_locked()) return;
+    if (lingering->admit(weak_from_this(), log.bytes(), ++linger_ticket, LingeringLogs::Clock::now())) return;
+    drop_log_locked();
+  }
+
+  // The log leaves memory (its readers read it from the store); call with mu held, when idle.
+  void drop_log_locked() {
     log.clear();
     on_disk = true;
-    if (trim_due != nullptr) trim_due->store(true, std::memory_order_relaxed);
+    lingering->trim_due.store(true, std::memory_order_relaxed);
   }
 
   // Posts one handler per executor that wakes its cursors.

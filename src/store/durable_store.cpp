@@ -551,16 +551,28 @@ void DurableStore::create(const StreamInfo& info, const std::string& owner, Writ
   impl_->push(std::move(op));
 }
 
-void DurableStore::append(const std::string& id, std::uint64_t first_position, std::span<const NewEvent> events,
-                          Written done) {
+void DurableStore::append(const std::string& id, std::uint64_t first_position, std::uint64_t count, std::string frames,
+                          const StreamInfo* record, Written done) {
+  // Frames back to events ("event: T\ndata: J\nid: N\n\n"): this store keeps them apart.
+  std::vector<NewEvent> events;
+  std::string_view rest = frames;
+  while (events.size() < count && rest.starts_with("event: ")) {
+    const auto data = rest.find("\ndata: ");
+    const auto id_at = rest.find("\nid: ", data);
+    const auto end = rest.find("\n\n", id_at);
+    if (data == std::string_view::npos || id_at == std::string_view::npos || end == std::string_view::npos) break;
+    events.push_back(NewEvent{std::string(rest.substr(7, data - 7)), std::string(rest.substr(data + 7, id_at - data - 7))});
+    rest.remove_prefix(end + 2);
+  }
   Op op;
   op.kind = Op::Kind::append;
   op.id = id;
   op.first = first_position;
   op.count = events.size();
   encode_events(events, op.blob);
-  op.done = std::move(done);
+  op.done = record != nullptr ? Written{} : std::move(done);
   impl_->push(std::move(op));
+  if (record != nullptr) update(*record, std::move(done));
 }
 
 void DurableStore::update(const StreamInfo& info, Written done) {

@@ -1,6 +1,7 @@
 #include "store/durable_store.hpp"
 
 #include "broker/memory_broker.hpp"
+#include "stream/event_log.hpp"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -43,6 +44,13 @@ void wait_written(DurableStore& store) {
   done.get_future().wait();
 }
 
+// The frames of `evs` from position `first` on.
+std::string frames_from(const std::vector<NewEvent>& evs, std::uint64_t first) {
+  std::string out;
+  for (std::size_t i = 0; i < evs.size(); ++i) append_frame(out, evs[i].type, evs[i].json, first + i);
+  return out;
+}
+
 StreamInfo record(const std::string& id, StreamStatus status) {
   StreamInfo i;
   i.id = id;
@@ -64,8 +72,8 @@ TEST(DurableStore, WhatIsWrittenIsThereAfterReopening) {
     store->create(record("a", StreamStatus::pending), "owner-1", {});
     const std::vector<NewEvent> head{{"message_start", R"({"x":1})"}, {"content_block_delta", R"({"x":2})"}};
     const std::vector<NewEvent> tail{{"message_stop", "{}"}};
-    store->append("a", 1, head, {});
-    store->append("a", 3, tail, {});
+    store->append("a", 1, head.size(), frames_from(head, 1), nullptr, {});
+    store->append("a", 3, tail.size(), frames_from(tail, 3), nullptr, {});
     StreamInfo done = record("a", StreamStatus::completed);
     done.completed_at = SysTime(std::chrono::milliseconds(1'700'000'001'000));
     done.usage = Usage{7, 3};
@@ -73,7 +81,7 @@ TEST(DurableStore, WhatIsWrittenIsThereAfterReopening) {
     store->bind_key("a", "owner-1\nkey", "123", {});
     store->create(record("b", StreamStatus::pending), "", {});
     store->create(record("gone", StreamStatus::pending), "", {});
-    store->append("gone", 1, tail, {});
+    store->append("gone", 1, tail.size(), frames_from(tail, 1), nullptr, {});
     store->remove("gone", {});
     bool ran = false;
     store->barrier([&] { ran = true; });

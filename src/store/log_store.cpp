@@ -166,16 +166,16 @@ void LogStore::create(const StreamInfo& info, const std::string& owner, Written 
   impl_->push(std::move(op));
 }
 
-void LogStore::append(const std::string& id, std::uint64_t first_position, std::span<const NewEvent> events,
-                      Written done) {
+void LogStore::append(const std::string& id, std::uint64_t first_position, std::uint64_t count, std::string frames,
+                      const StreamInfo* record, Written done) {
   Op op;
   op.kind = Op::Kind::append;
   op.id = id;
   op.first = first_position;
-  op.count = events.size();
-  for (std::size_t i = 0; i < events.size(); ++i) {
-    append_frame(op.frames, events[i].type, events[i].json, first_position + i);
-  }
+  op.count = count;
+  op.frames = std::move(frames);
+  if (record != nullptr) op.update = update_of(*record);
+  op.with_update = record != nullptr;
   op.done = std::move(done);
   impl_->push(std::move(op));
 }

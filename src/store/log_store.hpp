@@ -41,8 +41,8 @@ class LogStore final : public StreamStore {
   // StreamStore: a write's `done` runs on the writer thread once it is written (and synced with
   // fsync_each).
   void create(const StreamInfo& info, const std::string& owner, Written done) override;
-  void append(const std::string& id, std::uint64_t first_position, std::span<const NewEvent> events,
-              Written done) override;
+  void append(const std::string& id, std::uint64_t first_position, std::uint64_t count, std::string frames,
+              const StreamInfo* record, Written done) override;
   void update(const StreamInfo& info, Written done) override;
   void bind_key(const std::string& id, const std::string& key, const std::string& digest, Written done) override;
   void remove(const std::string& id, Written done) override;

@@ -58,7 +58,10 @@ std::unique_ptr<LogStore> open_store(const std::string& dir) {
   return s.ok() ? std::move(*s) : nullptr;
 }
 
-MemoryBrokerOptions on(StreamStore* store) { return MemoryBrokerOptions{0s, 1h, store}; }
+// A broker on `store` whose finished logs leave memory as soon as nobody reads them.
+MemoryBrokerOptions on(StreamStore* store) {
+  return MemoryBrokerOptions{.stream_expiration = 0s, .sweep_interval = 1h, .store = store, .linger = 0ms};
+}
 
 std::vector<NewEvent> tokens(int n) {
   std::vector<NewEvent> out{{"message_start", R"({"type":"message_start"})"}};
@@ -84,7 +87,9 @@ TEST(LogStoreBroker, AFinishedLogIsReadFromDiskAsItWasFromMemory) {
     if (chunk.kind != ReadChunk::Kind::data) break;
     for (const auto& b : chunk.buffers) from_memory.append(static_cast<const char*>(b.data()), b.size());
   }
+  EXPECT_EQ(broker.logs_in_memory(), 1u);
   live->reset();  // the last reader leaves: the log goes to disk only
+  EXPECT_EQ(broker.logs_in_memory(), 0u);
   const std::string from_disk = read_all(ctx, broker, "s");
   EXPECT_EQ(from_disk.size(), from_memory.size());
   EXPECT_EQ(from_disk, from_memory);
@@ -101,6 +106,40 @@ TEST(LogStoreBroker, AFinishedLogIsReadFromDiskAsItWasFromMemory) {
   EXPECT_EQ(info->observers, 0);
   EXPECT_TRUE(run(ctx, broker.remove("s")).ok());
   EXPECT_EQ(run(ctx, broker.open("s", 0, ctx.get_executor())).error().code, Errc::not_found);
+  broker.stop();
+}
+
+TEST(LogStoreBroker, AFinishedLogLingersInMemoryWithinItsBudgetThenLeaves) {
+  TempDir dir;
+  boost::asio::io_context ctx;
+  auto store = open_store(dir.path);
+  auto opts = on(store.get());
+  opts.sweep_interval = 10ms;
+  opts.linger = 300ms;
+  opts.lingering_bytes = 64 * 1024;
+  MemoryBroker broker(ctx.get_executor(), opts);
+  auto finish = [&](const std::string& id, int n) {
+    auto w = run(ctx, broker.create(StreamSpec{id, "m", 1, false, "o"}));
+    (*w)->publish(tokens(n), StreamStatus::processing);
+    (*w)->publish(std::vector<NewEvent>{{"message_stop", "{}"}}, StreamStatus::completed);
+    EXPECT_TRUE(run(ctx, broker.flush(id)).ok());
+  };
+  finish("small", 10);  // lingers: well within the budget
+  EXPECT_EQ(broker.logs_in_memory(), 1u);
+  const std::string lingering = read_all(ctx, broker, "small");
+  finish("big", 5000);  // more than the budget: leaves memory at once
+  EXPECT_EQ(broker.logs_in_memory(), 1u);
+  // and the small one leaves once its stay is over
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (broker.logs_in_memory() > 0 && std::chrono::steady_clock::now() < deadline) ctx.run_one_for(10ms);
+  EXPECT_EQ(broker.logs_in_memory(), 0u);
+  EXPECT_EQ(read_all(ctx, broker, "small"), lingering);
+  EventLog big;
+  for (const auto& e : tokens(5000)) big.append(e.type, e.json);
+  big.append("message_stop", "{}");
+  std::string expected;
+  big.copy(0, big.size(), expected);
+  EXPECT_EQ(read_all(ctx, broker, "big"), expected);
   broker.stop();
 }
 

@@ -9,7 +9,6 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -35,7 +34,8 @@ struct Op {
   Kind kind = Kind::barrier;
   std::string id;
   logfmt::Create create;  // create (serial given when written)
-  logfmt::Update update;  // create (its first record), update
+  logfmt::Update update;  // create (its first record), update, append when with_update
+  bool with_update = false;
   std::uint64_t first = 0, count = 0;
   std::string frames;  // append: positions first .. first + count - 1
   std::string key, digest;
@@ -56,7 +56,8 @@ struct LogStore::Impl {
 
   std::mutex mu;  // the queue and the writer's state
   std::condition_variable wake;
-  std::deque<logstore::Op> queue;
+  std::vector<logstore::Op> queue;
+  bool writer_waits = false;  // the writer sleeps until something is queued
   bool closing = false;
   std::optional<std::string> failing;
   std::thread writer;
@@ -68,6 +69,7 @@ struct LogStore::Impl {
 
   // The writer thread's own.
   std::unique_ptr<ActiveSegment> active;
+  std::string encoded;  // the batch being written (its capacity kept from batch to batch)
   std::uint64_t since_checkpoint = 0;
 
   ~Impl();
@@ -82,9 +84,9 @@ struct LogStore::Impl {
   void push(logstore::Op op);
   void write_loop();
   // Writes `batch`, retrying while writes fail; false when given up at shutdown.
-  bool write_batch(std::deque<logstore::Op>& batch);
-  // The batch's records; `finished` gets the serials that reached a terminal status.
-  std::string encode(std::deque<logstore::Op>& batch, std::vector<std::uint64_t>& finished);
+  bool write_batch(std::vector<logstore::Op>& batch);
+  // Puts the batch's records in `encoded`; `finished` gets the serials that reached a terminal status.
+  void encode(std::vector<logstore::Op>& batch, std::vector<std::uint64_t>& finished);
   // One write of whole records (rolling the segment first when full), then indexes them.
   Status write_and_apply(const std::string& bytes);
   void write_tables(const std::vector<std::uint64_t>& finished);

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <span>
 
 namespace spool {
 namespace {
@@ -43,10 +44,15 @@ std::vector<NewEvent> events(std::uint64_t n, const std::string& tag) {
 }
 
 // The frames an observer of those events receives from position `first` on.
-std::string frames_of(const std::vector<NewEvent>& evs, std::uint64_t first) {
+std::string frames_of(std::span<const NewEvent> evs, std::uint64_t first) {
   std::string out;
   for (std::size_t i = 0; i < evs.size(); ++i) append_frame(out, evs[i].type, evs[i].json, first + i);
   return out;
+}
+
+// Queues events first, first + 1, ... of `id` on `store`.
+void put(StreamStore& store, const std::string& id, std::uint64_t first, std::span<const NewEvent> evs) {
+  store.append(id, first, evs.size(), frames_of(evs, first), nullptr, {});
 }
 
 // Waits (5 s at most) until everything queued on `store` is written.
@@ -93,9 +99,9 @@ TEST(LogStore, WhatIsWrittenIsReadBackAfterReopeningByteForByte) {
     auto store = open_store(dir.path);
     store->create(info_of("a"), "owner-a", {});
     store->create(info_of("b"), "", {});
-    store->append("a", 1, {a.data(), 20}, {});
-    store->append("b", 1, b, {});
-    store->append("a", 21, {a.data() + 20, 30}, {});
+    put(*store, "a", 1, {a.data(), 20});
+    put(*store, "b", 1, b);
+    put(*store, "a", 21, {a.data() + 20, 30});
     store->bind_key("a", "key", "digest", {});
     store->update(info_of("a", StreamStatus::completed), {});
     drain(*store);
@@ -126,7 +132,7 @@ TEST(LogStore, ARemovedStreamStaysGoneAndItsSegmentsAreReclaimed) {
   for (int i = 0; i < 20; ++i) {
     const std::string id = "s" + std::to_string(i);
     store->create(info_of(id), "", {});
-    store->append(id, 1, events(20, id), {});
+    put(*store, id, 1, events(20, id));
     store->update(info_of(id, StreamStatus::completed), {});
     drain(*store);
   }
@@ -153,7 +159,7 @@ TEST(LogStore, ATornTailIsCutOffAtEveryByteAndTheRestIsKept) {
     store->create(info_of("kept"), "", {});
     drain(*store);
     before = fs::file_size(segment_path(probe.path + "/segments", 1));
-    store->append("kept", 1, events(1, "x"), {});
+    put(*store, "kept", 1, events(1, "x"));
     drain(*store);
     after = fs::file_size(segment_path(probe.path + "/segments", 1));
   }
@@ -169,7 +175,7 @@ TEST(LogStore, ATornTailIsCutOffAtEveryByteAndTheRestIsKept) {
     ASSERT_EQ(all->size(), 1u);
     EXPECT_EQ((*all)[0].info.events, 0u) << "cut at " << cut;
     // and the store goes on writing after the cut
-    store->append("kept", 1, events(1, "y"), {});
+    put(*store, "kept", 1, events(1, "y"));
     drain(*store);
     EXPECT_EQ(read_all(*store, "kept"), frames_of(events(1, "y"), 1));
   }
@@ -204,7 +210,7 @@ TEST(LogStore, DamageBeforeTheEndStopsTheStartNamingTheFile) {
     auto store = open_store(dir.path, 4096);
     for (int i = 0; i < 10; ++i) {
       store->create(info_of("s" + std::to_string(i)), "", {});
-      store->append("s" + std::to_string(i), 1, events(30, "z"), {});
+      put(*store, "s" + std::to_string(i), 1, events(30, "z"));
       drain(*store);
     }
     EXPECT_GT(store->segments(), 1u);

@@ -11,9 +11,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 namespace spool {
 namespace {
@@ -25,10 +27,104 @@ using logstore::Op;
 
 constexpr std::size_t kMaxRunBytes = std::size_t{1} << 20;  // an events record's frames, at most
 
-// A stream's events queued in one batch, written as one record.
-struct Run {
-  std::uint64_t first = 0, count = 0;
-  std::string frames;
+// Turns a batch of queued writes into records. A stream's consecutive appends become one events
+// record followed by the last of its record updates among them (an update states the whole
+// record, so the last one is enough); each stream's records keep the order they were queued in.
+class BatchEncoder {
+ public:
+  // `serial_of` finds a stream's serial in the index; `take_serial` gives a new stream its own.
+  BatchEncoder(std::string& out, std::vector<std::uint64_t>& finished,
+               std::function<std::optional<std::uint64_t>(const std::string&)> serial_of,
+               std::function<std::uint64_t()> take_serial)
+      : out_(out), finished_(finished), index_serial_(std::move(serial_of)), take_serial_(std::move(take_serial)) {}
+
+  void add(Op& op) {
+    if (op.kind == Op::Kind::barrier) return;
+    if (op.kind == Op::Kind::create) return create(op);
+    const auto serial = serial_of(op.id);
+    if (!serial) return;  // its stream is gone
+    if (op.kind == Op::Kind::append) return append(*serial, op);
+    if (op.kind == Op::Kind::update) {
+      runs_[*serial].update = std::move(op.update);
+      return;
+    }
+    flush(*serial);
+    if (op.kind == Op::Kind::key) {
+      logfmt::append(out_, logfmt::Key{*serial, op.key, op.digest});
+    } else if (op.kind == Op::Kind::remove) {
+      logfmt::append(out_, logfmt::Remove{*serial});
+      created_.erase(op.id);
+      removed_.insert(op.id);
+    }
+  }
+
+  // Writes what is still pending.
+  void finish() {
+    while (!runs_.empty()) flush(runs_.begin()->first);
+  }
+
+ private:
+  // A stream's pending events and record update.
+  struct Run {
+    std::uint64_t first = 0, count = 0;
+    std::string frames;
+    std::optional<logfmt::Update> update;
+  };
+
+  std::optional<std::uint64_t> serial_of(const std::string& id) const {
+    if (auto c = created_.find(id); c != created_.end()) return c->second;
+    if (removed_.contains(id)) return std::nullopt;
+    return index_serial_(id);
+  }
+
+  void create(Op& op) {
+    if (auto old = serial_of(op.id)) flush(*old);
+    const std::uint64_t serial = take_serial_();
+    created_[op.id] = serial;
+    removed_.erase(op.id);
+    op.create.serial = serial;
+    logfmt::append(out_, op.create);
+    put_update(serial, op.update);
+  }
+
+  void append(std::uint64_t serial, Op& op) {
+    if (const Run& run = runs_[serial];
+        run.count > 0 && (run.first + run.count != op.first || run.frames.size() > kMaxRunBytes)) {
+      flush(serial);
+    }
+    Run& run = runs_[serial];
+    if (run.count == 0) {
+      run.first = op.first;
+      run.frames = std::move(op.frames);
+    } else {
+      run.frames += op.frames;
+    }
+    run.count += op.count;
+    if (op.with_update) run.update = std::move(op.update);
+  }
+
+  void flush(std::uint64_t serial) {
+    auto it = runs_.find(serial);
+    if (it == runs_.end()) return;
+    Run& run = it->second;
+    if (run.count > 0) logfmt::append(out_, logfmt::Events{serial, run.first, run.count, run.frames});
+    if (run.update) put_update(serial, *run.update);
+    runs_.erase(it);
+  }
+
+  void put_update(std::uint64_t serial, logfmt::Update& u) {
+    u.serial = serial;
+    logfmt::append(out_, u);
+    if (is_terminal(u.status)) finished_.push_back(serial);
+  }
+
+  std::string& out_;
+  std::vector<std::uint64_t>& finished_;
+  std::function<std::optional<std::uint64_t>(const std::string&)> index_serial_;
+  std::function<std::uint64_t()> take_serial_;
+  std::unordered_map<std::string, std::uint64_t> created_;  // ids created in this batch
+  std::unordered_set<std::string> removed_;                 // ids removed in this batch, unless created again
+  std::unordered_map<std::uint64_t, Run> runs_;
 };
 
 }  // namespace
@@ -132,20 +228,27 @@ Status LogStore::Impl::replay() {
 }
 
 void LogStore::Impl::push(Op op) {
+  bool waiting = false;
   {
     std::lock_guard lk(mu);
     if (closing) return;
     queue.push_back(std::move(op));
+    waiting = std::exchange(writer_waits, false);
   }
-  wake.notify_one();
+  if (waiting) wake.notify_one();
 }
 
 void LogStore::Impl::write_loop() {
+  std::vector<Op> batch;  // swapped with the queue: both keep their capacity
   for (;;) {
-    std::deque<Op> batch;
+    batch.clear();
     {
       std::unique_lock lk(mu);
-      wake.wait(lk, [&] { return closing || !queue.empty(); });
+      while (!closing && queue.empty()) {
+        writer_waits = true;
+        wake.wait(lk);
+      }
+      writer_waits = false;
       if (queue.empty()) break;  // closing, everything written
       batch.swap(queue);
     }
@@ -158,9 +261,10 @@ void LogStore::Impl::write_loop() {
 }
 
 // Writes `batch` (retried until it is written; given up at shutdown); false when given up.
-bool LogStore::Impl::write_batch(std::deque<Op>& batch) {
+bool LogStore::Impl::write_batch(std::vector<Op>& batch) {
   std::vector<std::uint64_t> finished;
-  const std::string bytes = encode(batch, finished);
+  encode(batch, finished);
+  const std::string& bytes = encoded;
   std::chrono::milliseconds backoff{100};
   for (int attempt = 1;; ++attempt) {
     Status st = bytes.empty() ? Status{Ok{}} : write_and_apply(bytes);
@@ -192,76 +296,24 @@ bool LogStore::Impl::write_batch(std::deque<Op>& batch) {
   return true;
 }
 
-// The records of `batch`: a stream's consecutive appends as one events record, each stream's
-// records in the order queued. `finished` gets the serials that reached a terminal status.
-std::string LogStore::Impl::encode(std::deque<Op>& batch, std::vector<std::uint64_t>& finished) {
-  std::string out;
-  std::unordered_map<std::string, std::uint64_t> created;  // ids created in this batch
-  std::unordered_set<std::string> removed;                 // ids removed in this batch, unless created again
-  std::unordered_map<std::uint64_t, Run> runs;
-  auto serial_of = [&](const std::string& id) -> std::optional<std::uint64_t> {
-    if (auto c = created.find(id); c != created.end()) return c->second;
-    if (removed.contains(id)) return std::nullopt;
-    std::lock_guard lk(index_mu);
-    const IndexEntry* e = index.find(id);
-    return e ? std::optional(e->serial) : std::nullopt;
-  };
-  auto flush_run = [&](std::uint64_t serial) {
-    auto it = runs.find(serial);
-    if (it == runs.end()) return;
-    logfmt::append(out, logfmt::Events{serial, it->second.first, it->second.count, it->second.frames});
-    runs.erase(it);
-  };
-  for (auto& op : batch) {
-    if (op.kind == Op::Kind::barrier) continue;
-    if (op.kind == Op::Kind::create) {
-      if (auto old = serial_of(op.id)) flush_run(*old);
-      std::uint64_t serial = 0;
-      {
+// The records of `batch` (see BatchEncoder). `finished` gets the serials that reached a terminal status.
+void LogStore::Impl::encode(std::vector<Op>& batch, std::vector<std::uint64_t>& finished) {
+  constexpr std::size_t kKeptCapacity = std::size_t{8} << 20;  // a burst's buffer is not kept
+  if (encoded.capacity() > kKeptCapacity) std::string().swap(encoded);
+  encoded.clear();
+  BatchEncoder encoder(
+      encoded, finished,
+      [this](const std::string& id) -> std::optional<std::uint64_t> {
         std::lock_guard lk(index_mu);
-        serial = index.take_serial();
-      }
-      created[op.id] = serial;
-      removed.erase(op.id);
-      op.create.serial = serial;
-      op.update.serial = serial;
-      logfmt::append(out, op.create);
-      logfmt::append(out, op.update);
-      if (is_terminal(op.update.status)) finished.push_back(serial);  // a migrated stream, say
-      continue;
-    }
-    const auto serial = serial_of(op.id);
-    if (!serial) continue;  // its stream is gone
-    if (op.kind == Op::Kind::append) {
-      Run& run = runs[*serial];
-      if (run.count > 0 && (run.first + run.count != op.first || run.frames.size() > kMaxRunBytes)) {
-        flush_run(*serial);
-        Run& fresh = runs[*serial];
-        fresh.first = op.first;
-        fresh.count = op.count;
-        fresh.frames = std::move(op.frames);
-        continue;
-      }
-      if (run.count == 0) run.first = op.first;
-      run.count += op.count;
-      run.frames += op.frames;
-      continue;
-    }
-    flush_run(*serial);
-    if (op.kind == Op::Kind::update) {
-      op.update.serial = *serial;
-      logfmt::append(out, op.update);
-      if (is_terminal(op.update.status)) finished.push_back(*serial);
-    } else if (op.kind == Op::Kind::key) {
-      logfmt::append(out, logfmt::Key{*serial, op.key, op.digest});
-    } else if (op.kind == Op::Kind::remove) {
-      logfmt::append(out, logfmt::Remove{*serial});
-      created.erase(op.id);
-      removed.insert(op.id);
-    }
-  }
-  for (auto& [serial, run] : runs) logfmt::append(out, logfmt::Events{serial, run.first, run.count, run.frames});
-  return out;
+        const IndexEntry* e = index.find(id);
+        return e ? std::optional(e->serial) : std::nullopt;
+      },
+      [this] {
+        std::lock_guard lk(index_mu);
+        return index.take_serial();
+      });
+  for (auto& op : batch) encoder.add(op);
+  encoder.finish();
 }
 
 // One write of `bytes` (whole records) to the active segment, rolled first when full; then the

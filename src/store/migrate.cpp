@@ -1,6 +1,7 @@
 #include "store/migrate.hpp"
 
 #include "store/durable_store.hpp"
+#include "stream/event_log.hpp"
 
 #include <chrono>
 #include <filesystem>
@@ -27,7 +28,11 @@ Result<std::size_t> migrate_sqlite_store(const std::string& dir, LogStore& to) {
   if (!streams) return fail(streams.error().explanation);
   for (const StoredStream& s : *streams) {
     to.create(s.info, s.owner, {});
-    if (!s.events.empty()) to.append(s.info.id, 1, s.events, {});
+    if (!s.events.empty()) {
+      std::string frames;
+      for (std::size_t i = 0; i < s.events.size(); ++i) append_frame(frames, s.events[i].type, s.events[i].json, i + 1);
+      to.append(s.info.id, 1, s.events.size(), std::move(frames), nullptr, {});
+    }
     if (!s.key.empty()) to.bind_key(s.info.id, s.key, s.digest, {});
   }
   std::promise<void> written;

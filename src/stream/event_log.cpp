@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <limits>
 
 namespace spool {
 namespace {
@@ -89,6 +90,15 @@ std::uint64_t EventLog::gather(std::uint64_t after, std::uint64_t upto, std::siz
     pos = end_event;
   }
   return pos;
+}
+
+void EventLog::copy(std::uint64_t after, std::uint64_t upto, std::string& out) const {
+  std::vector<boost::asio::const_buffer> parts;
+  gather(after, upto, std::numeric_limits<std::size_t>::max(), parts);
+  std::size_t n = 0;
+  for (const auto& b : parts) n += b.size();
+  out.reserve(out.size() + n);
+  for (const auto& b : parts) out.append(static_cast<const char*>(b.data()), b.size());
 }
 
 void EventLog::clear() {

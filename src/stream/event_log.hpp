@@ -44,6 +44,9 @@ class EventLog {
   std::uint64_t gather(std::uint64_t after, std::uint64_t upto, std::size_t max_bytes,
                        std::vector<boost::asio::const_buffer>& out) const;
 
+  // Appends to `out` the frames of events after..upto (as gather() finds them).
+  void copy(std::uint64_t after, std::uint64_t upto, std::string& out) const;
+
   // Frees every frame (the log's events are read from elsewhere from now on); size() becomes 0.
   void clear();
 

@@ -9,7 +9,6 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,9 +46,11 @@ class StreamStore {
   virtual ~StreamStore() = default;
   // Stores a new stream's record and its owner.
   virtual void create(const StreamInfo& info, const std::string& owner, Written done) = 0;
-  // Stores events first_position, first_position + 1, ... of stream `id`.
-  virtual void append(const std::string& id, std::uint64_t first_position, std::span<const NewEvent> events,
-                      Written done) = 0;
+  // Stores events first_position .. first_position + count - 1 of stream `id`, given as their SSE
+  // frames back to back, exactly as observers receive them (EventLog's format), and with them
+  // the stream's record when `record` is given (as update() would, in the same write).
+  virtual void append(const std::string& id, std::uint64_t first_position, std::uint64_t count, std::string frames,
+                      const StreamInfo* record, Written done) = 0;
   // Stores the record's status, timestamps, error message and usage.
   virtual void update(const StreamInfo& info, Written done) = 0;
   // Stores the Idempotency-Key bound to `id`.
