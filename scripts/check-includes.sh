@@ -2,7 +2,8 @@
 # Checks every include in src/ against the rooms' table (README "Layout"): a room includes only
 # itself and the rooms listed for it, and a third-party header only in the room that owns it.
 # The build enforces the room graph too (cmake/rooms.cmake); this check names each offending line,
-# holds for the direct includes, and covers tests and third-party headers. Exits 1 on any offence.
+# holds for the direct includes, and covers tests and third-party headers. A test-only header
+# (`*_fixture.hpp`) counts as a test, and only tests may include one. Exits 1 on any offence.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +31,7 @@ declare -A owners=(
   ["boost/beast"]="^src/http/"
   ["openssl/"]="^src/http/"
   ["hiredis/"]="^src/broker/redis_connection"
-  ["sqlite3.h"]="^src/store/"
+  ["sqlite3.h"]="^src/store/sqlite_store\\.cpp$"
   ["llama.h"]="^src/engine/llama_"
   ["chat.h"]="^src/engine/llama_"
   ["ggml"]="^src/engine/llama_"
@@ -52,7 +53,7 @@ while IFS= read -r file; do
     continue
   fi
   is_test=0
-  [[ $file == *_test.cpp ]] && is_test=1
+  [[ $file == *_test.cpp || $file == *_fixture.hpp ]] && is_test=1
   while IFS= read -r line; do
     header=$(sed -E 's/^#include[[:space:]]*[<"]([^>"]+)[>"].*/\1/' <<<"$line")
     for prefix in "${!owners[@]}"; do
@@ -62,6 +63,7 @@ while IFS= read -r file; do
       fi
     done
     [[ $line == *'"'* ]] || continue
+    [[ $header == *_fixture.hpp && $is_test -eq 0 ]] && offend "$file" "includes \"$header\", which only tests may"
     target=${header%%/*}
     [[ $header == */* ]] || continue  # a test tool beside the tests (tests/tools)
     [ "$target" = "$room" ] && continue

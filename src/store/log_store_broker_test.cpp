@@ -1,9 +1,9 @@
 // The memory broker on the log store: finished logs leave memory and are read back from disk,
 // byte for byte; a restart keeps them there; a SQLite data directory is moved over.
 #include "broker/memory_broker.hpp"
-#include "store/durable_store.hpp"
 #include "store/log_store.hpp"
 #include "store/migrate.hpp"
+#include "store/sqlite_fixture.hpp"
 #include "stream/event_log.hpp"
 
 #include "temp_dir.hpp"
@@ -176,24 +176,23 @@ TEST(LogStoreBroker, ARestartKeepsLogsOnDiskAndEndsTheRunningOnes) {
 
 TEST(LogStoreBroker, ADataDirectoryOfTheSqliteStoreIsMovedOver) {
   TempDir dir;
-  {
-    auto old = DurableStore::open(DurableStoreOptions{dir.path, false});
-    ASSERT_TRUE(old.ok());
-    boost::asio::io_context ctx;
-    MemoryBroker broker(ctx.get_executor(), on(old->get()));
-    auto w = run(ctx, broker.create(StreamSpec{"old", "m", 1, false, "owner"}));
-    (*w)->publish(tokens(10), StreamStatus::processing);
-    (*w)->publish(std::vector<NewEvent>{{"message_stop", "{}"}}, StreamStatus::completed);
-    EXPECT_TRUE(run(ctx, broker.claim_key("owner\nk", KeyedJob{"old", "digest"})).ok());
-    EXPECT_TRUE(run(ctx, broker.flush("old")).ok());
-    broker.stop();
-    (*old)->close();
-  }
+  StoredStream old;
+  old.info.id = "old";
+  old.info.model = "m";
+  old.info.message_count = 1;
+  old.info.status = StreamStatus::completed;
+  old.info.created_at = SysTime(1'700'000'000'000'000us);
+  old.info.updated_at = old.info.completed_at.emplace(old.info.created_at + 2s);
+  old.owner = "owner";
+  old.key = "owner\nk";
+  old.digest = "digest";
+  old.events = tokens(10);
+  old.events.push_back({"message_stop", "{}"});
+  testing::SqliteStoreFile(dir.path).add(old);
   std::string expected;
   {
     EventLog log;
-    for (const auto& e : tokens(10)) log.append(e.type, e.json);
-    log.append("message_stop", "{}");
+    for (const auto& e : old.events) log.append(e.type, e.json);
     for (std::uint64_t i = 1; i <= log.size(); ++i) expected += log.frame(i);
   }
   auto store = open_store(dir.path);

@@ -1,6 +1,6 @@
 #include "store/migrate.hpp"
 
-#include "store/durable_store.hpp"
+#include "store/sqlite_store.hpp"
 #include "stream/event_log.hpp"
 
 #include <chrono>
@@ -19,12 +19,7 @@ Result<std::size_t> migrate_sqlite_store(const std::string& dir, LogStore& to) {
                                           " (written by an earlier Spool) into the log store: " + why +
                                           "; start an earlier Spool on it to read them, or move it aside");
   };
-  DurableStoreOptions opts;
-  opts.dir = dir;
-  opts.lock = false;  // `to` holds the directory's lock
-  auto old = DurableStore::open(opts);
-  if (!old) return fail(old.error().explanation);
-  auto streams = (*old)->load_all();
+  auto streams = read_sqlite_store(dir);
   if (!streams) return fail(streams.error().explanation);
   for (const StoredStream& s : *streams) {
     to.create(s.info, s.owner, {});
@@ -39,8 +34,6 @@ Result<std::size_t> migrate_sqlite_store(const std::string& dir, LogStore& to) {
   to.barrier([&written] { written.set_value(); });
   written.get_future().wait();
   if (auto failure = to.failure()) return fail(*failure);
-  (*old)->close();
-  old->reset();
   for (const char* suffix : {"", "-wal", "-shm"}) {
     const fs::path from = db.string() + suffix;
     if (!fs::exists(from, ec)) continue;
