@@ -36,9 +36,9 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 #include <climits>
-#include <limits>
 #include <csignal>
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <random>
 
@@ -461,14 +461,20 @@ awaitable<int> sc_catchup(Run& R, std::string name) {
                  {"min_ms", static_cast<long long>(min_seconds * 1000)},
                  {"max_rounds", max_rounds}});
 
-  const std::string id = "bench-" + name + "-" + hex_tag(12);
-  HttpClient api(c);
-  const std::int64_t t_prep = now_ns();
-  std::string err = co_await prepare_finished_log(R, api, id, W);
-  if (!err.empty()) co_return finish(R, j, false, err);
-  j.num("prepare_seconds", static_cast<double>(now_ns() - t_prep) / 1e9, 3);
-  api.close();
-  co_await sleep_ms(c, R.o.real("settle-ms", 300));
+  // --id ID: read that finished stream (e.g. one a restarted server has only on disk) instead
+  // of creating one; --tokens must be its length. The line names the id either way.
+  const std::string given = R.o.str("id", "");
+  const std::string id = given.empty() ? "bench-" + name + "-" + hex_tag(12) : given;
+  j.str("id", id);
+  if (given.empty()) {
+    HttpClient api(c);
+    const std::int64_t t_prep = now_ns();
+    std::string err = co_await prepare_finished_log(R, api, id, W);
+    if (!err.empty()) co_return finish(R, j, false, err);
+    j.num("prepare_seconds", static_cast<double>(now_ns() - t_prep) / 1e9, 3);
+    api.close();
+    co_await sleep_ms(c, R.o.real("settle-ms", 300));
+  }
 
   // Rounds: the wave of M observers is repeated (each wave waits for the previous one) until
   // the measured time reaches --min-seconds or --max-rounds waves ran, so a log that a fast
@@ -705,6 +711,7 @@ awaitable<int> sc_idle(Run& R) {
 
   const std::string tag = hex_tag(8);
   std::vector<std::string> ids;
+  const long rss_start = R.srv.rss_kib();  // before the jobs: their cost is rss0 - rss_start
   HttpClient api(c);
   for (long i = 0; i < J; ++i) {
     std::string id = "bench-idle-" + tag + "-" + std::to_string(i);
@@ -759,6 +766,8 @@ awaitable<int> sc_idle(Run& R) {
   j.num("observers_open_at_end", static_cast<long long>(still_open));
   j.num("attach_seconds", static_cast<double>(t_attached - t_start) / 1e9, 4);
   j.num("events", static_cast<long long>(events_before_close));
+  j.num("rss_start_kib", static_cast<long long>(rss_start));
+  j.num("rss_per_job_kib", static_cast<double>(rss0 - rss_start) / static_cast<double>(J), 3);
   j.num("rss_before_kib", static_cast<long long>(rss0));
   j.num("rss_after_kib", static_cast<long long>(rss1));
   j.num("rss_delta_kib", static_cast<long long>(rss1 - rss0));
@@ -976,6 +985,7 @@ fanout:    --observers 100 --tokens 100 --token-delay-ms 20
            [--port2 P --server-pid2 PID: half the observers watch through a second instance]
 catchup:   --observers 100 --tokens 1000 --min-seconds 0 --max-rounds 1
 replay:    --observers 1 --tokens 99995 (a log of tokens + 5 events) --min-seconds 0 --max-rounds 1
+           [--id ID: read that existing finished stream instead of creating one (catchup too)]
            (the wave of observers repeats until min-seconds of reading or max-rounds waves)
 jobs:      --jobs 100 --tokens 100 --token-delay-ms 20
 initiate:  --requests 10000 --connections 64 --tokens 1 [--duration-s S: send for S seconds instead]

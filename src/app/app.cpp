@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <malloc.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -43,6 +44,10 @@ std::size_t network_threads(const Config& cfg) {
 int App::serve(Config cfg) {
   setup_logging(cfg.log_level, cfg.log_format);
   raise_fd_limit();
+  // glibc raises its mmap threshold each time a large block is freed; large passing buffers (a
+  // write batch, a burst of frames) then come from the heap, where streams' small long-lived
+  // records pin their pages after the buffers are gone. A fixed threshold keeps them apart.
+  ::mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   {
     App app(std::move(cfg));
     if (auto failed = app.start()) {

@@ -406,7 +406,7 @@ std::size_t MemoryBroker::restore(std::vector<StoredStream> streams) {
   for (auto& stored : streams) {
     auto s = std::make_shared<Stream>();
     s->store = opts_.store;
-      s->lingering = lingering_.get();
+    s->lingering = lingering_.get();
     s->info = std::move(stored.info);
     s->owner = std::move(stored.owner);
     // A store that reads logs back keeps them on disk; another hands them over.

@@ -89,11 +89,11 @@ struct MemoryBroker::Stream : std::enable_shared_from_this<MemoryBroker::Stream>
   // store), so nothing an observer saw can be missing after a restart.
   std::uint64_t visible = 0;
   bool ended = false;
-  bool held_back = false;                 // visible moves only through MemoryBroker::make_visible (stored elsewhere)
-  bool on_disk = false;                   // the log left memory (ended, all stored): cursors read it from the store
-  LingeringLogs* lingering = nullptr;     // the broker's, when its store reads logs back (they may leave memory)
-  std::uint64_t linger_ticket = 0;        // the latest stay granted by `lingering`
-  bool usage_dirty = false;               // usage changed since the store last got the record
+  bool held_back = false;              // visible moves only through MemoryBroker::make_visible (stored elsewhere)
+  bool on_disk = false;                // the log left memory (ended, all stored): cursors read it from the store
+  LingeringLogs* lingering = nullptr;  // the broker's, when its store reads logs back (they may leave memory)
+  std::uint64_t linger_ticket = 0;     // the latest stay granted by `lingering`
+  bool usage_dirty = false;            // usage changed since the store last got the record
   std::vector<std::weak_ptr<Waker>> waiters;
 
   // Waiting cursors of one executor (io thread), woken by one posted handler.
@@ -120,8 +120,7 @@ struct MemoryBroker::Stream : std::enable_shared_from_this<MemoryBroker::Stream>
 
   // True when the log may leave memory: it ended, the store holds all of it and nobody reads it.
   bool idle_locked() const {
-    return !on_disk && lingering != nullptr && !removed && ended && info.observers == 0 &&
-           visible >= log.size();
+    return !on_disk && lingering != nullptr && !removed && ended && info.observers == 0 && visible >= log.size();
   }
 
   // Once idle, the log lingers in memory or, past the budget, leaves it; call with mu held.

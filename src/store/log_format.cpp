@@ -114,11 +114,17 @@ void append(std::string& out, const Create& r) {
 }
 
 void append(std::string& out, const Events& r) {
+  const std::string_view frames[] = {r.frames};
+  append_events(out, r.serial, r.first, r.count, frames);
+}
+
+void append_events(std::string& out, std::uint64_t serial, std::uint64_t first, std::uint64_t count,
+                   std::span<const std::string_view> parts) {
   const std::size_t at = begin(out, RecordType::events);
-  put_varint(out, r.serial);
-  put_varint(out, r.first);
-  put_varint(out, r.count);
-  out.append(r.frames);
+  put_varint(out, serial);
+  put_varint(out, first);
+  put_varint(out, count);
+  for (const std::string_view part : parts) out.append(part);
   finish(out, at);
 }
 

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -113,6 +114,9 @@ std::optional<std::uint32_t> parse_segment_header(std::string_view header);
 // Appends one whole record to `out`.
 void append(std::string& out, const Create& r);
 void append(std::string& out, const Events& r);
+// An events record whose frames are `parts` back to back (written without joining them first).
+void append_events(std::string& out, std::uint64_t serial, std::uint64_t first, std::uint64_t count,
+                   std::span<const std::string_view> parts);
 void append(std::string& out, const Update& r);
 void append(std::string& out, const Key& r);
 void append(std::string& out, const Remove& r);

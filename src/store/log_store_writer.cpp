@@ -64,10 +64,11 @@ class BatchEncoder {
   }
 
  private:
-  // A stream's pending events and record update.
+  // A stream's pending events (the frames of its queued appends, which outlive the encoder) and
+  // record update.
   struct Run {
-    std::uint64_t first = 0, count = 0;
-    std::string frames;
+    std::uint64_t first = 0, count = 0, bytes = 0;
+    std::vector<std::string_view> frames;
     std::optional<logfmt::Update> update;
   };
 
@@ -89,16 +90,13 @@ class BatchEncoder {
 
   void append(std::uint64_t serial, Op& op) {
     if (const Run& run = runs_[serial];
-        run.count > 0 && (run.first + run.count != op.first || run.frames.size() > kMaxRunBytes)) {
+        run.count > 0 && (run.first + run.count != op.first || run.bytes > kMaxRunBytes)) {
       flush(serial);
     }
     Run& run = runs_[serial];
-    if (run.count == 0) {
-      run.first = op.first;
-      run.frames = std::move(op.frames);
-    } else {
-      run.frames += op.frames;
-    }
+    if (run.count == 0) run.first = op.first;
+    run.frames.push_back(op.frames);
+    run.bytes += op.frames.size();
     run.count += op.count;
     if (op.with_update) run.update = std::move(op.update);
   }
@@ -107,7 +105,7 @@ class BatchEncoder {
     auto it = runs_.find(serial);
     if (it == runs_.end()) return;
     Run& run = it->second;
-    if (run.count > 0) logfmt::append(out_, logfmt::Events{serial, run.first, run.count, run.frames});
+    if (run.count > 0) logfmt::append_events(out_, serial, run.first, run.count, run.frames);
     if (run.update) put_update(serial, *run.update);
     runs_.erase(it);
   }
@@ -256,6 +254,9 @@ void LogStore::Impl::write_loop() {
     for (auto& op : batch) {
       if (op.done) op.done();
     }
+    // A burst's queue is not kept (it can hold tens of MB of Ops).
+    constexpr std::size_t kKeptOps = 256;
+    if (batch.capacity() > kKeptOps) std::vector<Op>().swap(batch);
   }
   if (auto st = write_checkpoint(); !st) spdlog::error("store: {}", st.error().explanation);
 }
@@ -298,7 +299,7 @@ bool LogStore::Impl::write_batch(std::vector<Op>& batch) {
 
 // The records of `batch` (see BatchEncoder). `finished` gets the serials that reached a terminal status.
 void LogStore::Impl::encode(std::vector<Op>& batch, std::vector<std::uint64_t>& finished) {
-  constexpr std::size_t kKeptCapacity = std::size_t{8} << 20;  // a burst's buffer is not kept
+  constexpr std::size_t kKeptCapacity = std::size_t{1} << 20;  // a burst's buffer is not kept
   if (encoded.capacity() > kKeptCapacity) std::string().swap(encoded);
   encoded.clear();
   BatchEncoder encoder(

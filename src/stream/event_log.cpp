@@ -8,7 +8,7 @@
 namespace spool {
 namespace {
 
-constexpr std::size_t kFirstSegment = std::size_t{4} * 1024;
+constexpr std::size_t kFirstSegment = 1024;  // an idle job holds a few small events
 constexpr std::size_t kMaxSegment = std::size_t{256} * 1024;
 
 char* put(char* p, std::string_view s) {
