@@ -23,9 +23,10 @@ void check(const Record& r, std::string_view bytes) {
       if (parse(r.body, c)) append(again, c);
       break;
     }
-    case RecordType::events: {
+    case RecordType::events:
+    case RecordType::progress: {
       Events e;
-      if (parse(r.body, e)) {
+      if (parse_events(r, e)) {
         append(again, e);
         (void)skip_frames(e.frames, e.count);
       }

@@ -103,13 +103,13 @@ class MemoryWriter final : public StreamWriter {
         // observers see them once the last is committed.
         StreamStore::Written visible = [w = std::weak_ptr(s_), pos, released] { make_readable(w, pos, released); };
         // The events and the record they change in one write: a crash keeps both or neither.
-        const bool update = changed || s_->usage_dirty;
+        using Change = StreamStore::Change;
+        const Change change = changed ? Change::record : s_->usage_dirty ? Change::usage : Change::none;
         s_->usage_dirty = false;
         if (!events.empty()) {
           std::string frames;
           s_->log.copy(first - 1, pos, frames);
-          s_->store->append(s_->info.id, first, events.size(), std::move(frames), update ? &s_->info : nullptr,
-                            std::move(visible));
+          s_->store->append(s_->info, first, events.size(), std::move(frames), change, std::move(visible));
         } else {
           s_->store->update(s_->info, std::move(visible));
         }
@@ -250,7 +250,7 @@ asio::awaitable<Result<std::shared_ptr<StreamWriter>>> MemoryBroker::create_stre
   s->lingering = lingering_.get();
   {
     std::lock_guard lk(mu_);
-    if (!streams_.try_emplace(spec.id, s).second) {
+    if (!streams_.try_emplace(std::string_view(s->info.id), s).second) {
       co_return make_error(Errc::invalid_request, "Stream with this message_id already exists");
     }
     count_held_locked(s->owner, true);
@@ -427,7 +427,7 @@ std::size_t MemoryBroker::restore(std::vector<StoredStream> streams) {
       if (opts_.store != nullptr) {
         std::string frame;
         append_frame(frame, "error", error, position);
-        opts_.store->append(s->info.id, position, 1, std::move(frame), &s->info, {});
+        opts_.store->append(s->info, position, 1, std::move(frame), StreamStore::Change::record, {});
       }
       ++interrupted;
     }
@@ -439,7 +439,9 @@ std::size_t MemoryBroker::restore(std::vector<StoredStream> streams) {
       keys_[stored.key] = KeyedJob{s->info.id, std::move(stored.digest)};
     }
     count_held_locked(s->owner, true);
-    streams_[s->info.id] = std::move(s);
+    const std::string_view key = s->info.id;
+    streams_.erase(key);  // (ids are unique in a store; an entry's key must view its own stream)
+    streams_.emplace(key, std::move(s));
   }
   lk.unlock();
   if (interrupted > 0 && opts_.store != nullptr) {

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <string_view>
 #include <unordered_map>
 
 namespace spool {
@@ -98,7 +99,8 @@ class MemoryBroker final : public Broker {
   // Drops from memory the lingering logs whose stay is over.
   void drop_lingering();
   mutable std::mutex mu_;
-  std::unordered_map<std::string, std::shared_ptr<Stream>> streams_;
+  // Keyed by a view of the stream's own id (which never changes): the id is stored once.
+  std::unordered_map<std::string_view, std::shared_ptr<Stream>> streams_;
   std::unordered_map<std::string, KeyedJob> keys_;              // Idempotency-Key → job, while its stream exists
   std::unordered_map<std::string, std::size_t> held_by_owner_;  // owners with streams here
   std::atomic<std::size_t> open_cursors_{0};

@@ -215,6 +215,7 @@ TEST_F(JobTest, CompletedSequence) {
   EXPECT_TRUE(j->terminal());
   EXPECT_EQ(event_types(log_of("j")),
             (std::vector<std::string>{"message_start", "content_block_start", "content_block_delta",
+                                      "content_block_delta",  // the thinking block's signature_delta
                                       "content_block_stop", "content_block_start", "content_block_delta",
                                       "content_block_delta", "content_block_stop", "message_delta", "message_stop"}));
   auto info = run(ctx, broker.info("j")).value();

@@ -115,20 +115,24 @@ void append(std::string& out, const Create& r) {
 
 void append(std::string& out, const Events& r) {
   const std::string_view frames[] = {r.frames};
-  append_events(out, r.serial, r.first, r.count, frames);
+  append_events(out, r.serial, r.first, r.count, frames, r.usage);
 }
 
 void append_events(std::string& out, std::uint64_t serial, std::uint64_t first, std::uint64_t count,
-                   std::span<const std::string_view> parts) {
-  const std::size_t at = begin(out, RecordType::events);
+                   std::span<const std::string_view> parts, const std::optional<Usage>& usage) {
+  const std::size_t at = begin(out, usage ? RecordType::progress : RecordType::events);
   put_varint(out, serial);
   put_varint(out, first);
   put_varint(out, count);
+  if (usage) {
+    put_signed(out, usage->input_tokens);
+    put_signed(out, usage->output_tokens);
+  }
   for (const std::string_view part : parts) out.append(part);
   finish(out, at);
 }
 
-std::size_t events_record_bound(std::size_t frames) { return kRecordHeaderBytes + std::size_t{3} * 10 + frames; }
+std::size_t events_record_bound(std::size_t frames) { return kRecordHeaderBytes + std::size_t{5} * 10 + frames; }
 
 void append(std::string& out, const Update& r) {
   const std::size_t at = begin(out, RecordType::update);
@@ -180,7 +184,7 @@ Decoded decode(std::string_view in, Record& out) {
   if (in.size() < size) return Decoded::truncated;
   if (crc32c(in.substr(4, size - 4)) != get_u32(in)) return Decoded::corrupt;
   const auto type = static_cast<std::uint8_t>(in[8]);
-  if (type < 1 || type > static_cast<std::uint8_t>(RecordType::table)) return Decoded::corrupt;
+  if (type < 1 || type > static_cast<std::uint8_t>(RecordType::progress)) return Decoded::corrupt;
   out.type = static_cast<RecordType>(type);
   out.body = in.substr(kRecordHeaderBytes, size - kRecordHeaderBytes);
   out.size = size;
@@ -203,6 +207,23 @@ bool parse(std::string_view body, Events& r) {
   if (!in.varint(r.serial) || !in.varint(r.first) || !in.varint(r.count)) return false;
   r.frames = in.rest();
   return r.count > 0 && r.first > 0 && !r.frames.empty();
+}
+
+bool parse_progress(std::string_view body, Events& r) {
+  Reader in(body);
+  Usage u;
+  if (!in.varint(r.serial) || !in.varint(r.first) || !in.varint(r.count) || !in.signed_varint(u.input_tokens) ||
+      !in.signed_varint(u.output_tokens)) {
+    return false;
+  }
+  r.usage = u;
+  r.frames = in.rest();
+  return r.count > 0 && r.first > 0 && !r.frames.empty();
+}
+
+bool parse_events(const Record& r, Events& out) {
+  if (r.type == RecordType::events) return parse(r.body, out);
+  return r.type == RecordType::progress && parse_progress(r.body, out);
 }
 
 bool parse(std::string_view body, Update& r) {

@@ -28,7 +28,17 @@ inline constexpr std::size_t kRecordHeaderBytes = 9;
 // No record is longer (a length past it is damage, never an allocation).
 inline constexpr std::size_t kMaxRecordBytes = std::size_t{32} << 20;
 
-enum class RecordType : std::uint8_t { create = 1, events = 2, update = 3, key = 4, remove = 5, table = 6 };
+// progress: events that also change the stream's usage, and nothing else of its record (the
+// usual case while a job streams: one record where events + update would take two).
+enum class RecordType : std::uint8_t {
+  create = 1,
+  events = 2,
+  update = 3,
+  key = 4,
+  remove = 5,
+  table = 6,
+  progress = 7
+};
 
 // A new stream.
 struct Create {
@@ -39,12 +49,14 @@ struct Create {
   std::int64_t created_us = 0;
 };
 
-// Events first .. first + count - 1 of a stream, as SSE frames.
+// Events first .. first + count - 1 of a stream, as SSE frames (with the stream's usage after
+// them: a progress record).
 struct Events {
   std::uint64_t serial = 0;
   std::uint64_t first = 0;
   std::uint64_t count = 0;
   std::string_view frames;
+  std::optional<Usage> usage;
 };
 
 // A stream's record after a change.
@@ -116,7 +128,7 @@ void append(std::string& out, const Create& r);
 void append(std::string& out, const Events& r);
 // An events record whose frames are `parts` back to back (written without joining them first).
 void append_events(std::string& out, std::uint64_t serial, std::uint64_t first, std::uint64_t count,
-                   std::span<const std::string_view> parts);
+                   std::span<const std::string_view> parts, const std::optional<Usage>& usage);
 void append(std::string& out, const Update& r);
 void append(std::string& out, const Key& r);
 void append(std::string& out, const Remove& r);
@@ -143,6 +155,9 @@ Decoded decode(std::string_view in, Record& out);
 // A body's fields; false when the body is malformed.
 bool parse(std::string_view body, Create& r);
 bool parse(std::string_view body, Events& r);
+bool parse_progress(std::string_view body, Events& r);
+// An events or progress record's fields; false when it is neither, or malformed.
+bool parse_events(const Record& r, Events& out);
 bool parse(std::string_view body, Update& r);
 bool parse(std::string_view body, Key& r);
 bool parse(std::string_view body, Remove& r);

@@ -66,6 +66,20 @@ TEST(LogFormat, EveryRecordRoundTrips) {
   EXPECT_EQ(e.first, 5u);
   EXPECT_EQ(e.count, 2u);
   EXPECT_EQ(e.frames, frames);
+  EXPECT_FALSE(e.usage);
+
+  out.clear();  // the same events with the usage they bring: a progress record
+  append(out, Events{.serial = 7, .first = 5, .count = 2, .frames = frames, .usage = Usage{12, 300}});
+  EXPECT_LE(out.size(), events_record_bound(frames.size()));
+  Events p;
+  ASSERT_TRUE(parse_events(only_record(out, RecordType::progress), p));
+  EXPECT_EQ(p.serial, 7u);
+  EXPECT_EQ(p.first, 5u);
+  EXPECT_EQ(p.count, 2u);
+  EXPECT_EQ(p.frames, frames);
+  ASSERT_TRUE(p.usage);
+  EXPECT_EQ(p.usage->input_tokens, 12);
+  EXPECT_EQ(p.usage->output_tokens, 300);
 
   out.clear();
   Update u{.serial = 7,

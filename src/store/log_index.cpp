@@ -10,7 +10,7 @@ namespace {
 using namespace logfmt;
 
 constexpr std::string_view kCheckpointMagic = "SPOOLIDX";
-constexpr std::uint32_t kCheckpointVersion = 1;
+constexpr std::uint32_t kCheckpointVersion = 2;  // 2 added each entry's progress record (1 is read too)
 
 void put_loc(std::string& out, const RecordLoc& l) {
   put_varint(out, l.segment);
@@ -63,13 +63,18 @@ void LogIndex::apply(const Record& r, std::uint32_t segment, std::uint64_t offse
   if (r.type == RecordType::create) {
     Create c;
     if (!parse(r.body, c)) return;
+    if (auto same = by_serial_.find(serial); same != by_serial_.end() && same->second.id == c.id) {
+      same->second.create = loc_of(r, segment, offset);  // a copy (compaction)
+      add_bytes(same->second, segment, r.size);
+      return;
+    }
     if (auto old = serial_of_.find(c.id); old != serial_of_.end()) erase(old->second);  // never both
     erase(serial);
     IndexEntry& e = by_serial_[serial];
     e.serial = serial;
     e.id = c.id;
     e.create = loc_of(r, segment, offset);
-    serial_of_[c.id] = serial;
+    serial_of_[e.id] = serial;
     add_bytes(e, segment, r.size);
     return;
   }
@@ -77,15 +82,24 @@ void LogIndex::apply(const Record& r, std::uint32_t segment, std::uint64_t offse
   if (it == by_serial_.end()) return;  // a write that raced its stream's removal: dead bytes
   IndexEntry& e = it->second;
   switch (r.type) {
-    case RecordType::events: {
+    case RecordType::events:
+    case RecordType::progress: {
       Events ev;
-      if (!parse(r.body, ev)) return;
-      e.extents.push_back(Extent{segment, offset, static_cast<std::uint32_t>(r.size), ev.first, ev.count});
+      if (!parse_events(r, ev)) return;
+      const Extent x{segment, offset, static_cast<std::uint32_t>(r.size), ev.first, ev.count};
+      auto same = std::find_if(e.extents.begin(), e.extents.end(), [&](const Extent& y) { return y.first == x.first; });
+      if (same != e.extents.end()) {
+        *same = x;  // a copy (compaction)
+      } else {
+        e.extents.push_back(x);
+      }
       e.events = std::max(e.events, ev.first + ev.count - 1);
+      if (ev.usage) e.progress = loc_of(r, segment, offset);
       break;
     }
     case RecordType::update:
       e.update = loc_of(r, segment, offset);
+      e.progress = RecordLoc{};
       break;
     case RecordType::key:
       e.key = loc_of(r, segment, offset);
@@ -102,6 +116,33 @@ void LogIndex::apply(const Record& r, std::uint32_t segment, std::uint64_t offse
       break;
   }
   add_bytes(e, segment, r.size);
+}
+
+void LogIndex::forget_segment(std::uint64_t serial, std::uint32_t segment) {
+  auto it = by_serial_.find(serial);
+  if (it == by_serial_.end()) return;
+  auto& fp = it->second.footprint;
+  for (auto f = fp.begin(); f != fp.end();) {
+    if (f->first != segment) {
+      ++f;
+      continue;
+    }
+    if (auto l = live_.find(segment); l != live_.end()) {
+      l->second -= std::min(l->second, f->second);
+      if (l->second == 0) live_.erase(l);
+    }
+    f = fp.erase(f);
+  }
+}
+
+std::vector<std::uint64_t> LogIndex::serials_in(std::uint32_t segment) const {
+  std::vector<std::uint64_t> out;
+  for (const auto& [serial, e] : by_serial_) {
+    if (std::any_of(e.footprint.begin(), e.footprint.end(), [&](const auto& f) { return f.first == segment; })) {
+      out.push_back(serial);
+    }
+  }
+  return out;
 }
 
 const IndexEntry* LogIndex::find(const std::string& id) const {
@@ -137,7 +178,7 @@ std::string LogIndex::checkpoint(std::uint32_t segment, std::uint64_t offset) co
     put_varint(body, serial);
     put_string(body, e.id);
     put_varint(body, e.events);
-    for (const RecordLoc* l : {&e.create, &e.update, &e.key, &e.table}) put_loc(body, *l);
+    for (const RecordLoc* l : {&e.create, &e.update, &e.key, &e.table, &e.progress}) put_loc(body, *l);
     put_varint(body, e.extents.size());
     for (const auto& x : e.extents) {
       put_loc(body, RecordLoc{x.segment, x.size, x.offset});
@@ -160,7 +201,8 @@ std::string LogIndex::checkpoint(std::uint32_t segment, std::uint64_t offset) co
 Result<std::pair<std::uint32_t, std::uint64_t>> LogIndex::restore(std::string_view bytes) {
   auto bad = [](const std::string& why) { return make_error(Errc::internal, why); };
   if (bytes.size() < 16 || bytes.substr(0, 8) != kCheckpointMagic) return bad("not a Spool index checkpoint");
-  if (get_u32(bytes.substr(8)) != kCheckpointVersion) return bad("an index checkpoint of another version");
+  const std::uint32_t version = get_u32(bytes.substr(8));
+  if (version != 1 && version != kCheckpointVersion) return bad("an index checkpoint of another version");
   const std::string_view body = bytes.substr(16);
   if (crc32c(body) != get_u32(bytes.substr(12))) return bad("the index checkpoint fails its checksum");
   Reader in(body);
@@ -176,6 +218,7 @@ Result<std::pair<std::uint32_t, std::uint64_t>> LogIndex::restore(std::string_vi
     std::uint64_t segments = 0;
     bool ok = in.varint(e.serial) && in.string(e.id) && in.varint(e.events);
     for (RecordLoc* l : {&e.create, &e.update, &e.key, &e.table}) ok = ok && get_loc(in, *l);
+    if (version >= 2) ok = ok && get_loc(in, e.progress);
     ok = ok && in.varint(extents) && extents <= in.rest().size();
     for (std::uint64_t k = 0; ok && k < extents; ++k) {
       RecordLoc l;
@@ -197,9 +240,11 @@ Result<std::pair<std::uint32_t, std::uint64_t>> LogIndex::restore(std::string_vi
       }
     }
     if (!ok) return bad("the index checkpoint is malformed");
-    serial_of_[e.id] = e.serial;
     const std::uint64_t serial = e.serial;
-    by_serial_[serial] = std::move(e);
+    erase(serial);
+    if (auto old = serial_of_.find(e.id); old != serial_of_.end()) erase(old->second);
+    IndexEntry& stored = by_serial_[serial] = std::move(e);
+    serial_of_[stored.id] = serial;
   }
   if (!in.done()) return bad("the index checkpoint is malformed");
   return std::pair{static_cast<std::uint32_t>(segment), offset};

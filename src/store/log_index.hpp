@@ -30,6 +30,7 @@ struct IndexEntry {
   std::string id;
   std::uint64_t events = 0;  // the last stored position
   RecordLoc create, update, key, table;
+  RecordLoc progress;                   // its latest progress record, when written after its latest update
   std::vector<logfmt::Extent> extents;  // its events records, until a table record holds them
   std::vector<std::pair<std::uint32_t, std::uint64_t>> footprint;  // bytes of its records, per segment
 };
@@ -37,8 +38,15 @@ struct IndexEntry {
 // The index of every stored stream.
 class LogIndex {
  public:
-  // Applies `r`, found at `offset` in `segment` (replayed or just written).
+  // Applies `r`, found at `offset` in `segment` (replayed or just written). A copy of a stream's
+  // record written again by compaction takes the place of the original: a create of a serial
+  // already known under the same id moves its create record, events starting where one of its
+  // extents starts replace that extent.
   void apply(const logfmt::Record& r, std::uint32_t segment, std::uint64_t offset);
+  // Stops counting the bytes of stream `serial` in `segment` (compaction copied what of it lives).
+  void forget_segment(std::uint64_t serial, std::uint32_t segment);
+  // Streams with bytes counted in `segment`.
+  std::vector<std::uint64_t> serials_in(std::uint32_t segment) const;
 
   const IndexEntry* find(const std::string& id) const;
   const IndexEntry* find(std::uint64_t serial) const;
@@ -62,8 +70,8 @@ class LogIndex {
   void erase(std::uint64_t serial);
 
   std::unordered_map<std::uint64_t, IndexEntry> by_serial_;
-  std::unordered_map<std::string, std::uint64_t> serial_of_;
-  std::map<std::uint32_t, std::uint64_t> live_;  // segment → bytes of stored streams' records
+  std::unordered_map<std::string_view, std::uint64_t> serial_of_;  // keys view their entry's id
+  std::map<std::uint32_t, std::uint64_t> live_;                    // segment → bytes of stored streams' records
   std::uint64_t next_serial_ = 1;
 };
 

@@ -4,6 +4,7 @@
 #include "stream/event_log.hpp"
 
 #include <algorithm>
+#include <type_traits>
 
 namespace spool {
 namespace {
@@ -45,8 +46,7 @@ class LogReader final : public StoredLog {
       if (auto st = file->second->read(it->offset, it->size, scratch_); !st) return st.error();
       Record r;
       logfmt::Events ev;
-      if (logfmt::decode(scratch_, r) != logfmt::Decoded::ok || r.type != logfmt::RecordType::events ||
-          !logfmt::parse(r.body, ev)) {
+      if (logfmt::decode(scratch_, r) != logfmt::Decoded::ok || !logfmt::parse_events(r, ev)) {
         return make_error(Errc::internal, file->second->path() + " is damaged at offset " + std::to_string(it->offset));
       }
       const std::uint64_t skip = after >= ev.first ? after - ev.first + 1 : 0;
@@ -88,7 +88,15 @@ Result<StoredStream> LogStore::Impl::load(const IndexEntry& e) const {
     auto bytes = read_record(loc);
     if (!bytes) return bytes.error();
     Record r;
-    if (logfmt::decode(*bytes, r) != logfmt::Decoded::ok || r.type != type || !logfmt::parse(r.body, fields)) {
+    bool parsed = false;
+    if (logfmt::decode(*bytes, r) == logfmt::Decoded::ok && r.type == type) {
+      if constexpr (std::is_same_v<std::decay_t<decltype(fields)>, logfmt::Events>) {
+        parsed = logfmt::parse_events(r, fields);
+      } else {
+        parsed = logfmt::parse(r.body, fields);
+      }
+    }
+    if (!parsed) {
       return make_error(Errc::internal,
                         segment_path(seg_dir, loc.segment) + " is damaged at offset " + std::to_string(loc.offset));
     }
@@ -106,6 +114,10 @@ Result<StoredStream> LogStore::Impl::load(const IndexEntry& e) const {
     s.key = std::move(k.key);
     s.digest = std::move(k.digest);
   }
+  logfmt::Events progress;  // events written with a usage after the last update, if any
+  if (e.progress.size > 0) {
+    if (auto st = read(e.progress, logfmt::RecordType::progress, progress); !st) return st.error();
+  }
   s.info.id = e.id;
   s.info.model = std::move(c.model);
   s.info.message_count = static_cast<int>(c.message_count);
@@ -115,7 +127,7 @@ Result<StoredStream> LogStore::Impl::load(const IndexEntry& e) const {
   s.info.updated_at = e.update.size > 0 ? from_us(u.updated_us) : s.info.created_at;
   if (u.completed_us) s.info.completed_at = from_us(*u.completed_us);
   s.info.error_message = std::move(u.error_message);
-  s.info.usage = Usage{u.input_tokens, u.output_tokens};
+  s.info.usage = progress.usage.value_or(Usage{u.input_tokens, u.output_tokens});
   s.info.events = e.events;
   s.owner = std::move(c.owner);
   return s;
@@ -166,16 +178,17 @@ void LogStore::create(const StreamInfo& info, const std::string& owner, Written 
   impl_->push(std::move(op));
 }
 
-void LogStore::append(const std::string& id, std::uint64_t first_position, std::uint64_t count, std::string frames,
-                      const StreamInfo* record, Written done) {
+void LogStore::append(const StreamInfo& info, std::uint64_t first_position, std::uint64_t count, std::string frames,
+                      Change change, Written done) {
   Op op;
   op.kind = Op::Kind::append;
-  op.id = id;
+  op.id = info.id;
   op.first = first_position;
   op.count = count;
   op.frames = std::move(frames);
-  if (record != nullptr) op.update = update_of(*record);
-  op.with_update = record != nullptr;
+  if (change == Change::record) op.update = update_of(info);
+  op.with_update = change == Change::record;
+  if (change == Change::usage) op.usage = info.usage;
   op.done = std::move(done);
   impl_->push(std::move(op));
 }
@@ -242,6 +255,20 @@ std::unique_ptr<StoredLog> LogStore::open_log(const std::string& id) {
     t.extents.insert(t.extents.end(), extents.begin(), extents.end());
     extents = std::move(t.extents);
   }
+  // By position; where compaction copied a record and stopped before its new table, the copy
+  // (in memory, after the table's) stands for the original: the last of equal firsts is kept.
+  std::stable_sort(extents.begin(), extents.end(),
+                   [](const logfmt::Extent& a, const logfmt::Extent& b) { return a.first < b.first; });
+  std::vector<logfmt::Extent> unique;
+  unique.reserve(extents.size());
+  for (const auto& x : extents) {
+    if (!unique.empty() && unique.back().first == x.first) {
+      unique.back() = x;
+    } else {
+      unique.push_back(x);
+    }
+  }
+  extents = std::move(unique);
   return std::make_unique<LogReader>(std::move(extents), std::move(files));
 }
 

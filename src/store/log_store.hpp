@@ -7,6 +7,7 @@
 #include "core/result.hpp"
 #include "stream/stream_store.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -21,6 +22,7 @@ struct LogStoreOptions {
   bool fsync_each = false;  // fdatasync every batch (survives power loss), not only process death
   std::uint64_t segment_bytes = std::uint64_t{64} << 20;     // a segment is closed past this size
   std::uint64_t checkpoint_bytes = std::uint64_t{64} << 20;  // log written between index checkpoints
+  std::chrono::milliseconds compaction_interval{1000};       // at most one segment compacted per interval
 };
 
 // Stream records and logs in segment files. Every method may be called from any thread.
@@ -41,8 +43,8 @@ class LogStore final : public StreamStore {
   // StreamStore: a write's `done` runs on the writer thread once it is written (and synced with
   // fsync_each).
   void create(const StreamInfo& info, const std::string& owner, Written done) override;
-  void append(const std::string& id, std::uint64_t first_position, std::uint64_t count, std::string frames,
-              const StreamInfo* record, Written done) override;
+  void append(const StreamInfo& info, std::uint64_t first_position, std::uint64_t count, std::string frames,
+              Change change, Written done) override;
   void update(const StreamInfo& info, Written done) override;
   void bind_key(const std::string& id, const std::string& key, const std::string& digest, Written done) override;
   void remove(const std::string& id, Written done) override;

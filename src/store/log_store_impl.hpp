@@ -8,6 +8,7 @@
 #include "store/segment_files.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -36,6 +37,7 @@ struct Op {
   logfmt::Create create;  // create (serial given when written)
   logfmt::Update update;  // create (its first record), update, append when with_update
   bool with_update = false;
+  std::optional<Usage> usage;  // append: the usage it changes, when that is all it changes
   std::uint64_t first = 0, count = 0;
   std::string frames;  // append: positions first .. first + count - 1
   std::string key, digest;
@@ -92,6 +94,14 @@ struct LogStore::Impl {
   void write_tables(const std::vector<std::uint64_t>& finished);
   Status write_checkpoint();
   void drop_dead_segments();
+  // Copies forward the live records of the sealed segment with the least of its bytes live,
+  // when that is under half, then deletes it (at most once per second; see log_compaction.cpp).
+  void compact();
+  // Appends to `out` copies of the records stream `serial` keeps in `segment`.
+  Status copy_live_records(std::uint64_t serial, std::uint32_t segment, std::string& out);
+  // Writes a new table for each of `serials` that has one, listing where its events are now.
+  Status rewrite_tables(const std::vector<std::uint64_t>& serials);
+  std::chrono::steady_clock::time_point last_compaction{};
   // The bytes of the record at `loc`.
   Result<std::string> read_record(const RecordLoc& loc) const;
   // The stored record of a stream (its create, update and key records).

@@ -52,7 +52,9 @@ std::string frames_of(std::span<const NewEvent> evs, std::uint64_t first) {
 
 // Queues events first, first + 1, ... of `id` on `store`.
 void put(StreamStore& store, const std::string& id, std::uint64_t first, std::span<const NewEvent> evs) {
-  store.append(id, first, evs.size(), frames_of(evs, first), nullptr, {});
+  StreamInfo info;
+  info.id = id;
+  store.append(info, first, evs.size(), frames_of(evs, first), StreamStore::Change::none, {});
 }
 
 // Waits (5 s at most) until everything queued on `store` is written.
@@ -72,8 +74,10 @@ void flip_byte(const std::string& path, std::streamoff offset) {
   f.put(static_cast<char>(c ^ 0xff));
 }
 
-std::unique_ptr<LogStore> open_store(const std::string& dir, std::uint64_t segment_bytes = std::uint64_t{64} << 20) {
-  auto s = LogStore::open(LogStoreOptions{.dir = dir, .segment_bytes = segment_bytes});
+std::unique_ptr<LogStore> open_store(const std::string& dir, std::uint64_t segment_bytes = std::uint64_t{64} << 20,
+                                     std::chrono::milliseconds compaction_interval = std::chrono::hours(1)) {
+  auto s = LogStore::open(
+      LogStoreOptions{.dir = dir, .segment_bytes = segment_bytes, .compaction_interval = compaction_interval});
   EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().explanation);
   return s.ok() ? std::move(*s) : nullptr;
 }
@@ -126,6 +130,43 @@ TEST(LogStore, WhatIsWrittenIsReadBackAfterReopeningByteForByte) {
   }
 }
 
+// Events that change only the usage are one progress record; the usage read back is the latest,
+// whichever record (progress or update) stated it, within a batch and across batches and reopens.
+TEST(LogStore, TheUsageWrittenWithEventsIsTheOneReadBack) {
+  TempDir dir;
+  using Change = StreamStore::Change;
+  const auto a = events(6, "a");
+  auto with_usage = [](std::int64_t out) {
+    StreamInfo i = info_of("a");
+    i.usage = Usage{7, out};
+    return i;
+  };
+  auto usage_after_reopen = [&](std::unique_ptr<LogStore>& store) {
+    drain(*store);
+    store.reset();
+    store = open_store(dir.path);
+    auto all = store->load_all();
+    EXPECT_TRUE(all.ok() && all->size() == 1u);
+    return all.ok() && !all->empty() ? (*all)[0].info.usage : Usage{};
+  };
+  auto store = open_store(dir.path);
+  store->create(info_of("a"), "", {});
+  store->append(with_usage(1), 1, 1, frames_of({a.data(), 1}, 1), Change::usage, {});
+  EXPECT_EQ(usage_after_reopen(store).output_tokens, 1);
+  // in one batch: a record change, then a usage change after it
+  store->append(with_usage(2), 2, 1, frames_of({a.data() + 1, 1}, 2), Change::record, {});
+  store->append(with_usage(3), 3, 1, frames_of({a.data() + 2, 1}, 3), Change::usage, {});
+  EXPECT_EQ(usage_after_reopen(store).output_tokens, 3);
+  // a usage change, then an update of the record (which states the usage it had)
+  store->append(with_usage(4), 4, 1, frames_of({a.data() + 3, 1}, 4), Change::usage, {});
+  drain(*store);
+  store->update(with_usage(4), {});
+  EXPECT_EQ(usage_after_reopen(store).output_tokens, 4);
+  store->append(with_usage(6), 5, 2, frames_of({a.data() + 4, 2}, 5), Change::usage, {});
+  EXPECT_EQ(usage_after_reopen(store).output_tokens, 6);
+  EXPECT_EQ(read_all(*store, "a"), frames_of(a, 1));
+}
+
 TEST(LogStore, ARemovedStreamStaysGoneAndItsSegmentsAreReclaimed) {
   TempDir dir;
   auto store = open_store(dir.path, 4096);
@@ -148,6 +189,55 @@ TEST(LogStore, ARemovedStreamStaysGoneAndItsSegmentsAreReclaimed) {
   ASSERT_TRUE(all.ok());
   ASSERT_EQ(all->size(), 1u);
   EXPECT_EQ((*all)[0].info.id, "last");
+}
+
+// Segments whose streams are mostly gone are compacted: what lives there is copied forward, the
+// segment deleted; every stream reads back byte for byte, before and after a reopen.
+TEST(LogStore, MostlyDeadSegmentsAreCompactedAndNothingLiveIsLost) {
+  TempDir dir;
+  using namespace std::chrono_literals;
+  auto store = open_store(dir.path, 4096, 0ms);
+  std::vector<std::string> kept;
+  StreamInfo live = info_of("live");
+  store->create(live, "owner", {});
+  store->bind_key("live", "key", "digest", {});
+  const auto live_events = events(62, "live");  // 60 written while the others are, 2 after compaction
+  std::uint64_t live_next = 1;
+  for (int i = 0; i < 30; ++i) {
+    const std::string id = "s" + std::to_string(i);
+    store->create(info_of(id), "", {});
+    put(*store, id, 1, events(20, id));
+    store->update(info_of(id, StreamStatus::completed), {});
+    put(*store, "live", live_next, {live_events.data() + live_next - 1, 2});  // a running stream, all along
+    live_next += 2;
+    drain(*store);
+    if (i % 5 == 0) kept.push_back(id);
+  }
+  const std::size_t full = store->segments();
+  for (int i = 0; i < 30; ++i) {
+    if (i % 5 != 0) store->remove("s" + std::to_string(i), {});
+  }
+  for (int round = 0; round < 2 * static_cast<int>(full); ++round) drain(*store);  // a batch compacts one segment
+  EXPECT_LE(store->segments(), full / 2) << "from " << full;
+  auto check = [&](LogStore& s) {
+    for (const auto& id : kept) EXPECT_EQ(read_all(s, id), frames_of(events(20, id), 1)) << id;
+    EXPECT_EQ(read_all(s, "live"), frames_of({live_events.data(), live_next - 1}, 1));
+    auto all = s.load_all();
+    ASSERT_TRUE(all.ok());
+    EXPECT_EQ(all->size(), kept.size() + 1);
+    for (const auto& st : *all) {
+      EXPECT_EQ(st.info.usage.output_tokens, 4) << st.info.id;
+      if (st.info.id == "live") EXPECT_EQ(st.key, "key");
+      if (st.info.id != "live") EXPECT_EQ(st.info.status, StreamStatus::completed);
+    }
+  };
+  check(*store);
+  put(*store, "live", live_next, {live_events.data() + live_next - 1, 2});  // it goes on after compaction
+  live_next += 2;
+  drain(*store);
+  store.reset();
+  store = open_store(dir.path, 4096, 0ms);
+  check(*store);
 }
 
 TEST(LogStore, ATornTailIsCutOffAtEveryByteAndTheRestIsKept) {

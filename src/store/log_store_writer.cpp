@@ -45,7 +45,9 @@ class BatchEncoder {
     if (!serial) return;  // its stream is gone
     if (op.kind == Op::Kind::append) return append(*serial, op);
     if (op.kind == Op::Kind::update) {
-      runs_[*serial].update = std::move(op.update);
+      Run& run = runs_[*serial];
+      run.update = std::move(op.update);
+      run.usage.reset();  // the update states the latest usage
       return;
     }
     flush(*serial);
@@ -69,7 +71,8 @@ class BatchEncoder {
   struct Run {
     std::uint64_t first = 0, count = 0, bytes = 0;
     std::vector<std::string_view> frames;
-    std::optional<logfmt::Update> update;
+    std::optional<logfmt::Update> update;  // written after the events
+    std::optional<Usage> usage;            // else: a usage the events record carries (a progress record)
   };
 
   std::optional<std::uint64_t> serial_of(const std::string& id) const {
@@ -98,14 +101,22 @@ class BatchEncoder {
     run.frames.push_back(op.frames);
     run.bytes += op.frames.size();
     run.count += op.count;
-    if (op.with_update) run.update = std::move(op.update);
+    if (op.with_update) {
+      run.update = std::move(op.update);
+      run.usage.reset();
+    } else if (op.usage && run.update) {
+      run.update->input_tokens = op.usage->input_tokens;  // the pending update states it, last
+      run.update->output_tokens = op.usage->output_tokens;
+    } else if (op.usage) {
+      run.usage = op.usage;
+    }
   }
 
   void flush(std::uint64_t serial) {
     auto it = runs_.find(serial);
     if (it == runs_.end()) return;
     Run& run = it->second;
-    if (run.count > 0) logfmt::append_events(out_, serial, run.first, run.count, run.frames);
+    if (run.count > 0) logfmt::append_events(out_, serial, run.first, run.count, run.frames, run.usage);
     if (run.update) put_update(serial, *run.update);
     runs_.erase(it);
   }
@@ -242,18 +253,24 @@ void LogStore::Impl::write_loop() {
     batch.clear();
     {
       std::unique_lock lk(mu);
-      while (!closing && queue.empty()) {
+      // Idle a second: time to compact (a server that stopped writing still gets its space back).
+      if (!closing && queue.empty()) {
         writer_waits = true;
-        wake.wait(lk);
+        wake.wait_for(lk, std::chrono::seconds(1), [&] { return closing || !queue.empty(); });
       }
       writer_waits = false;
-      if (queue.empty()) break;  // closing, everything written
+      if (queue.empty() && closing) break;  // everything written
       batch.swap(queue);
+    }
+    if (batch.empty()) {
+      compact();
+      continue;
     }
     if (!write_batch(batch)) continue;  // shutdown while failing: nobody waits any more
     for (auto& op : batch) {
       if (op.done) op.done();
     }
+    compact();
     // A burst's queue is not kept (it can hold tens of MB of Ops).
     constexpr std::size_t kKeptOps = 256;
     if (batch.capacity() > kKeptOps) std::vector<Op>().swap(batch);

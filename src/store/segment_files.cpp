@@ -1,6 +1,7 @@
 #include "store/segment_files.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -39,6 +40,11 @@ Status SegmentFile::read(std::uint64_t offset, std::size_t n, std::string& out) 
     got += static_cast<std::size_t>(r);
   }
   return Ok{};
+}
+
+std::uint64_t SegmentFile::size() const {
+  struct stat st {};
+  return ::fstat(fd_, &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
 }
 
 ActiveSegment::~ActiveSegment() { ::close(fd_); }

@@ -25,6 +25,8 @@ class SegmentFile {
   const std::string& path() const { return path_; }
   // Reads exactly `n` bytes at `offset` into `out`; an error naming the file otherwise.
   Status read(std::uint64_t offset, std::size_t n, std::string& out) const;
+  // Its size in bytes now (0 when it cannot be read).
+  std::uint64_t size() const;
 
  private:
   std::uint32_t number_;

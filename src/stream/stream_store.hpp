@@ -46,11 +46,17 @@ class StreamStore {
   virtual ~StreamStore() = default;
   // Stores a new stream's record and its owner.
   virtual void create(const StreamInfo& info, const std::string& owner, Written done) = 0;
-  // Stores events first_position .. first_position + count - 1 of stream `id`, given as their SSE
-  // frames back to back, exactly as observers receive them (EventLog's format), and with them
-  // the stream's record when `record` is given (as update() would, in the same write).
-  virtual void append(const std::string& id, std::uint64_t first_position, std::uint64_t count, std::string frames,
-                      const StreamInfo* record, Written done) = 0;
+  // What a write of events also changes in the stream's record.
+  enum class Change {
+    none,
+    usage,   // its usage only
+    record,  // more (status, timestamps, error): the whole record is stored, as update() does
+  };
+  // Stores events first_position .. first_position + count - 1 of stream `info.id`, given as
+  // their SSE frames back to back, exactly as observers receive them (EventLog's format), and
+  // with them, in the same write, what `change` says of `info`.
+  virtual void append(const StreamInfo& info, std::uint64_t first_position, std::uint64_t count, std::string frames,
+                      Change change, Written done) = 0;
   // Stores the record's status, timestamps, error message and usage.
   virtual void update(const StreamInfo& info, Written done) = 0;
   // Stores the Idempotency-Key bound to `id`.
