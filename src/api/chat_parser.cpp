@@ -479,7 +479,7 @@ Status move_system_messages(ChatRequest& req) {
 }
 
 // Rule: tool_use blocks only in assistant messages, with unique ids, each answered by a later
-// tool_result (except those of a trailing assistant message), and no tool_result without one.
+// tool_result (a trailing assistant message's too: SPEC §2), and no tool_result without one.
 Status check_tool_ids(const ChatRequest& req) {
   std::set<std::string> tool_use_ids, tool_result_ids;
   for (const auto& m : req.messages) {
@@ -494,12 +494,9 @@ Status check_tool_ids(const ChatRequest& req) {
       }
     }
   }
-  if (req.messages.back().role == "assistant") {
-    for (const auto& b : req.messages.back().content) {
-      if (b.type == "tool_use") tool_use_ids.erase(b.id);
-    }
+  for (const auto& id : tool_use_ids) {
+    if (!tool_result_ids.contains(id)) return rule("tool_use '" + id + "' has no tool_result answering it");
   }
-  if (tool_use_ids != tool_result_ids) return rule("the tool_result ids do not match the tool_use ids");
   return Ok{};
 }
 

@@ -103,6 +103,14 @@ TEST(ChatParser, WrongTypesNameTheField) {
   }
 }
 
+TEST(ChatParser, AnUnansweredToolUseIsNamed) {
+  const Error e = parse_error(
+      R"({"messages":[{"role":"user","content":"q"},{"role":"assistant","content":[{"type":"text","text":"x"},)"
+      R"({"type":"tool_use","id":"toolu_9","name":"t","input":{}}]}]})");
+  EXPECT_EQ(e.code, Errc::invalid_request);
+  EXPECT_EQ(e.explanation, "tool_use 'toolu_9' has no tool_result answering it");
+}
+
 TEST(ChatParser, Rules) {
   const char* bodies[] = {
       R"({"messages":[]})",
@@ -115,6 +123,8 @@ TEST(ChatParser, Rules) {
       R"({"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"zz"}]}]})",
       R"({"messages":[{"role":"user","content":"q"},{"role":"assistant","content":[{"type":"tool_use","id":"a","name":"t","input":{}},{"type":"tool_use","id":"b","name":"t","input":{}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"a"}]}]})",
       R"({"messages":[{"role":"user","content":"a"}],"tools":[{"name":"t"}],"tool_choice":{"type":"tool","name":"u"}})",
+      // a trailing assistant message's tool_use, unanswered
+      R"({"messages":[{"role":"user","content":"q"},{"role":"assistant","content":[{"type":"tool_use","id":"a","name":"t","input":{}}]}]})",
   };
   for (auto b : bodies) {
     Error e = parse_error(b);

@@ -162,6 +162,9 @@ bool AnthropicStream::on_block_delta(const json::object& o) {
   } else if (dtype == "thinking_delta") {
     t = piece("thinking", "thinking");
     if (t && !t->empty()) sink_.thinking(*t);
+  } else if (dtype == "signature_delta") {
+    t = piece("signature", "signature");
+    if (t && !t->empty()) sink_.thinking_signature(*t);
   } else if (dtype == "input_json_delta") {
     t = piece("partial_json", "tool input");
     if (t && !t->empty()) sink_.tool_input(*t);

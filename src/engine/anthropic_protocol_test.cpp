@@ -13,6 +13,7 @@ class TraceSink final : public EngineSink {
   void queued(std::optional<int>) override {}
   void begin(std::int64_t n) override { trace += "B(" + std::to_string(n) + ")"; }
   void thinking(std::string_view d) override { trace += "T(" + std::string(d) + ")"; }
+  void thinking_signature(std::string_view s) override { trace += "S(" + std::string(s) + ")"; }
   void text(std::string_view d) override { trace += "X(" + std::string(d) + ")"; }
   void tool_use(std::string_view n) override { trace += "U(" + std::string(n) + ")"; }
   void tool_input(std::string_view j) override { trace += "J(" + std::string(j) + ")"; }
@@ -36,6 +37,9 @@ TEST(AnthropicStream, ReemitsTheUpstreamEvents) {
   s.on_event(
       sse_event("content_block_delta",
                 R"({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hm"}})"));
+  s.on_event(
+      sse_event("content_block_delta",
+                R"({"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQB"}})"));
   s.on_event(sse_event("content_block_delta",
                        R"({"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"hi"}})"));
   s.on_event(sse_event("content_block_start",
@@ -47,7 +51,7 @@ TEST(AnthropicStream, ReemitsTheUpstreamEvents) {
       "message_delta",
       R"({"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":4}})"));
   EXPECT_FALSE(s.on_event(sse_event("", R"({"type":"message_stop"})")));
-  EXPECT_EQ(sink.trace, "B(9)T(hm)X(hi)U(f)J({})O(4)F(tool_use)");
+  EXPECT_EQ(sink.trace, "B(9)T(hm)S(EqQB)X(hi)U(f)J({})O(4)F(tool_use)");
 }
 
 TEST(AnthropicStream, CachedPromptTokensCountAsInput) {

@@ -29,6 +29,8 @@ class EngineSink {
   virtual void begin(std::int64_t input_tokens) = 0;
   // Reasoning text; opens a thinking block if none is open.
   virtual void thinking(std::string_view delta) = 0;
+  // The open thinking block's signature, as an upstream gave it (else the job makes one).
+  virtual void thinking_signature(std::string_view signature) = 0;
   // Reply text; opens a text block if none is open.
   virtual void text(std::string_view delta) = 0;
   // Opens a tool_use block calling `name`.

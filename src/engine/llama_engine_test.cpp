@@ -32,6 +32,7 @@ class RecordingSink final : public EngineSink {
     std::lock_guard lk(mu_);
     thought += d;
   }
+  void thinking_signature(std::string_view /*signature*/) override {}
   void text(std::string_view d) override {
     std::lock_guard lk(mu_);
     reply += d;

@@ -14,6 +14,7 @@ class TraceSink final : public EngineSink {
   void queued(std::optional<int>) override {}
   void begin(std::int64_t n) override { input = n; }
   void thinking(std::string_view d) override { trace += "T(" + std::string(d) + ")"; }
+  void thinking_signature(std::string_view s) override { trace += "S(" + std::string(s) + ")"; }
   void text(std::string_view d) override { trace += "X(" + std::string(d) + ")"; }
   void tool_use(std::string_view n) override { trace += "U(" + std::string(n) + ")"; }
   void tool_input(std::string_view j) override { trace += "J(" + std::string(j) + ")"; }

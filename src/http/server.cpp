@@ -40,6 +40,7 @@ enum class Phase : std::uint8_t {
   responding,   // a complete response is being written
   streaming,    // a streamed body is being written; the watcher notices the client leaving
   client_gone,  // the client closed during a streamed body: nothing more is written
+  lingering,    // answered before the request was read whole: draining what the client still sends
   closed,       // the session is over
 };
 
@@ -135,6 +136,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   // timeout, or a malformed request already answered).
   asio::awaitable<std::optional<Incoming>> read_request(Connection& c);
   asio::awaitable<void> session(std::shared_ptr<Connection> c);
+  // Closes as nginx's lingering_close does, after an answer sent before the request was read
+  // whole: stops sending, then reads and drops what the client still sends (bounded in bytes
+  // and time), so the client's write does not meet a reset before it reads the answer.
+  asio::awaitable<void> linger(Connection& c);
   asio::awaitable<void> watch_client(std::shared_ptr<Connection> c);
   // Ends the watcher (cancels its read) and returns once it has returned.
   asio::awaitable<void> stop_watching(Connection& c);
@@ -289,6 +294,7 @@ asio::awaitable<std::optional<Server::Impl::Incoming>> Server::Impl::read_reques
       c.phase = Phase::responding;
       Response r = errors.protocol_error(*pe);
       co_await write_response(c, r, false);
+      if (!c.stop_requested) co_await linger(c);
     }
     co_return std::nullopt;
   }
@@ -307,6 +313,23 @@ asio::awaitable<std::optional<Server::Impl::Incoming>> Server::Impl::read_reques
   req.body = std::move(msg.body());
   req.executor = c.stream.get_executor();
   co_return in;
+}
+
+asio::awaitable<void> Server::Impl::linger(Connection& c) {
+  c.phase = Phase::lingering;
+  boost::system::error_code ec;
+  c.stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  const auto deadline = std::chrono::steady_clock::now() + opts.linger_time;
+  std::vector<char> sink(std::size_t{16} * 1024);
+  std::size_t drained = 0;
+  while (!ec && !c.stop_requested && drained < opts.linger_bytes) {
+    const auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= std::chrono::steady_clock::duration::zero()) break;
+    c.stream.expires_after(std::min<std::chrono::steady_clock::duration>(left, opts.linger_idle));
+    std::size_t n = 0;
+    std::tie(ec, n) = co_await c.stream.async_read_some(asio::buffer(sink), use_tuple);
+    drained += n;
+  }
 }
 
 asio::awaitable<void> Server::Impl::session(std::shared_ptr<Connection> c) {
@@ -341,7 +364,7 @@ void Server::Impl::stop_connection(const std::shared_ptr<Connection>& c) {
   c->stop_requested = true;
   if (c->source) {
     c->source->abort(AbortReason::shutdown);
-  } else if (c->phase == Phase::reading) {
+  } else if (c->phase == Phase::reading || c->phase == Phase::lingering) {
     c->stream.cancel();
   }
 }

@@ -186,6 +186,60 @@ TEST_F(ServerOverSocketPair, AStalledReaderIsDroppedByTheWriteWatchdog) {
   EXPECT_TRUE(eventually([&] { return server_->connections() == 0; })) << "still open after 5 s";
 }
 
+const std::string kRefused =
+    "HTTP/1.1 400 Bad Request\r\nServer: spool\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    "Content-Length: 0\r\n\r\n";
+
+TEST_F(ServerOverSocketPair, ABodyOverTheLimitIsAnsweredThenDrainedNotReset) {
+  ServerOptions o;
+  o.body_limit = 1024;
+  start(o);
+  auto s = pair();
+  const std::size_t body = std::size_t{1024} * 1024;
+  asio::write(s, asio::buffer("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body) + "\r\n\r\n"));
+  const std::string chunk(std::size_t{64} * 1024, 'b');
+  asio::write(s, asio::buffer(chunk));
+  EXPECT_EQ(read_some(s, kRefused.size()), kRefused);
+  // the client goes on sending the body it announced, as fetch does, and meets no reset
+  boost::system::error_code ec;
+  for (std::size_t sent = chunk.size(); sent < body && !ec; sent += chunk.size()) {
+    asio::write(s, asio::buffer(chunk), ec);
+  }
+  EXPECT_FALSE(ec) << ec.message();
+  s.shutdown(tcp::socket::shutdown_send, ec);
+  std::array<char, 1> one{};
+  s.read_some(asio::buffer(one), ec);
+  EXPECT_EQ(ec, asio::error::eof) << ec.message();
+  EXPECT_TRUE(eventually([&] { return server_->connections() == 0; }));
+}
+
+TEST_F(ServerOverSocketPair, DrainingIsBoundedInBytes) {
+  ServerOptions o;
+  o.body_limit = 1024;
+  o.linger_bytes = 128 * 1024;
+  start(o);
+  auto s = pair();
+  asio::write(s, asio::buffer(std::string("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n")));
+  EXPECT_EQ(read_some(s, kRefused.size()), kRefused);
+  const std::string chunk(std::size_t{64} * 1024, 'b');
+  boost::system::error_code ec;
+  for (int i = 0; i < 1000 && !ec; ++i) asio::write(s, asio::buffer(chunk), ec);
+  EXPECT_TRUE(ec) << "the server stops reading after linger_bytes";
+  EXPECT_TRUE(eventually([&] { return server_->connections() == 0; }));
+}
+
+TEST_F(ServerOverSocketPair, DrainingIsBoundedInTime) {
+  ServerOptions o;
+  o.body_limit = 1024;
+  o.linger_idle = 100ms;
+  start(o);
+  auto s = pair();
+  asio::write(s, asio::buffer(std::string("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")));
+  EXPECT_EQ(read_some(s, kRefused.size()), kRefused);
+  // a client that sends nothing more is closed once linger_idle passes
+  EXPECT_TRUE(eventually([&] { return server_->connections() == 0; }, 3s));
+}
+
 TEST_F(ServerOverSocketPair, ShutdownEndsStreamsAndIdleConnectionsThenCallsDone) {
   start();
   auto idle = pair();

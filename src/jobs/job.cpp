@@ -66,7 +66,8 @@ void Job::open_block(BlockKind kind, std::string_view tool_name) {
       block = {{"type", "text"}, {"text", ""}};
       break;
     case BlockKind::thinking:
-      block = {{"type", "thinking"}, {"thinking", ""}, {"signature", prefixed_hex_id("sig_")}};
+      signature_ = prefixed_hex_id("sig_");
+      block = {{"type", "thinking"}, {"thinking", ""}, {"signature", signature_}};
       break;
     case BlockKind::tool_use:
       block = {{"type", "tool_use"}, {"id", prefixed_hex_id("tool_")}, {"name", tool_name}, {"input", json::object{}}};
@@ -95,6 +96,10 @@ void Job::close_block() {
     }
     if (opts_.fold) content_.back().as_object()["input"] = std::move(input);
     tool_json_.clear();
+  } else if (block_ == BlockKind::thinking) {
+    if (opts_.fold) content_.back().as_object()["signature"] = signature_;
+    append("content_block_delta", events::signature_delta(block_index_, block_id_, signature_));
+    if (terminal_) return;  // the log filled up
   }
   block_ = BlockKind::none;
   append("content_block_stop", events::content_block_stop(block_index_, block_id_));
@@ -118,6 +123,12 @@ void Job::begin(std::int64_t input_tokens) {
     usage_.input_tokens = input_tokens;
     writer_->set_usage(usage_);
     ensure_started();
+  });
+}
+
+void Job::thinking_signature(std::string_view signature) {
+  with_lock([&] {
+    if (block_ == BlockKind::thinking) signature_ = signature;
   });
 }
 

@@ -53,6 +53,7 @@ class Job final : public EngineSink {
   void queued(std::optional<int> position) override;
   void begin(std::int64_t input_tokens) override;
   void thinking(std::string_view delta) override;
+  void thinking_signature(std::string_view signature) override;
   void text(std::string_view delta) override;
   void tool_use(std::string_view name) override;
   void tool_input(std::string_view partial_json) override;
@@ -103,6 +104,7 @@ class Job final : public EngineSink {
   int block_index_ = -1;
   BlockKind block_ = BlockKind::none;
   std::string block_id_;
+  std::string signature_;  // of the open thinking block
   std::string tool_json_;  // accumulated input of the open tool_use block
   std::string held_json_;  // its latest fragment, not yet in the log (the last one carries the parsed input)
   std::optional<Error> failure_;

@@ -71,6 +71,43 @@ TEST(Job, ToolInputGoesOutAsDeltasAndOnlyTheLastCarriesTheParsedInput) {
   EXPECT_EQ(json::serialize(job->folded().at("content").at(0).at("input")), R"({"q":"spool","n":[1,2]})");
 }
 
+// The types of the log's events, with each delta's type: "content_block_delta:text_delta".
+std::vector<std::string> shape(const LogWriter& w) {
+  std::vector<std::string> out;
+  for (const auto& e : w.log) {
+    std::string t = e.type;
+    if (t == "content_block_delta") t += ":" + std::string(json::parse(e.json).at("delta").at("type").as_string());
+    out.push_back(t);
+  }
+  return out;
+}
+
+TEST(Job, AThinkingBlockEndsWithItsSignatureAsAnthropicSendsIt) {
+  for (const bool upstream_signed : {false, true}) {
+    auto w = std::make_shared<LogWriter>();
+    auto job = make_job(w, true);
+    job->begin(1);
+    job->thinking("hm");
+    if (upstream_signed) job->thinking_signature("EqQBupstream");
+    job->text("hi");
+    job->finish(StopReason::end_turn, std::nullopt);
+    EXPECT_EQ(shape(*w), (std::vector<std::string>{
+                             "message_start", "content_block_start", "content_block_delta:thinking_delta",
+                             "content_block_delta:signature_delta", "content_block_stop", "content_block_start",
+                             "content_block_delta:text_delta", "content_block_stop", "message_delta", "message_stop"}));
+    const json::value start = json::parse(w->log[1].json);
+    const json::value sig = json::parse(w->log[3].json);
+    const json::string& given = sig.at("delta").at("signature").as_string();
+    if (upstream_signed) {
+      EXPECT_EQ(given, "EqQBupstream");
+    } else {
+      EXPECT_EQ(given, start.at("content_block").at("signature").as_string());
+    }
+    EXPECT_EQ(sig.at("index"), start.at("index"));
+    EXPECT_EQ(job->folded().at("content").at(0).at("signature").as_string(), given);
+  }
+}
+
 TEST(Job, OneFragmentKeepsItsShape) {
   auto w = std::make_shared<LogWriter>();
   auto job = make_job(w);

@@ -48,6 +48,10 @@ std::string thinking_delta(int index, std::string_view block_id, std::string_vie
   return delta(index, block_id, "thinking_delta", "thinking", thinking);
 }
 
+std::string signature_delta(int index, std::string_view block_id, std::string_view signature) {
+  return delta(index, block_id, "signature_delta", "signature", signature);
+}
+
 std::string input_json_delta(int index, std::string_view block_id, std::string_view partial_json,
                              const json::object* parsed) {
   std::string out = fmt::format(

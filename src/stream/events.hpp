@@ -23,6 +23,9 @@ std::string text_delta(int index, std::string_view block_id, std::string_view te
 
 // content_block_delta with {"type":"thinking_delta","thinking":T}.
 std::string thinking_delta(int index, std::string_view block_id, std::string_view thinking);
+// content_block_delta with {"type":"signature_delta","signature":S}: a thinking block's
+// signature, sent just before its content_block_stop (as Anthropic does).
+std::string signature_delta(int index, std::string_view block_id, std::string_view signature);
 
 // content_block_delta with {"type":"input_json_delta","partial_json":P}, plus "partial_json_obj":O
 // when `parsed` is given (the block's last fragment: O is its whole input, parsed once).

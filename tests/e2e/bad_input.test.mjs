@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, memoryOf, isSanitized } from './lib/harness.mjs';
 import {
-  client, chat, waitStatus, streamUrl, assertErrorBody, assertSchemaError, request, ASYNC,
+  client, chat, waitStatus, streamUrl, assertErrorBody, assertSchemaError, request, ASYNC, rawConnect, sleep,
 } from './lib/http.mjs';
 import { readSSE, textOf } from './lib/sse.mjs';
 
@@ -147,6 +147,12 @@ const ruleCases = [
       { role: 'user', content: 'go' },
       { role: 'assistant', content: [TU('a1')] },
       { role: 'user', content: [TR('a1'), TR('zz')] },
+    ],
+  }],
+  ['a trailing assistant tool_use no tool_result answers', {
+    messages: [
+      { role: 'user', content: 'go' },
+      { role: 'assistant', content: [{ type: 'text', text: 'calling' }, TU('t1')] },
     ],
   }],
   ['tool_use id not matching [A-Za-z0-9_-]+', {
@@ -373,6 +379,38 @@ test('body over --max-body-bytes → 413 request_too_large; exactly at the limit
   assertErrorBody(assert, s, 413, 'request_too_large');
   await assertNothingCreatedAndAlive(newId('big-after'));
 });
+
+for (const [what, useFetch] of [['a raw client', false], ['fetch', true]]) {
+  test(`${what} sending an oversized body without Expect reads the 413, not a reset`, async () => {
+    const total = MAX_BODY * 64; // 4 MiB announced and sent whole, as fetch does
+    if (useFetch) {
+      const r = await fetch(`${srv.url}/v1/messages/async`, {
+        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: 'x'.repeat(total),
+        signal: AbortSignal.timeout(20_000),
+      });
+      assert.equal(r.status, 413);
+      assert.equal((await r.json()).error.type, 'request_too_large');
+      return;
+    }
+    const sock = await rawConnect(srv.url);
+    let answer = '';
+    let failure = null;
+    sock.on('data', (d) => { answer += d.toString('latin1'); });
+    sock.on('error', (e) => { failure = e; });
+    const closed = new Promise((resolve) => sock.on('close', resolve));
+    sock.write(`POST /v1/messages/async HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${total}\r\n\r\n`);
+    const chunk = Buffer.alloc(64 * 1024, 'x');
+    for (let sent = 0; sent < total && !failure; sent += chunk.length) {
+      if (!sock.write(chunk)) await new Promise((resolve) => sock.once('drain', resolve));
+    }
+    sock.end();
+    await Promise.race([closed, sleep(20_000).then(() => { throw new Error('the server did not close within 20 s'); })]);
+    assert.equal(failure, null, `writing the body failed: ${failure}`);
+    assert.match(answer, /^HTTP\/1\.1 413 /, answer.slice(0, 200));
+    const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
+    assert.equal(body.error.type, 'request_too_large');
+  });
+}
 
 test('a bad body aimed at an existing id changes nothing', async () => {
   const r1 = await startRaw(reference.id, '{"messages": [');

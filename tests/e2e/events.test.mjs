@@ -185,7 +185,10 @@ for (const thinking of [{ enabled: true }, { type: 'enabled', budget_tokens: 102
       type: 'thinking', start_timestamp: tb.content_block.start_timestamp, thinking: '',
       signature: tb.content_block.signature,
     });
-    for (const d of blocks[0].deltas) {
+    // the signature again in a signature_delta, the block's last delta (as Anthropic sends it)
+    const sig = blocks[0].deltas.at(-1);
+    assert.deepEqual(sig.delta, { type: 'signature_delta', signature: tb.content_block.signature });
+    for (const d of blocks[0].deltas.slice(0, -1)) {
       assert.deepEqual(Object.keys(d.delta), ['type', 'thinking']);
       assert.equal(d.delta.type, 'thinking_delta');
     }
