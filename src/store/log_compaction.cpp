@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <iterator>
 
 namespace spool {
 namespace {
@@ -134,17 +135,18 @@ Status LogStore::Impl::rewrite_tables(const std::vector<std::uint64_t>& serials)
     }
     auto t = read_table(*this, table);
     if (!t) return t.error();
-    for (const auto& c : copies) {
-      auto same = std::find_if(t->extents.begin(), t->extents.end(),
-                               [&](const logfmt::Extent& x) { return x.first == c.first; });
-      if (same != t->extents.end()) {
-        *same = c;
-      } else {
-        t->extents.push_back(c);
-      }
-    }
-    std::sort(t->extents.begin(), t->extents.end(),
+    // The copies take the place of the extents starting where they start (both lists are in
+    // position order).
+    std::sort(copies.begin(), copies.end(),
               [](const logfmt::Extent& a, const logfmt::Extent& b) { return a.first < b.first; });
+    std::vector<logfmt::Extent> merged;
+    merged.reserve(t->extents.size() + copies.size());
+    std::merge(copies.begin(), copies.end(), t->extents.begin(), t->extents.end(), std::back_inserter(merged),
+               [](const logfmt::Extent& a, const logfmt::Extent& b) { return a.first < b.first; });
+    auto last = std::unique(merged.begin(), merged.end(),
+                            [](const logfmt::Extent& a, const logfmt::Extent& b) { return a.first == b.first; });
+    merged.erase(last, merged.end());
+    t->extents = std::move(merged);
     logfmt::append(out, logfmt::Table{serial, t->extents});
   }
   return out.empty() ? Status{Ok{}} : write_and_apply(out);

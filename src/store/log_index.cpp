@@ -87,9 +87,14 @@ void LogIndex::apply(const Record& r, std::uint32_t segment, std::uint64_t offse
       Events ev;
       if (!parse_events(r, ev)) return;
       const Extent x{segment, offset, static_cast<std::uint32_t>(r.size), ev.first, ev.count};
-      auto same = std::find_if(e.extents.begin(), e.extents.end(), [&](const Extent& y) { return y.first == x.first; });
-      if (same != e.extents.end()) {
-        *same = x;  // a copy (compaction)
+      // Extents are in position order; only a copy (compaction) starts at or before the last one.
+      auto same = e.extents.end();
+      if (!e.extents.empty() && x.first <= e.extents.back().first) {
+        same = std::lower_bound(e.extents.begin(), e.extents.end(), x.first,
+                                [](const Extent& y, std::uint64_t first) { return y.first < first; });
+      }
+      if (same != e.extents.end() && same->first == x.first) {
+        *same = x;
       } else {
         e.extents.push_back(x);
       }

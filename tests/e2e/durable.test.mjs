@@ -5,20 +5,12 @@ import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startServer as start, freshDataDir } from './lib/harness.mjs';
+import { serversPerTest, freshDataDir } from './lib/harness.mjs';
 import { client, chat, words, waitStatus, streamUrl } from './lib/http.mjs';
 import { openSSE, readSSE, textOf } from './lib/sse.mjs';
 
 // Servers a test started: killed after it, so a failed assertion leaves none running.
-const started = [];
-const startServer = async (args, opts) => {
-  const s = await start(args, opts);
-  started.push(s);
-  return s;
-};
-afterEach(() => {
-  for (const s of started.splice(0)) s.kill();
-});
+const startServer = serversPerTest(afterEach);
 
 let seq = 0;
 const nextId = (tag) => `dur-${tag}-${process.pid}-${++seq}`;

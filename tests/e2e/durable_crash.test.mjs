@@ -7,22 +7,14 @@ import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { startServer as start, freshDataDir, isSanitized } from './lib/harness.mjs';
+import { serversPerTest, freshDataDir, isSanitized } from './lib/harness.mjs';
 import {
   client, request, chat, words, waitUntil, streamUrl, metricValue, ASYNC, TERMINAL,
 } from './lib/http.mjs';
 import { openSSE, readSSE, textOf } from './lib/sse.mjs';
 
 // Servers a test started: killed after it, so a failed assertion leaves none running.
-const started = [];
-const startServer = async (args, opts) => {
-  const s = await start(args, opts);
-  started.push(s);
-  return s;
-};
-afterEach(() => {
-  for (const s of started.splice(0)) s.kill();
-});
+const startServer = serversPerTest(afterEach);
 
 let seq = 0;
 const nextId = (tag) => `crash-${tag}-${process.pid}-${++seq}`;

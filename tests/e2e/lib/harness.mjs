@@ -162,3 +162,19 @@ export async function startServer(args = [], opts = {}) {
   };
   return server;
 }
+
+/**
+ * A startServer whose servers are killed after each test (`afterEach` from node:test), so a
+ * failed assertion leaves none running.
+ */
+export function serversPerTest(afterEach) {
+  const started = [];
+  afterEach(() => {
+    for (const s of started.splice(0)) s.kill();
+  });
+  return async (args, opts) => {
+    const s = await startServer(args, opts);
+    started.push(s);
+    return s;
+  };
+}
