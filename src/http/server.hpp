@@ -25,10 +25,11 @@ struct ServerOptions {
   std::chrono::milliseconds read_timeout{30000};   // a whole request (or keep-alive idle) must arrive within this
   std::chrono::milliseconds write_timeout{30000};  // a socket accepting nothing this long is dropped
   // After an answer sent before the request was read whole (413, 431, 400): what is drained
-  // of the rest before closing, at most (nginx's lingering_close).
+  // of the rest before closing, at most (nginx's lingering_close, lingering_time and
+  // lingering_timeout).
   std::size_t linger_bytes = std::size_t{32} * 1024 * 1024;
-  std::chrono::milliseconds linger_time{5000};
-  std::chrono::milliseconds linger_idle{1000};  // the client sending nothing this long ends it
+  std::chrono::milliseconds linger_time{30000};
+  std::chrono::milliseconds linger_idle{5000};  // the client sending nothing this long ends it
   int backlog = 4096;
 };
 

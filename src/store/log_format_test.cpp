@@ -59,7 +59,7 @@ TEST(LogFormat, EveryRecordRoundTrips) {
 
   out.clear();
   const std::string frames = "event: a\ndata: {}\nid: 5\n\nevent: b\ndata: {}\nid: 6\n\n";
-  append(out, Events{.serial = 7, .first = 5, .count = 2, .frames = frames});
+  append(out, Events{.serial = 7, .first = 5, .count = 2, .frames = frames, .usage = std::nullopt});
   EXPECT_LE(out.size(), events_record_bound(frames.size()));
   Events e;
   ASSERT_TRUE(parse(only_record(out, RecordType::events).body, e));
@@ -126,7 +126,7 @@ TEST(LogFormat, ATornTailAtEveryByteIsTruncatedNeverWrong) {
   std::string log;
   append(log, Create{.serial = 1, .id = "a", .model = "m", .owner = ""});
   const std::size_t first = log.size();
-  append(log, Events{.serial = 1, .first = 1, .count = 1, .frames = "event: x\ndata: {}\nid: 1\n\n"});
+  append(log, Events{.serial = 1, .first = 1, .count = 1, .frames = "event: x\ndata: {}\nid: 1\n\n", .usage = {}});
   for (std::size_t cut = first; cut < log.size(); ++cut) {
     Record r;
     ASSERT_EQ(decode(std::string_view(log).substr(0, first), r), Decoded::ok);
@@ -136,7 +136,8 @@ TEST(LogFormat, ATornTailAtEveryByteIsTruncatedNeverWrong) {
 
 TEST(LogFormat, AnyBitFlippedIsCaught) {
   std::string rec;
-  append(rec, Events{.serial = 3, .first = 9, .count = 1, .frames = "event: x\ndata: {\"a\":1}\nid: 9\n\n"});
+  append(rec,
+         Events{.serial = 3, .first = 9, .count = 1, .frames = "event: x\ndata: {\"a\":1}\nid: 9\n\n", .usage = {}});
   for (std::size_t byte = 0; byte < rec.size(); ++byte) {
     for (int bit = 0; bit < 8; ++bit) {
       std::string bad = rec;

@@ -227,8 +227,11 @@ TEST(LogStore, MostlyDeadSegmentsAreCompactedAndNothingLiveIsLost) {
     EXPECT_EQ(all->size(), kept.size() + 1);
     for (const auto& st : *all) {
       EXPECT_EQ(st.info.usage.output_tokens, 4) << st.info.id;
-      if (st.info.id == "live") EXPECT_EQ(st.key, "key");
-      if (st.info.id != "live") EXPECT_EQ(st.info.status, StreamStatus::completed);
+      if (st.info.id == "live") {
+        EXPECT_EQ(st.key, "key");
+      } else {
+        EXPECT_EQ(st.info.status, StreamStatus::completed);
+      }
     }
   };
   check(*store);
