@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
-#include <limits>
 
 namespace spool {
 namespace {
@@ -93,12 +92,12 @@ std::uint64_t EventLog::gather(std::uint64_t after, std::uint64_t upto, std::siz
 }
 
 void EventLog::copy(std::uint64_t after, std::uint64_t upto, std::string& out) const {
-  std::vector<boost::asio::const_buffer> parts;
-  gather(after, upto, std::numeric_limits<std::size_t>::max(), parts);
+  // Called per publish (a few events): frame by frame, with no list of buffers to allocate.
+  upto = std::min<std::uint64_t>(upto, index_.size());
   std::size_t n = 0;
-  for (const auto& b : parts) n += b.size();
+  for (std::uint64_t pos = after + 1; pos <= upto; ++pos) n += frame(pos).size();
   out.reserve(out.size() + n);
-  for (const auto& b : parts) out.append(static_cast<const char*>(b.data()), b.size());
+  for (std::uint64_t pos = after + 1; pos <= upto; ++pos) out.append(frame(pos));
 }
 
 void EventLog::clear() {

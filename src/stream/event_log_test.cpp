@@ -81,5 +81,18 @@ TEST(EventLog, HugeEventGetsItsOwnSegment) {
   EXPECT_EQ(concat(bufs), std::string(log.frame(1)) + std::string(log.frame(2)) + std::string(log.frame(3)));
 }
 
+TEST(EventLog, CopyIsTheFramesOfTheRangeAcrossSegments) {
+  EventLog log;
+  for (int i = 0; i < 500; ++i) log.append("e", std::string(static_cast<std::size_t>(i % 50), 'x'));
+  for (auto [after, upto] :
+       {std::pair<std::uint64_t, std::uint64_t>{0, 500}, {17, 18}, {100, 450}, {499, 900}, {500, 500}}) {
+    std::string expected;
+    for (std::uint64_t p = after + 1; p <= std::min<std::uint64_t>(upto, 500); ++p) expected += log.frame(p);
+    std::string got = "prefix";
+    log.copy(after, upto, got);
+    EXPECT_EQ(got, "prefix" + expected) << after << ".." << upto;
+  }
+}
+
 }  // namespace
 }  // namespace spool
