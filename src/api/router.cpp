@@ -100,6 +100,7 @@ asio::awaitable<http::Response> Router::handle(http::Request req) {
     r = error_response(make_error(Errc::internal, "The server could not complete the request: " + why));
   }
   metrics_.request(call.route, r.status);
+  add_cors_headers(opts_.cors, call.req, r);
   if (r.status >= 400 && !r.source) stamp_request_id(r, call.request_id);
   r.headers.emplace_back("request-id", call.request_id);
   const auto level = r.status >= 500 ? spdlog::level::warn : spdlog::level::debug;
@@ -260,6 +261,10 @@ asio::awaitable<http::Response> Router::dispatch(Call& call) {
   if (!target) co_return error_response(target.error());
   call.url = target->url;
   call.segments = std::move(target->segments);
+  if (auto preflight = cors_preflight(opts_.cors, call.req)) {  // before auth: browsers send no credentials
+    call.route = "preflight";
+    co_return std::move(*preflight);
+  }
   bool method_ok = false;
   const Route* route = find_route(call, method_ok);
   const bool open = route != nullptr && route->access == Access::open;

@@ -1,6 +1,7 @@
 // The API: every route of §1 on top of the job service, as an http::Handler.
 #pragma once
 
+#include "api/cors.hpp"
 #include "api/metrics.hpp"
 #include "api/origin_guard.hpp"
 #include "engine/registry.hpp"
@@ -36,6 +37,7 @@ struct ApiOptions {
   std::string broker_name = "memory";
   bool web_ui = true;    // serve the playground (web/) at the root, without auth: it holds no data
   OriginPolicy origins;  // with auth off: the Host names and Origins accepted
+  CorsPolicy cors;       // pages on other origins that may call the API (off: no origins)
 };
 
 // Routes requests to the job service; owns the SSE body sources.

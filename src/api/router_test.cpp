@@ -172,5 +172,44 @@ TEST_F(RouterTest, WithoutAuthAForeignHostOrACrossSitePostIsRefused) {
   EXPECT_TRUE(jobs.calls.empty()) << "a refused call reaches no handler";
 }
 
+std::string header_of(const http::Response& r, std::string_view name) {
+  for (const auto& [k, v] : r.headers) {
+    if (k == name) return v;
+  }
+  return "<absent>";
+}
+
+TEST_F(RouterTest, WithCorsAPreflightIs204BeforeAuthOnEveryRoute) {
+  opts.tenants.push_back(Tenant{"", "Bearer s", 0, 0});
+  opts.cors = make_cors_policy({"https://app.test"}, std::chrono::seconds(60)).value();
+  const std::vector<std::pair<std::string, std::string>> pre = {{"origin", "https://app.test"},
+                                                                {"access-control-request-method", "POST"}};
+  for (const char* path : {"/v1/messages/async", "/v1/messages/async/known/cancel", "/v1/messages", "/health"}) {
+    const auto r = call("OPTIONS", path, {}, pre);
+    EXPECT_EQ(r.status, 204) << path;
+    EXPECT_EQ(header_of(r, "Access-Control-Allow-Origin"), "https://app.test") << path;
+    EXPECT_EQ(header_of(r, "Vary"), "Origin") << path;
+  }
+  EXPECT_TRUE(jobs.calls.empty()) << "a preflight reaches no handler";
+  const auto refused = call("GET", "/v1/messages/async/known/status", {}, {{"origin", "https://app.test"}});
+  EXPECT_EQ(refused.status, 401);
+  EXPECT_EQ(header_of(refused, "Access-Control-Allow-Origin"), "https://app.test") << "the page can read the 401";
+  EXPECT_EQ(header_of(refused, "Access-Control-Expose-Headers"), "request-id");
+  EXPECT_EQ(call("OPTIONS", "/v1/messages/async", {},
+                 {{"origin", "https://evil.test"}, {"access-control-request-method", "POST"}})
+                .status,
+            403);
+  EXPECT_EQ(call("OPTIONS", "/v1/messages/async", {}, {{"authorization", "Bearer s"}}).status, 405)
+      << "OPTIONS that is not a preflight is an ordinary request";
+}
+
+TEST_F(RouterTest, WithoutAuthACorsOriginMayPostAndOthersMayNot) {
+  opts.cors = make_cors_policy({"https://app.test"}, std::chrono::seconds(60)).value();
+  opts.origins.allowed_origins = opts.cors.origins;
+  EXPECT_EQ(call("POST", "/v1/messages/async/known/cancel", {}, {{"origin", "https://app.test"}}).status, 200);
+  EXPECT_EQ(call("POST", "/v1/messages/async/known/cancel", {}, {{"origin", "https://evil.test"}}).status, 403);
+  EXPECT_EQ(jobs.calls, std::vector<std::string>{"cancel known"});
+}
+
 }  // namespace
 }  // namespace spool

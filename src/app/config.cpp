@@ -118,6 +118,10 @@ std::vector<Setting> settings(Config& c) {
       list("allowed_hosts", c.allowed_hosts,
            "With auth off: Host names accepted besides IP addresses, localhost and --host (comma-separated; "
            "'.example.com' takes its subdomains, '*' any)"),
+      list("cors_origins", c.cors_origins,
+           "Origins whose pages may call the API from a browser (comma-separated scheme://host[:port], or '*'; "
+           "default: none, CORS off)"),
+      scalar("cors_max_age", c.cors_max_age, "Seconds a browser may cache a CORS preflight's answer"),
       scalar("web_ui", c.web_ui, "Serve the web playground at / (its files need no auth; its API calls do)"),
       scalar("broker", c.broker, "Broker: memory or redis"),
       scalar("redis_url", c.redis_url, "Redis server for the redis broker: redis://[:password@]host[:port][/db]"),
@@ -274,6 +278,10 @@ void check_ranges(const Config& cfg) {
   if (cfg.log_format != "text" && cfg.log_format != "json") throw std::runtime_error("log_format must be text or json");
   if (cfg.data_sync != "normal" && cfg.data_sync != "full")
     throw std::runtime_error("data_sync must be normal or full");
+  if (auto cors = make_cors_policy(cfg.cors_origins, std::chrono::seconds(cfg.cors_max_age)); !cors) {
+    throw std::runtime_error(cors.error().explanation);
+  }
+  if (cfg.cors_max_age < 0) throw std::runtime_error("cors_max_age must be >= 0");
   if (cfg.data_segment_bytes < 4096) throw std::runtime_error("data_segment_bytes must be at least 4096");
   if (cfg.durable && cfg.broker == "memory" && cfg.data_dir.empty()) {
     throw std::runtime_error("data_dir must name a directory (or set durable = false)");
@@ -365,7 +373,8 @@ ApiOptions api_options(const Config& cfg) {
                                  static_cast<std::size_t>(t.max_retained_streams)});
   }
   api.stream_scoping = cfg.stream_scoping.value_or(api.stream_scoping);
-  api.origins = OriginPolicy{cfg.host, cfg.allowed_hosts, {}};
+  api.cors = make_cors_policy(cfg.cors_origins, std::chrono::seconds(cfg.cors_max_age)).value();  // checked
+  api.origins = OriginPolicy{cfg.host, cfg.allowed_hosts, api.cors.origins};
   api.web_ui = cfg.web_ui;
   api.ping_interval = seconds_ms(cfg.ping_interval);
   api.broker_name = cfg.broker;

@@ -67,8 +67,10 @@ struct Config {
   std::vector<TenantConfig> tenants;       // from [[tenants]] in the file, then tenant_specs, then the secrets
   std::optional<bool> stream_scoping;      // unset: on when named tenants are configured (finalize_config decides)
   std::vector<std::string> allowed_hosts;  // with auth off: Host names accepted besides IPs, localhost and host
-  bool web_ui = ApiOptions{}.web_ui;       // serve the playground (web/) at the root
-  std::string broker = "memory";           // memory or redis
+  std::vector<std::string> cors_origins;   // origins whose pages may call the API (empty: CORS off)
+  std::int64_t cors_max_age = ApiOptions{}.cors.max_age.count();  // seconds
+  bool web_ui = ApiOptions{}.web_ui;                              // serve the playground (web/) at the root
+  std::string broker = "memory";                                  // memory or redis
   std::string redis_url = default_redis_url();
   std::string redis_prefix = RedisBrokerOptions{}.prefix;
   double redis_lease = setting_of(RedisBrokerOptions{}.lease);                       // seconds

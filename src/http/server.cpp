@@ -146,7 +146,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   asio::awaitable<boost::system::error_code> write_raw(Connection& c, std::span<const asio::const_buffer> buffers);
   asio::awaitable<bool> write_response(Connection& c, Response& r, bool keep_alive);
   // Sends a streamed body; true when the connection may serve another request afterwards.
-  asio::awaitable<bool> stream_body(std::shared_ptr<Connection> c, std::unique_ptr<BodySource> src);
+  asio::awaitable<bool> stream_body(std::shared_ptr<Connection> c, Response r);
   void stop_connection(const std::shared_ptr<Connection>& c);
   // Closes the socket and forgets the connection (a session's last step, however it ended).
   void close_connection(const std::shared_ptr<Connection>& c);
@@ -230,7 +230,8 @@ asio::awaitable<boost::system::error_code> Server::Impl::write_raw(Connection& c
   co_return ec;
 }
 
-asio::awaitable<bool> Server::Impl::stream_body(std::shared_ptr<Connection> c, std::unique_ptr<BodySource> src) {
+asio::awaitable<bool> Server::Impl::stream_body(std::shared_ptr<Connection> c, Response r) {
+  const std::unique_ptr<BodySource> src = std::move(r.source);
   c->source = src.get();
   c->phase = Phase::streaming;
   if (c->stop_requested) src->abort(AbortReason::shutdown);
@@ -243,6 +244,7 @@ asio::awaitable<bool> Server::Impl::stream_body(std::shared_ptr<Connection> c, s
   });
   arm_write_watchdog(c, opts.write_timeout);
   ResponseHead head = co_await src->head();
+  for (auto& h : r.headers) head.headers.push_back(std::move(h));  // the handler's own (request-id, CORS)
   // A body of known length: the connection may live on, so stop watching before writing.
   if (!head.close) co_await stop_watching(*c);
   boost::system::error_code ec;
@@ -342,7 +344,7 @@ asio::awaitable<void> Server::Impl::session(std::shared_ptr<Connection> c) {
     bool reusable = false;
     if (resp.source) {
       c->buffer.shrink_to_fit();  // idle observers should cost little
-      reusable = co_await stream_body(c, std::move(resp.source));
+      reusable = co_await stream_body(c, std::move(resp));
     } else {
       c->phase = Phase::responding;
       reusable = co_await write_response(*c, resp, in->keep_alive && !c->stop_requested);
