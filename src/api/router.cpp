@@ -41,10 +41,11 @@ struct Router::Call {
   http::Request req;
   boost::urls::url_view url;
   std::vector<std::string> segments;
-  std::string id;                  // the stream a per-stream route names (":id")
-  std::string request_id;          // the caller's X-Request-Id if usable, else generated
-  std::string owner;               // tenant_identity() of the caller's secret ("" with auth off)
-  const Tenant* tenant = nullptr;  // whose secret the caller sent (null with auth off)
+  std::string id;                                  // the stream a per-stream route names (":id")
+  std::string request_id;                          // the caller's X-Request-Id if usable, else generated
+  std::string owner;                               // tenant_identity() of the caller's secret ("" with auth off)
+  const Tenant* tenant = nullptr;                  // whose secret the caller sent (null with auth off)
+  std::optional<std::uint32_t> token_incarnation;  // what a read token let the caller read (no secret)
   std::string route = "unknown";
 };
 
@@ -54,7 +55,16 @@ std::string tenant_identity(const Tenant& t) {
 }
 
 Router::Router(ApiOptions opts, Jobs& jobs, Metrics& metrics) : opts_(std::move(opts)), jobs_(jobs), metrics_(metrics) {
-  for (const auto& t : opts_.tenants) identities_.push_back(tenant_identity(t));
+  std::vector<std::string> secrets;
+  for (const auto& t : opts_.tenants) {
+    identities_.push_back(tenant_identity(t));
+    secrets.push_back(t.secret);
+  }
+  if (!opts_.tenants.empty()) {
+    std::string key =
+        opts_.read_token_key.empty() ? ReadTokens::key_from_secrets(std::move(secrets)) : opts_.read_token_key;
+    read_tokens_.emplace(std::move(key), opts_.read_token_ttl);
+  }
   std::string_view p = opts_.path_prefix;
   while (!p.empty()) {
     const auto slash = p.find('/');
@@ -186,8 +196,8 @@ const Router::Route Router::kRoutes[] = {
     {"validate", "POST", "v1/messages/validate", &Router::validate, Router::Access::secret},
     {"start", "POST", "v1/messages/async", &Router::start, Router::Access::secret},
     {"list", "GET", "v1/messages/async", &Router::list, Router::Access::secret},
-    {"stream", "GET", "v1/messages/async/:id/stream", &Router::observe, Router::Access::secret},
-    {"status", "GET", "v1/messages/async/:id/status", &Router::status, Router::Access::secret},
+    {"stream", "GET", "v1/messages/async/:id/stream", &Router::observe, Router::Access::secret_or_token},
+    {"status", "GET", "v1/messages/async/:id/status", &Router::status, Router::Access::secret_or_token},
     {"cancel", "POST", "v1/messages/async/:id/cancel", &Router::cancel, Router::Access::secret},
     {"delete", "DELETE", "v1/messages/async/:id/delete", &Router::remove, Router::Access::secret},
 };
@@ -276,7 +286,11 @@ asio::awaitable<http::Response> Router::dispatch(Call& call) {
       call.route = "web";
       co_return std::move(*page);
     }
-    if (auto refused = authenticate(call)) co_return std::move(*refused);
+    if (auto refused = authenticate(call)) {
+      call.token_incarnation = route != nullptr && method_ok ? token_grant(call, *route) : std::nullopt;
+      if (!call.token_incarnation) co_return std::move(*refused);
+      call.route = std::string(route->name);
+    }
   }
   if (route == nullptr) {
     call.route = "not_found";
@@ -289,10 +303,28 @@ asio::awaitable<http::Response> Router::dispatch(Call& call) {
       co_return error_response(
           make_error(Errc::not_found, "Stream with message_id " + to_valid_utf8(call.id) + " not found"));
     }
-    if (auto vis = co_await visible(call, call.id); !vis) co_return error_response(vis.error());
+    if (call.token_incarnation) {  // the token's holder reads the stream whoever owns it
+      if (auto gone = co_await token_stream_gone(call, *call.token_incarnation)) co_return std::move(*gone);
+    } else if (auto vis = co_await visible(call, call.id); !vis) {
+      co_return error_response(vis.error());
+    }
   }
   auto handled = (this->*(route->handler))(call);
   co_return co_await std::move(handled);
+}
+
+std::optional<std::uint32_t> Router::token_grant(const Call& call, const Route& route) const {
+  if (route.access != Access::secret_or_token || !read_tokens_) return std::nullopt;
+  const auto it = call.url.params().find("read_token");
+  if (it == call.url.params().end()) return std::nullopt;
+  const std::string token = (*it).value;
+  return read_tokens_->check(token, call.id, std::chrono::system_clock::now());
+}
+
+asio::awaitable<std::optional<http::Response>> Router::token_stream_gone(const Call& call, std::uint32_t incarnation) {
+  auto info = co_await jobs_.info(call.id);
+  if (info && info->incarnation == incarnation) co_return std::nullopt;
+  co_return error_response(make_error(Errc::not_found, "Stream with message_id " + call.id + " not found"));
 }
 
 Result<StartJob> Router::job_of(Call& call) const {
@@ -334,6 +366,11 @@ asio::awaitable<http::Response> Router::start(Call& call) {
   auto started = co_await jobs_.start(std::move(job));
   if (!started) co_return error_response(started.error());
   json::object body{{"message_id", started->id}, {"status", "pending"}, {"message", "Request initiated successfully"}};
+  if (read_tokens_) {  // a capability to watch this job, for a page that must not hold the secret (§6)
+    auto info = co_await jobs_.info(started->id);
+    const std::uint32_t incarnation = info ? info->incarnation : 1;
+    body["read_token"] = read_tokens_->issue(started->id, incarnation, std::chrono::system_clock::now());
+  }
   co_return json_response(200, json::serialize(body));
 }
 

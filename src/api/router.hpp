@@ -4,6 +4,7 @@
 #include "api/cors.hpp"
 #include "api/metrics.hpp"
 #include "api/origin_guard.hpp"
+#include "api/read_token.hpp"
 #include "engine/registry.hpp"
 #include "http/server.hpp"
 #include "jobs/jobs.hpp"
@@ -35,9 +36,11 @@ struct ApiOptions {
   std::size_t max_observers = 100000;            // open observers on this instance; past it: overloaded
   std::size_t max_observers_per_stream = 10000;  // of one stream on this instance; past it: overloaded
   std::string broker_name = "memory";
-  bool web_ui = true;    // serve the playground (web/) at the root, without auth: it holds no data
-  OriginPolicy origins;  // with auth off: the Host names and Origins accepted
-  CorsPolicy cors;       // pages on other origins that may call the API (off: no origins)
+  bool web_ui = true;          // serve the playground (web/) at the root, without auth: it holds no data
+  OriginPolicy origins;        // with auth off: the Host names and Origins accepted
+  CorsPolicy cors;             // pages on other origins that may call the API (off: no origins)
+  std::string read_token_key;  // signs read tokens; empty: derived from the tenants' secrets
+  std::chrono::seconds read_token_ttl{86400};  // how long a start's read token stays valid
 };
 
 // Routes requests to the job service; owns the SSE body sources.
@@ -50,8 +53,9 @@ class Router final : public http::Handler, public http::ErrorResponder {
  private:
   struct Call;  // one request being answered
   using Handle = boost::asio::awaitable<http::Response> (Router::*)(Call&);
-  // Who may call a route: anyone (health), or only with a configured secret (when auth is on).
-  enum class Access { open, secret };
+  // Who may call a route: anyone (health), only with a configured secret (when auth is on), or
+  // also with a read token of the stream it names (§6).
+  enum class Access { open, secret, secret_or_token };
   // One entry of the route table.
   struct Route {
     std::string_view name;    // in metrics and logs
@@ -70,6 +74,10 @@ class Router final : public http::Handler, public http::ErrorResponder {
   std::optional<http::Response> guard(Call& call) const;
   // With auth on: the 401 for a caller without a configured secret (else records who it is), or nullopt.
   std::optional<http::Response> authenticate(Call& call) const;
+  // With auth on and no secret: the incarnation of call.id a valid ?read_token= grants, or nullopt.
+  std::optional<std::uint32_t> token_grant(const Call& call, const Route& route) const;
+  // The 404 when the stream a read token was issued for is gone (deleted, or its id used again), or nullopt.
+  boost::asio::awaitable<std::optional<http::Response>> token_stream_gone(const Call& call, std::uint32_t incarnation);
   // The job a start or a synchronous message asks for (body, model, trace context, owner, limits).
   Result<StartJob> job_of(Call& call) const;
 
@@ -92,8 +100,9 @@ class Router final : public http::Handler, public http::ErrorResponder {
   boost::asio::awaitable<Status> visible(const Call& call, std::string id);
 
   ApiOptions opts_;
-  std::vector<std::string> prefix_;      // path_prefix split into segments
-  std::vector<std::string> identities_;  // tenant_identity() of each of opts_.tenants
+  std::vector<std::string> prefix_;        // path_prefix split into segments
+  std::vector<std::string> identities_;    // tenant_identity() of each of opts_.tenants
+  std::optional<ReadTokens> read_tokens_;  // with auth on
   Jobs& jobs_;
   Metrics& metrics_;
 };

@@ -141,7 +141,9 @@ TEST_F(RouterTest, AStartCarriesTheCallersLimitsAndIdempotencyKey) {
   headers.emplace_back("authorization", "Bearer a");
   headers.emplace_back("idempotency-key", "k1");
   const auto r = call("POST", "/v1/messages/async?message_id=x", std::string(kChat), headers);
-  EXPECT_EQ(r.body, R"({"message_id":"x","status":"pending","message":"Request initiated successfully"})");
+  EXPECT_TRUE(r.body.starts_with(
+      R"({"message_id":"x","status":"pending","message":"Request initiated successfully","read_token":")"))
+      << r.body;
   ASSERT_TRUE(jobs.last_start);
   EXPECT_EQ(jobs.last_start->owner, "tenant:alice");
   EXPECT_EQ(jobs.last_start->owner_active_limit, 5u);
@@ -209,6 +211,40 @@ TEST_F(RouterTest, WithoutAuthACorsOriginMayPostAndOthersMayNot) {
   EXPECT_EQ(call("POST", "/v1/messages/async/known/cancel", {}, {{"origin", "https://app.test"}}).status, 200);
   EXPECT_EQ(call("POST", "/v1/messages/async/known/cancel", {}, {{"origin", "https://evil.test"}}).status, 403);
   EXPECT_EQ(jobs.calls, std::vector<std::string>{"cancel known"});
+}
+
+// The read_token the start answered with (the fake's stream "known" has incarnation 1).
+std::string token_of(const http::Response& started) {
+  const std::string key = R"("read_token":")";
+  const auto at = started.body.find(key);
+  if (at == std::string::npos) return {};
+  const auto from = at + key.size();
+  return started.body.substr(from, started.body.find('"', from) - from);
+}
+
+TEST_F(RouterTest, WithAuthAStartCarriesAReadTokenForThatStreamsStatusAndStreamOnly) {
+  opts.tenants.push_back(Tenant{"", "Bearer s", 0, 0});
+  auto headers = kJson;
+  headers.emplace_back("authorization", "Bearer s");
+  const std::string token = token_of(call("POST", "/v1/messages/async?message_id=known", std::string(kChat), headers));
+  ASSERT_FALSE(token.empty());
+  EXPECT_EQ(call("GET", "/v1/messages/async/known/status?read_token=" + token).status, 200);
+  EXPECT_EQ(call("GET", "/v1/messages/async/known/stream?read_token=" + token).status, 404) << "the fake opens nothing";
+  for (const auto& [method, path] :
+       std::vector<std::pair<std::string, std::string>>{{"POST", "/v1/messages/async/known/cancel"},
+                                                        {"DELETE", "/v1/messages/async/known/delete"},
+                                                        {"GET", "/v1/messages/async"},
+                                                        {"GET", "/metrics"},
+                                                        {"GET", "/v1/messages/async/other/status"}}) {
+    EXPECT_EQ(call(method, path + "?read_token=" + token).status, 401) << method << " " << path;
+  }
+  EXPECT_EQ(call("GET", "/v1/messages/async/known/status?read_token=" + token + "0").status, 401);
+  EXPECT_EQ(call("GET", "/v1/messages/async/known/status?read_token=").status, 401);
+}
+
+TEST_F(RouterTest, WithoutAuthAStartHasNoReadToken) {
+  const auto r = call("POST", "/v1/messages/async?message_id=a", std::string(kChat), kJson);
+  EXPECT_EQ(r.body.find("read_token"), std::string::npos) << r.body;
 }
 
 }  // namespace

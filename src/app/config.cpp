@@ -122,6 +122,10 @@ std::vector<Setting> settings(Config& c) {
            "Origins whose pages may call the API from a browser (comma-separated scheme://host[:port], or '*'; "
            "default: none, CORS off)"),
       scalar("cors_max_age", c.cors_max_age, "Seconds a browser may cache a CORS preflight's answer"),
+      scalar("read_token_secret", c.read_token_secret,
+             "Signs the read tokens of started jobs (default: derived from the auth secrets; set the same on every "
+             "instance to keep tokens valid when secrets change)"),
+      scalar("read_token_ttl", c.read_token_ttl, "Seconds a start's read token stays valid"),
       scalar("web_ui", c.web_ui, "Serve the web playground at / (its files need no auth; its API calls do)"),
       scalar("broker", c.broker, "Broker: memory or redis"),
       scalar("redis_url", c.redis_url, "Redis server for the redis broker: redis://[:password@]host[:port][/db]"),
@@ -281,6 +285,7 @@ void check_ranges(const Config& cfg) {
   if (auto cors = make_cors_policy(cfg.cors_origins, std::chrono::seconds(cfg.cors_max_age)); !cors) {
     throw std::runtime_error(cors.error().explanation);
   }
+  if (cfg.read_token_ttl < 1) throw std::runtime_error("read_token_ttl must be at least 1 second");
   if (cfg.cors_max_age < 0) throw std::runtime_error("cors_max_age must be >= 0");
   if (cfg.data_segment_bytes < 4096) throw std::runtime_error("data_segment_bytes must be at least 4096");
   if (cfg.durable && cfg.broker == "memory" && cfg.data_dir.empty()) {
@@ -376,6 +381,8 @@ ApiOptions api_options(const Config& cfg) {
   api.cors = make_cors_policy(cfg.cors_origins, std::chrono::seconds(cfg.cors_max_age)).value();  // checked
   api.origins = OriginPolicy{cfg.host, cfg.allowed_hosts, api.cors.origins};
   api.web_ui = cfg.web_ui;
+  api.read_token_key = cfg.read_token_secret;
+  api.read_token_ttl = std::chrono::seconds(cfg.read_token_ttl);
   api.ping_interval = seconds_ms(cfg.ping_interval);
   api.broker_name = cfg.broker;
   api.max_observers = static_cast<std::size_t>(cfg.max_observers);

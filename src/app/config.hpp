@@ -69,8 +69,10 @@ struct Config {
   std::vector<std::string> allowed_hosts;  // with auth off: Host names accepted besides IPs, localhost and host
   std::vector<std::string> cors_origins;   // origins whose pages may call the API (empty: CORS off)
   std::int64_t cors_max_age = ApiOptions{}.cors.max_age.count();  // seconds
-  bool web_ui = ApiOptions{}.web_ui;                              // serve the playground (web/) at the root
-  std::string broker = "memory";                                  // memory or redis
+  std::string read_token_secret;  // signs read tokens (empty: derived from the auth secrets)
+  std::int64_t read_token_ttl = ApiOptions{}.read_token_ttl.count();  // seconds
+  bool web_ui = ApiOptions{}.web_ui;                                  // serve the playground (web/) at the root
+  std::string broker = "memory";                                      // memory or redis
   std::string redis_url = default_redis_url();
   std::string redis_prefix = RedisBrokerOptions{}.prefix;
   double redis_lease = setting_of(RedisBrokerOptions{}.lease);                       // seconds

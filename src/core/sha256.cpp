@@ -65,6 +65,27 @@ std::array<std::uint8_t, 32> sha256(std::string_view data) {
   return out;
 }
 
+std::array<std::uint8_t, 32> hmac_sha256(std::string_view key, std::string_view data) {
+  constexpr std::size_t kBlock = 64;
+  std::array<std::uint8_t, kBlock> k{};
+  if (key.size() > kBlock) {
+    const auto hashed = sha256(key);
+    std::memcpy(k.data(), hashed.data(), hashed.size());
+  } else {
+    std::memcpy(k.data(), key.data(), key.size());
+  }
+  std::string inner(kBlock, '\0');
+  std::string outer(kBlock, '\0');
+  for (std::size_t i = 0; i < kBlock; ++i) {
+    inner[i] = static_cast<char>(k[i] ^ 0x36U);
+    outer[i] = static_cast<char>(k[i] ^ 0x5cU);
+  }
+  inner.append(data);
+  const auto inner_digest = sha256(inner);
+  outer.append(reinterpret_cast<const char*>(inner_digest.data()), inner_digest.size());
+  return sha256(outer);
+}
+
 std::string sha256_hex(std::string_view data, std::size_t bytes) {
   static constexpr char kHex[] = "0123456789abcdef";
   const auto digest = sha256(data);

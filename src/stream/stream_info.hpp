@@ -34,6 +34,7 @@ struct NewEvent {
 // A snapshot of one stream's record, as /status shows it.
 struct StreamInfo {
   std::string id;
+  std::uint32_t incarnation = 1;  // which use of the id: 1, then +1 after each delete (§1.2)
   StreamStatus status = StreamStatus::pending;
   SysTime created_at{};
   SysTime updated_at{};
