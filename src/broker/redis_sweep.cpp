@@ -43,7 +43,7 @@ asio::awaitable<void> RedisBroker::Impl::drop_vanished_copies() {
       std::lock_guard lk(mu);
       watched.erase(following[i]);
     }
-    co_await mirror.remove(following[i]);
+    co_await mirror.remove(following[i], Removal::forget);
   }
 }
 
