@@ -88,13 +88,13 @@ asio::awaitable<Status> RedisBroker::Impl::load_copy(const std::string& id) {
   std::shared_ptr<StreamWriter> writer;
   {
     const std::int64_t incarnation = meta->elements.size() > 2 ? to_int(meta->elements[2].str, 1) : 1;
-    StreamSpec copy{id, meta->elements[1].str,
-                    0,  false,
-                    "", static_cast<std::uint32_t>(std::clamp<std::int64_t>(incarnation, 1, UINT32_MAX))};
+    const auto copied = static_cast<std::uint32_t>(std::clamp<std::int64_t>(incarnation, 1, UINT32_MAX));
+    StreamSpec copy{.id = id, .model = meta->elements[1].str, .incarnation = copied};
     auto created = co_await mirror.create(std::move(copy));
     std::lock_guard lk(mu);
     if (owned.count(id) == 0 && watched.count(id) == 0 && created) {
       watched[id].mirror = *created;
+      watched[id].incarnation = copied;
       writer = *created;
     }
   }
