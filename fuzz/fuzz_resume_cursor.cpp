@@ -26,8 +26,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     log.append(ev.empty() ? std::string_view("e") : ev.substr(0, 1), ev.empty() ? ev : ev.substr(1));
     rest = nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
   }
-  const auto after = spool::parse_event_id(id_text);
-  if (!after) return 0;
+  const auto id = spool::parse_event_id(id_text);
+  if (!id) return 0;
+  const std::uint64_t* after = &id->position;
   const std::uint64_t upto = log.size() > slack ? log.size() - slack : 0;
   std::string want;
   for (std::uint64_t i = *after + 1; i <= upto; ++i) want += log.frame(i);

@@ -62,9 +62,11 @@ export class SpoolClient {
 
   /**
    * Reads job `id`'s events after position `after` until its terminal event, reconnecting with
-   * Last-Event-ID when the connection drops. Calls onEvent(type, data, position) for each event
+   * Last-Event-ID when the connection drops. A position is an event's SSE id as the server wrote it
+   * ("N", or "N.I" in a reused id's later incarnation I; 0: none). Calls onEvent(type, data, position) for each event
    * and onConnection(state) with 'open' | 'reconnecting'. Resolves when the stream is complete;
-   * rejects with an ApiError (not_found when the job is gone, unauthorized, http) or when `signal`
+   * rejects with an ApiError (not_found when the job is gone, unauthorized, http: status 409 when
+   * `after` is of an earlier job of the same id, deleted since) or when `signal`
    * aborts (an AbortError).
    */
   async watch(id, after, { onEvent, onConnection, signal }) {
@@ -120,7 +122,7 @@ async function readJson(res) {
   throw new ApiError('http', `${errorText(body, res.status)} (HTTP ${res.status})`, res.status);
 }
 
-/** Parses an SSE body: calls onFrame(event, parsedData, id or null) per dispatched event. */
+/** Parses an SSE body: calls onFrame(event, parsedData, id string or null) per dispatched event. */
 async function readSse(stream, signal, onFrame) {
   const reader = stream.getReader();
   const decoder = new TextDecoder();
@@ -153,7 +155,7 @@ async function readSse(stream, signal, onFrame) {
         if (value.startsWith(' ')) value = value.slice(1);
         if (field === 'event') event = value;
         else if (field === 'data') data.push(value);
-        else if (field === 'id' && /^\d+$/.test(value)) id = Number(value);
+        else if (field === 'id' && /^\d+(\.\d+)?$/.test(value)) id = value;  // kept whole: "N" or "N.I"
       }
     }
   } finally {

@@ -210,6 +210,16 @@ async function watchJob(job) {
       jobGone(job, 'This job does not exist: it was deleted or has expired.');
       return;
     }
+    if (e instanceof ApiError && e.status === 409 && job.model.position !== 0) {
+      // The id was deleted and used again since this tab saved it: what it shows is of the
+      // earlier job. Show the new one from its start.
+      sessionStorage.removeItem(SAVED_PREFIX + job.id);
+      job.model = new MessageModel();
+      $('output').replaceChildren();
+      render($('output'), job.model);
+      watchJob(job);
+      return;
+    }
     showError(e);
   }
 }
@@ -275,6 +285,16 @@ async function pollStatus(job) {
     if (current !== job) return;
     if (e instanceof ApiError && e.kind === 'not_found') {
       jobGone(job, 'This job does not exist: it was deleted or has expired.');
+      return;
+    }
+    if (e instanceof ApiError && e.status === 409 && job.model.position !== 0) {
+      // The id was deleted and used again since this tab saved it: what it shows is of the
+      // earlier job. Show the new one from its start.
+      sessionStorage.removeItem(SAVED_PREFIX + job.id);
+      job.model = new MessageModel();
+      $('output').replaceChildren();
+      render($('output'), job.model);
+      watchJob(job);
       return;
     }
     showError(e);

@@ -1,7 +1,7 @@
 // One job's message as the playground shows it: a model built from the job's events (which can be
 // saved and restored with the position of the last event applied), and its rendering.
 
-/** The message so far. `position` is the log position of the last event applied. */
+/** The message so far. `position` is the SSE id of the last event applied (0: none yet). */
 export class MessageModel {
   constructor(saved) {
     this.position = 0;

@@ -22,12 +22,28 @@ Result<Target> parse_target(std::string_view target, const std::vector<std::stri
   return t;
 }
 
-std::optional<std::uint64_t> parse_event_id(std::string_view s) {
-  if (s.empty() || s.size() > 19) return std::nullopt;
-  std::uint64_t v = 0;
+namespace {
+
+// Decimal digits only (no sign, no space), at most `most_digits` of them.
+template <class T>
+std::optional<T> decimal(std::string_view s, std::size_t most_digits) {
+  if (s.empty() || s.size() > most_digits) return std::nullopt;
+  T v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
   return v;
+}
+
+}  // namespace
+
+std::optional<EventId> parse_event_id(std::string_view s) {
+  const auto dot = s.find('.');
+  auto position = decimal<std::uint64_t>(s.substr(0, dot), 19);
+  if (!position) return std::nullopt;
+  if (dot == std::string_view::npos) return EventId{*position, 1};
+  auto incarnation = decimal<std::uint32_t>(s.substr(dot + 1), 10);
+  if (!incarnation || *incarnation == 0) return std::nullopt;
+  return EventId{*position, *incarnation};
 }
 
 // The hex of "<created_at µs> <id>".

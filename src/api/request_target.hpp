@@ -4,6 +4,7 @@
 
 #include "core/clock.hpp"
 #include "core/result.hpp"
+#include "stream/event_log.hpp"
 
 #include <boost/url/url_view.hpp>
 
@@ -27,8 +28,10 @@ struct Target {
 // invalid_request "Malformed request target" when it is not an origin-form target.
 Result<Target> parse_target(std::string_view target, const std::vector<std::string>& prefix);
 
-// A Last-Event-ID (or ?last_event_id=) value: a non-negative decimal event position.
-std::optional<std::uint64_t> parse_event_id(std::string_view s);
+// A Last-Event-ID (or ?last_event_id=) value (SPEC §1.2): "N", a non-negative decimal event
+// position of an id's first incarnation, or "N.I", of its incarnation I ≥ 1 (to_string(EventId)'s
+// form; "N.1" is accepted too).
+std::optional<EventId> parse_event_id(std::string_view s);
 
 // The list route's cursor naming a stream (its created_at and id): opaque lowercase hex.
 std::string encode_list_cursor(SysTime created_at, std::string_view id);

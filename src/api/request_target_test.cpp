@@ -17,12 +17,35 @@ TEST(RequestTarget, SegmentsAreDecodedAndThePrefixGoes) {
   EXPECT_FALSE(parse_target("/bad%zz", {}).ok());
 }
 
-TEST(RequestTarget, EventIdsAreNonNegativeDecimals) {
-  EXPECT_EQ(parse_event_id("0"), 0u);
-  EXPECT_EQ(parse_event_id("18446744073709551615"), std::nullopt);  // 20 digits: too long
-  EXPECT_EQ(parse_event_id("1844674407370955161"), 1844674407370955161u);
-  for (const char* bad : {"", "-1", "+1", "1a", " 1", "1 ", "0x10", "1.0"})
-    EXPECT_EQ(parse_event_id(bad), std::nullopt) << bad;
+// (position, incarnation) of an event id, or (-1, 0) when it is not one.
+std::pair<std::int64_t, std::uint32_t> id_of(std::string_view s) {
+  const auto id = parse_event_id(s);
+  return id ? std::pair{static_cast<std::int64_t>(id->position), id->incarnation} : std::pair{std::int64_t{-1}, 0u};
+}
+
+TEST(RequestTarget, EventIdsAreAPositionAndAnIncarnation) {
+  using P = std::pair<std::int64_t, std::uint32_t>;
+  EXPECT_EQ(id_of("0"), P(0, 1));
+  EXPECT_EQ(id_of("8"), P(8, 1)) << "a plain position is of the first incarnation";
+  EXPECT_EQ(id_of("8.1"), P(8, 1));
+  EXPECT_EQ(id_of("8.2"), P(8, 2));
+  EXPECT_EQ(id_of("0.3"), P(0, 3));
+  EXPECT_EQ(id_of("1844674407370955161.4294967295"), P(1844674407370955161, 4294967295u));
+  EXPECT_EQ(id_of("18446744073709551615"), P(-1, 0));  // 20 digits: too long
+  EXPECT_EQ(id_of("1844674407370955161"), P(1844674407370955161, 1));
+  for (const char* bad : {"", "-1", "+1", "1a", " 1", "1 ", "0x10", "1.0", "1.", ".2", "1.2.3", "1.-2", "1.+2",
+                          "1.4294967296", "1. 2", "1.2 ", "1,2", "1.02x"}) {
+    EXPECT_EQ(id_of(bad), P(-1, 0)) << bad;
+  }
+}
+
+TEST(RequestTarget, AnEventIdReadsBackAsWritten) {
+  for (const EventId id : {EventId{0, 1}, EventId{7, 1}, EventId{7, 2}, EventId{123456789, 4000000000u}}) {
+    const auto back = parse_event_id(to_string(id));
+    ASSERT_TRUE(back) << to_string(id);
+    EXPECT_EQ(back->position, id.position);
+    EXPECT_EQ(back->incarnation, id.incarnation);
+  }
 }
 
 TEST(RequestTarget, ListCursorsRoundTripAndRejectEverythingElse) {

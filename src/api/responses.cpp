@@ -39,7 +39,8 @@ json::object status_object(const StreamInfo& i) {
                     {"events", i.events},
                     {"observers", i.observers},
                     {"usage", std::move(usage)},
-                    {"queue_position", i.queue_position ? json::value(*i.queue_position) : json::value(nullptr)}};
+                    {"queue_position", i.queue_position ? json::value(*i.queue_position) : json::value(nullptr)},
+                    {"incarnation", i.incarnation}};
   json::object o{{"message_id", i.id},
                  {"status", to_string(i.status)},
                  {"created_at", rfc3339(i.created_at)},

@@ -377,6 +377,7 @@ asio::awaitable<http::Response> Router::start(Call& call) {
 asio::awaitable<http::Response> Router::observe(Call& call) {
   const std::string& id = call.id;
   std::uint64_t after = 0;
+  std::uint32_t incarnation = 0;  // of the cursor resumed from (0: none, any incarnation)
   bool resumed = false;
   std::optional<std::string> raw;
   if (auto it = call.url.params().find("last_event_id"); it != call.url.params().end() && !(*it).value.empty()) {
@@ -387,10 +388,12 @@ asio::awaitable<http::Response> Router::observe(Call& call) {
   if (raw) {
     auto n = parse_event_id(*raw);
     if (!n) {
-      co_return error_response(
-          make_error(Errc::invalid_request, "Last-Event-ID must be a non-negative integer event position"));
+      co_return error_response(make_error(
+          Errc::invalid_request,
+          "Last-Event-ID must be an event id: N or N.I (a non-negative integer position, and the incarnation)"));
     }
-    after = *n;
+    after = n->position;
+    incarnation = n->incarnation;
     resumed = true;
   }
   if (jobs_.observers() >= opts_.max_observers) {
@@ -401,7 +404,8 @@ asio::awaitable<http::Response> Router::observe(Call& call) {
     co_return error_response(make_error(Errc::overloaded, "Too many open observers of this stream (limit " +
                                                               std::to_string(opts_.max_observers_per_stream) + ")"));
   }
-  auto cursor = co_await jobs_.open(id, after, call.req.executor);
+  // A cursor of another incarnation of the id is refused (409) by the open itself: atomic with it.
+  auto cursor = co_await jobs_.open(id, after, incarnation, call.req.executor);
   if (!cursor) co_return error_response(cursor.error());
   if (resumed && cursor.value()->exhausted_at_open()) {
     http::Response r;
@@ -454,7 +458,7 @@ asio::awaitable<http::Response> Router::cancel(Call& call) {
 
 asio::awaitable<http::Response> Router::remove(Call& call) {
   const std::string& id = call.id;
-  auto done = co_await jobs_.remove(id);
+  auto done = co_await jobs_.remove(id, Removal::tombstone);
   if (!done) co_return error_response(done.error());
   co_return json_response(200, "null");
 }
@@ -467,12 +471,13 @@ asio::awaitable<http::Response> Router::message(Call& call) {
   job.fold = !stream;
   auto started = co_await jobs_.start(std::move(job));
   if (!started) co_return error_response(started.error());
-  auto cursor = co_await jobs_.open(started->id, 0, call.req.executor);
+  auto cursor = co_await jobs_.open(started->id, 0, 0, call.req.executor);
   if (!cursor) co_return error_response(cursor.error());
-  // The job's stream is internal: delete it once the reply is over.
+  // The job's stream is internal: delete it once the reply is over (no tombstone: nobody holds its id).
   auto remove = [jobs = &jobs_, id = started->id, ex = call.req.executor] {
     spawn_detached(
-        ex, [jobs, id]() -> asio::awaitable<void> { co_await jobs->remove(id); }, "synchronous reply's stream removal");
+        ex, [jobs, id]() -> asio::awaitable<void> { co_await jobs->remove(id, Removal::forget); },
+        "synchronous reply's stream removal");
   };
   http::Response r;
   if (stream) {

@@ -9,6 +9,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
+#include <boost/json/parse.hpp>
 
 #include <stdexcept>
 
@@ -16,6 +17,7 @@ namespace spool {
 namespace {
 
 namespace asio = boost::asio;
+namespace json = boost::json;
 
 // Records what the routes ask; answers from its fields.
 class FakeJobs final : public Jobs {
@@ -27,6 +29,7 @@ class FakeJobs final : public Jobs {
   std::optional<StartJob> last_start;
   Status cancel_result = Ok{};
   bool throw_on_info = false;
+  std::pair<std::uint64_t, std::uint32_t> last_open;  // (after, incarnation) of the last open
   ModelRegistry registry;
 
   asio::awaitable<Result<Started>> start(StartJob job) override {
@@ -38,8 +41,8 @@ class FakeJobs final : public Jobs {
     calls.push_back("cancel " + id);
     co_return cancel_result;
   }
-  asio::awaitable<Status> remove(std::string id) override {
-    calls.push_back("remove " + id);
+  asio::awaitable<Status> remove(std::string id, Removal how) override {
+    calls.push_back("remove " + id + (how == Removal::forget ? " forget" : ""));
     co_return Ok{};
   }
   asio::awaitable<Result<StreamInfo>> info(std::string id) override {
@@ -50,8 +53,12 @@ class FakeJobs final : public Jobs {
     i.id = id;
     co_return i;
   }
-  asio::awaitable<Result<std::unique_ptr<Cursor>>> open(std::string id, std::uint64_t, asio::any_io_executor) override {
+  asio::awaitable<Result<std::unique_ptr<Cursor>>> open(std::string id, std::uint64_t after, std::uint32_t incarnation,
+                                                        asio::any_io_executor) override {
     calls.push_back("open " + id);
+    last_open = {after, incarnation};
+    // "reborn" is at its second incarnation.
+    if (id == "reborn" && after > 0 && incarnation != 2) co_return incarnation_conflict(id, after, incarnation, 2);
     co_return make_error(Errc::not_found, "Stream with message_id " + id + " not found");
   }
   asio::awaitable<Result<StreamPage>> list(ListQuery q) override {
@@ -245,6 +252,30 @@ TEST_F(RouterTest, WithAuthAStartCarriesAReadTokenForThatStreamsStatusAndStreamO
 TEST_F(RouterTest, WithoutAuthAStartHasNoReadToken) {
   const auto r = call("POST", "/v1/messages/async?message_id=a", std::string(kChat), kJson);
   EXPECT_EQ(r.body.find("read_token"), std::string::npos) << r.body;
+}
+
+TEST_F(RouterTest, ACursorNamesItsIncarnationAndOneOfAnotherIsA409) {
+  using Open = std::pair<std::uint64_t, std::uint32_t>;
+  EXPECT_EQ(call("GET", "/v1/messages/async/reborn/stream").status, 404);  // (the fake opens nothing)
+  EXPECT_EQ(jobs.last_open, Open(0, 0)) << "no cursor: whichever incarnation is current";
+  const auto old = call("GET", "/v1/messages/async/reborn/stream", {}, {{"last-event-id", "8"}});
+  EXPECT_EQ(old.status, 409);
+  EXPECT_EQ(jobs.last_open, Open(8, 1)) << "a plain position is of the first incarnation";
+  const auto body = json::parse(old.body).as_object();
+  EXPECT_EQ(body.at("type"), "error");
+  EXPECT_EQ(body.at("detail"),
+            "Last-Event-ID 8 belongs to incarnation 1 of stream reborn, which was deleted; the id now names "
+            "incarnation 2 (resume it from the start, without Last-Event-ID)");
+  EXPECT_EQ(body.at("error").at("detail").at("code"), "CONFLICT");
+  EXPECT_EQ(call("GET", "/v1/messages/async/reborn/stream?last_event_id=8.1").status, 409);
+  EXPECT_EQ(call("GET", "/v1/messages/async/reborn/stream?last_event_id=8.3").status, 409);
+  EXPECT_EQ(call("GET", "/v1/messages/async/reborn/stream?last_event_id=8.2").status, 404);
+  EXPECT_EQ(jobs.last_open, Open(8, 2));
+  EXPECT_EQ(call("GET", "/v1/messages/async/reborn/stream", {}, {{"last-event-id", "8.2"}}).status, 404);
+  EXPECT_EQ(jobs.last_open, Open(8, 2));
+  for (const char* bad : {"8.", "8.0", ".2", "8.2.1", "8.x"}) {
+    EXPECT_EQ(call("GET", "/v1/messages/async/reborn/stream", {}, {{"last-event-id", bad}}).status, 400) << bad;
+  }
 }
 
 }  // namespace

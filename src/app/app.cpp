@@ -115,7 +115,7 @@ App::Step App::make_memory_broker() {
     auto kept = store_->load_all();
     if (!kept) return Failure{1, kept.error().explanation};
     const std::size_t n = kept->size();
-    const std::size_t interrupted = memory->restore(std::move(*kept));
+    const std::size_t interrupted = memory->restore(std::move(*kept), store_->tombstones());
     spdlog::info("durable store {}: {} stream(s) restored, {} interrupted by the restart", cfg_.data_dir, n,
                  interrupted);
   }

@@ -1,5 +1,7 @@
 #include "broker/broker.hpp"
 
+#include "stream/event_log.hpp"
+
 #include <algorithm>
 
 namespace spool {
@@ -11,6 +13,18 @@ bool matches(const ListQuery& q, const StreamInfo& info) {
   if (!q.after) return true;
   const auto& [created, id] = *q.after;
   return info.created_at != created ? info.created_at < created : info.id < id;
+}
+
+Error incarnation_conflict(const std::string& id, std::uint64_t after, std::uint32_t wanted, std::uint32_t current) {
+  const std::string cursor = "Last-Event-ID " + to_string(EventId{after, wanted});
+  const std::string now =
+      "the id now names incarnation " + std::to_string(current) + " (resume it from the start, without Last-Event-ID)";
+  if (wanted < current) {
+    return make_error(Errc::conflict, cursor + " belongs to incarnation " + std::to_string(wanted) + " of stream " +
+                                          id + ", which was deleted; " + now);
+  }
+  return make_error(Errc::conflict, cursor + " names incarnation " + std::to_string(wanted) + " of stream " + id +
+                                        ", which it has not reached; " + now);
 }
 
 boost::asio::awaitable<Status> Broker::flush(std::string /*id*/) { co_return Ok{}; }

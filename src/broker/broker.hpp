@@ -27,7 +27,13 @@ struct StreamSpec {
   int message_count = 0;
   bool thinking_enabled = false;
   std::string owner;  // the auth secret's identity that created it (for stream scoping)
+  // Which use of the id it is; 0: the broker decides (the one after its tombstone's, else 1).
+  std::uint32_t incarnation = 0;
 };
+
+// Whether a removal leaves a tombstone, so the id's next stream gets the next incarnation (an
+// internal stream nobody can hold a cursor of, a synchronous reply's, need not).
+enum class Removal { tombstone, forget };
 
 // The job an Idempotency-Key started: the stream's id and the digest of the request body.
 struct KeyedJob {
@@ -37,6 +43,12 @@ struct KeyedJob {
 
 // How long the redis broker remembers an Idempotency-Key (the memory broker: while its stream exists).
 inline constexpr std::chrono::hours kIdempotencyWindow{24};
+// (How long a removed id's incarnation is remembered, every broker and the durable store alike:
+// kIncarnationMemory, stream/stream_info.hpp.)
+
+// The refusal (conflict) of a cursor after event `after` of incarnation `wanted` of stream `id`,
+// whose id names incarnation `current` now.
+Error incarnation_conflict(const std::string& id, std::uint64_t after, std::uint32_t wanted, std::uint32_t current);
 
 // Producer side of one stream, held by the job that runs it. Thread-safe and never blocks
 // on observers: appending only stores the frames and wakes whoever waits.
@@ -126,11 +138,15 @@ class Broker {
   virtual boost::asio::awaitable<Result<std::shared_ptr<StreamWriter>>> create(StreamSpec spec) = 0;
   // The record of `id`, or not_found.
   virtual boost::asio::awaitable<Result<StreamInfo>> info(std::string id) = 0;
-  // A cursor on `id` positioned after event `after` (0 = from the first), or not_found.
+  // A cursor on `id` positioned after event `after` (0 = from the first) of incarnation
+  // `incarnation` (0: whichever is current), or not_found; conflict (incarnation_conflict) when
+  // `after` > 0 names another incarnation than the stream's.
   virtual boost::asio::awaitable<Result<std::unique_ptr<Cursor>>> open(std::string id, std::uint64_t after,
+                                                                       std::uint32_t incarnation,
                                                                        boost::asio::any_io_executor ex) = 0;
-  // Removes the record and log and ends every open cursor on it; not_found if absent.
-  virtual boost::asio::awaitable<Status> remove(std::string id) = 0;
+  // Removes the record and log and ends every open cursor on it (leaving a tombstone as `how`
+  // says); not_found if absent.
+  virtual boost::asio::awaitable<Status> remove(std::string id, Removal how) = 0;
   // The streams `q` asks for, one page.
   virtual boost::asio::awaitable<Result<StreamPage>> list(ListQuery q) = 0;
   // How many streams are held, in all and of `owner`. Exact up to the limits given (a broker may

@@ -52,11 +52,12 @@ asio::awaitable<void> committed(Write write) {
 
 namespace {
 
-// Marks `s` removed (and removes it from its store); returns its waiting cursors to wake. Call
-// with the broker's and the stream's locks held, after taking it out of the broker's map.
-MemoryBroker::Stream::WakeList remove_locked(MemoryBroker::Stream& s) {
+// Marks `s` removed (and removes it from its store, with `tombstone` if any); returns its waiting
+// cursors to wake. Call with the broker's and the stream's locks held, after taking it out of the
+// broker's map.
+MemoryBroker::Stream::WakeList remove_locked(MemoryBroker::Stream& s, std::optional<Tombstone> tombstone) {
   s.removed = true;
-  if (s.store != nullptr) s.store->remove(s.info.id, {});
+  if (s.store != nullptr) s.store->remove(s.info.id, std::move(tombstone), {});
   return s.take_waiters_locked();
 }
 
@@ -155,7 +156,9 @@ class MemoryWriter final : public StreamWriter {
 }  // namespace
 
 MemoryBroker::MemoryBroker(const asio::any_io_executor& ex, MemoryBrokerOptions opts)
-    : opts_(opts), sweep_timer_(std::make_unique<asio::steady_timer>(ex)) {
+    : opts_(opts),
+      sweep_timer_(std::make_unique<asio::steady_timer>(ex)),
+      tombstones_(opts.incarnation_memory, opts.most_tombstones) {
   if (opts_.store != nullptr && opts_.store->reads_back()) {
     disk_ = std::make_unique<asio::thread_pool>(1);
     lingering_ = std::make_unique<LingeringLogs>(opts_.lingering_bytes, opts_.linger);
@@ -194,10 +197,11 @@ void MemoryBroker::drop_lingering() {
 void MemoryBroker::stop() { sweep_timer_.reset(); }
 
 std::size_t MemoryBroker::sweep_expired(SysTime now) {
-  if (opts_.stream_expiration.count() <= 0) return 0;
   std::vector<Stream::WakeList> wakes;
   {
     std::lock_guard lk(mu_);
+    tombstones_.sweep(now);
+    if (opts_.stream_expiration.count() <= 0) return 0;
     for (auto it = streams_.begin(); it != streams_.end();) {
       Stream& s = *it->second;
       std::unique_lock slk(s.mu);
@@ -205,7 +209,9 @@ std::size_t MemoryBroker::sweep_expired(SysTime now) {
       if (is_terminal(info.status) && info.completed_at && *info.completed_at + opts_.stream_expiration <= now) {
         drop_key_locked(s);
         count_held_locked(s.owner, false);
-        wakes.push_back(remove_locked(s));
+        const Tombstone t{info.id, info.incarnation, now};
+        tombstones_.remember(t);
+        wakes.push_back(remove_locked(s, t));
         slk.unlock();
         it = streams_.erase(it);
       } else {
@@ -250,9 +256,13 @@ asio::awaitable<Result<std::shared_ptr<StreamWriter>>> MemoryBroker::create_stre
   s->lingering = lingering_.get();
   {
     std::lock_guard lk(mu_);
-    if (!streams_.try_emplace(std::string_view(s->info.id), s).second) {
+    if (streams_.contains(std::string_view(s->info.id))) {
       co_return make_error(Errc::invalid_request, "Stream with this message_id already exists");
     }
+    // Its incarnation is settled before anyone can find it.
+    s->info.incarnation = spec.incarnation != 0 ? spec.incarnation : tombstones_.next(s->info.id);
+    s->log.set_incarnation(s->info.incarnation);
+    streams_.emplace(std::string_view(s->info.id), s);
     count_held_locked(s->owner, true);
     // Queued under the broker's lock: a remove of this id can only be queued after it.
     if (opts_.store != nullptr) opts_.store->create(s->info, s->owner, {});
@@ -272,6 +282,7 @@ asio::awaitable<Result<StreamInfo>> MemoryBroker::info(std::string id) {
 }
 
 asio::awaitable<Result<std::unique_ptr<Cursor>>> MemoryBroker::open(std::string id, std::uint64_t after,
+                                                                    std::uint32_t incarnation,
                                                                     asio::any_io_executor ex) {
   auto s = find(id);
   if (!s) co_return not_found(id);
@@ -279,6 +290,10 @@ asio::awaitable<Result<std::unique_ptr<Cursor>>> MemoryBroker::open(std::string 
   {
     std::lock_guard lk(s->mu);
     if (s->removed) co_return not_found(id);  // removed since find(): deleted, or an idle copy dropped
+    // Position 0 names no event: a cursor there cannot resume into another stream's.
+    if (incarnation != 0 && after > 0 && incarnation != s->info.incarnation) {
+      co_return incarnation_conflict(id, after, incarnation, s->info.incarnation);
+    }
     on_disk = s->on_disk;
     ++s->info.observers;  // counted now: the log stays where it is for this cursor
   }
@@ -291,7 +306,7 @@ asio::awaitable<Result<std::unique_ptr<Cursor>>> MemoryBroker::open(std::string 
   co_return cursor;
 }
 
-asio::awaitable<Status> MemoryBroker::remove(std::string id) {
+asio::awaitable<Status> MemoryBroker::remove(std::string id, Removal how) {
   std::shared_ptr<Stream> s;
   Stream::WakeList wake;
   {
@@ -305,7 +320,12 @@ asio::awaitable<Status> MemoryBroker::remove(std::string id) {
     drop_key_locked(*s);
     count_held_locked(s->owner, false);
     std::lock_guard slk(s->mu);
-    wake = remove_locked(*s);
+    std::optional<Tombstone> tombstone;
+    if (how == Removal::tombstone) {
+      tombstone = Tombstone{id, s->info.incarnation, std::chrono::system_clock::now()};
+      tombstones_.remember(*tombstone);
+    }
+    wake = remove_locked(*s, std::move(tombstone));
   }
   Stream::wake(std::move(wake));
   if (s->store != nullptr) {
@@ -332,7 +352,7 @@ bool MemoryBroker::remove_if_unobserved(const std::string& id) {
   streams_.erase(it);
   drop_key_locked(*s);
   count_held_locked(s->owner, false);
-  remove_locked(*s);  // no cursor waits; one being opened right now sees `removed`: not_found
+  remove_locked(*s, std::nullopt);  // no cursor waits; one being opened right now sees `removed`: not_found
   return true;
 }
 
@@ -399,16 +419,22 @@ asio::awaitable<Status> MemoryBroker::flush(std::string /*id*/) {
   co_return Ok{};
 }
 
-std::size_t MemoryBroker::restore(std::vector<StoredStream> streams) {
+std::size_t MemoryBroker::restore(std::vector<StoredStream> streams, std::vector<Tombstone> tombstones) {
   std::size_t interrupted = 0;
   const SysTime now = std::chrono::system_clock::now();
   std::unique_lock lk(mu_);
+  // Oldest first, as they were removed: the sweep and the cap forget the oldest first.
+  std::sort(tombstones.begin(), tombstones.end(),
+            [](const Tombstone& a, const Tombstone& b) { return a.removed_at < b.removed_at; });
+  for (const auto& t : tombstones) tombstones_.remember(t);
+  tombstones_.sweep(now);
   for (auto& stored : streams) {
     auto s = std::make_shared<Stream>();
     s->store = opts_.store;
     s->lingering = lingering_.get();
     s->info = std::move(stored.info);
     s->owner = std::move(stored.owner);
+    s->log.set_incarnation(s->info.incarnation);
     // A store that reads logs back keeps them on disk; another hands them over.
     s->on_disk = s->lingering != nullptr && stored.events.empty();
     for (const auto& e : stored.events) s->log.append(e.type, e.json);
@@ -426,7 +452,7 @@ std::size_t MemoryBroker::restore(std::vector<StoredStream> streams) {
       s->info.completed_at = now;
       if (opts_.store != nullptr) {
         std::string frame;
-        append_frame(frame, "error", error, position);
+        append_frame(frame, "error", error, EventId{position, s->info.incarnation});
         opts_.store->append(s->info, position, 1, std::move(frame), StreamStore::Change::record, {});
       }
       ++interrupted;
@@ -478,6 +504,11 @@ asio::awaitable<Result<HeldStreams>> MemoryBroker::held(std::string owner, HeldS
   std::lock_guard lk(mu_);
   const auto it = held_by_owner_.find(owner);
   co_return HeldStreams{streams_.size(), it == held_by_owner_.end() ? 0 : it->second};
+}
+
+std::size_t MemoryBroker::tombstones() const {
+  std::lock_guard lk(mu_);
+  return tombstones_.size();
 }
 
 std::size_t MemoryBroker::observers() const { return open_cursors_.load(std::memory_order_relaxed); }

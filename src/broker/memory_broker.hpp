@@ -2,6 +2,7 @@
 #pragma once
 
 #include "broker/broker.hpp"
+#include "broker/tombstones.hpp"
 #include "stream/stream_store.hpp"
 
 #include <boost/asio/steady_timer.hpp>
@@ -29,6 +30,10 @@ struct MemoryBrokerOptions {
   // (linger 0: it leaves at once).
   std::chrono::milliseconds linger{1000};
   std::size_t lingering_bytes = std::size_t{16} << 20;
+  // A removed id's incarnation is remembered this long, for at most this many ids at once (0: none,
+  // as in the redis broker's local copies, whose incarnations Redis gives).
+  std::chrono::milliseconds incarnation_memory{kIncarnationMemory};
+  std::size_t most_tombstones = kMostTombstones;
 };
 
 // Streams held in this process; logs are shared, serialized once, read in place by observers.
@@ -46,8 +51,9 @@ class MemoryBroker final : public Broker {
   void make_visible(const std::string& id, std::uint64_t upto, bool ended);
   boost::asio::awaitable<Result<StreamInfo>> info(std::string id) override;
   boost::asio::awaitable<Result<std::unique_ptr<Cursor>>> open(std::string id, std::uint64_t after,
+                                                               std::uint32_t incarnation,
                                                                boost::asio::any_io_executor ex) override;
-  boost::asio::awaitable<Status> remove(std::string id) override;
+  boost::asio::awaitable<Status> remove(std::string id, Removal how) override;
   boost::asio::awaitable<Result<std::string>> owner(std::string id) override;
   boost::asio::awaitable<Result<HeldStreams>> held(std::string owner, HeldStreams limits) override;
   boost::asio::awaitable<Result<StreamPage>> list(ListQuery q) override;
@@ -72,13 +78,16 @@ class MemoryBroker final : public Broker {
   // Removes `id` unless a cursor is open on it; true when it was removed.
   bool remove_if_unobserved(const std::string& id);
 
-  // Loads the streams a store kept (call before serving). Those that were still running end
-  // with `error` "interrupted by restart" and its `error` event, written back to the store
-  // before this returns. Returns how many were interrupted.
-  std::size_t restore(std::vector<StoredStream> streams);
+  // Loads the streams and tombstones a store kept (call before serving). Streams that were still
+  // running end with `error` "interrupted by restart" and its `error` event, written back to the
+  // store before this returns. Returns how many were interrupted.
+  std::size_t restore(std::vector<StoredStream> streams, std::vector<Tombstone> tombstones = {});
 
-  // Removes terminal streams whose expiration has passed; returns how many.
+  // Removes terminal streams whose expiration has passed (leaving tombstones) and forgets the
+  // tombstones older than incarnation_memory; returns how many streams.
   std::size_t sweep_expired(SysTime now);
+  // Removed ids whose incarnation is remembered.
+  std::size_t tombstones() const;
 
   struct Stream;  // a record with its log and waiting cursors
 
@@ -103,6 +112,7 @@ class MemoryBroker final : public Broker {
   std::unordered_map<std::string_view, std::shared_ptr<Stream>> streams_;
   std::unordered_map<std::string, KeyedJob> keys_;              // Idempotency-Key → job, while its stream exists
   std::unordered_map<std::string, std::size_t> held_by_owner_;  // owners with streams here
+  Tombstones tombstones_;
   std::atomic<std::size_t> open_cursors_{0};
 };
 

@@ -50,7 +50,7 @@ struct BrokerTest : ::testing::Test {
     return w.value();
   }
   std::unique_ptr<Cursor> open(const std::string& id, std::uint64_t after = 0) {
-    auto c = run(ctx, broker.open(id, after, ctx.get_executor()));
+    auto c = run(ctx, broker.open(id, after, 0, ctx.get_executor()));
     EXPECT_TRUE(c.ok());
     return std::move(c.value());
   }
@@ -79,8 +79,8 @@ TEST_F(BrokerTest, DuplicateIdRejected) {
 
 TEST_F(BrokerTest, UnknownIdIsNotFound) {
   EXPECT_EQ(run(ctx, broker.info("zz")).error().code, Errc::not_found);
-  EXPECT_EQ(run(ctx, broker.open("zz", 0, ctx.get_executor())).error().code, Errc::not_found);
-  EXPECT_EQ(run(ctx, broker.remove("zz")).error().code, Errc::not_found);
+  EXPECT_EQ(run(ctx, broker.open("zz", 0, 0, ctx.get_executor())).error().code, Errc::not_found);
+  EXPECT_EQ(run(ctx, broker.remove("zz", Removal::tombstone)).error().code, Errc::not_found);
 }
 
 TEST_F(BrokerTest, CursorReplaysThenWaitsThenEnds) {
@@ -125,7 +125,7 @@ TEST_F(BrokerTest, RemoveEndsCursorsAndFreesId) {
   std::thread remover([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     asio::io_context other;
-    run(other, broker.remove("d"));
+    run(other, broker.remove("d", Removal::tombstone));
   });
   EXPECT_TRUE(next(*c).kind == ReadChunk::Kind::end);
   remover.join();
@@ -153,7 +153,7 @@ TEST_F(BrokerTest, OnlyAnUnobservedStreamIsRemovedIfUnobserved) {
   EXPECT_EQ(broker.observers_of("watched"), 0);
   EXPECT_TRUE(broker.remove_if_unobserved("watched"));
   EXPECT_FALSE(broker.remove_if_unobserved("watched"));
-  EXPECT_EQ(run(ctx, broker.open("watched", 0, ctx.get_executor())).error().code, Errc::not_found);
+  EXPECT_EQ(run(ctx, broker.open("watched", 0, 0, ctx.get_executor())).error().code, Errc::not_found);
 }
 
 TEST_F(BrokerTest, ExpiryRemovesOnlyTerminalStreams) {
@@ -177,7 +177,7 @@ TEST_F(BrokerTest, AnIdempotencyKeyLastsAsLongAsItsStream) {
   // a key names an existing stream only
   EXPECT_EQ(run(ctx, broker.claim_key("o\nz", KeyedJob{"nope", "3"})).error().code, Errc::not_found);
   // deleting or expiring the stream frees the key
-  EXPECT_TRUE(run(ctx, broker.remove("first")).ok());
+  EXPECT_TRUE(run(ctx, broker.remove("first", Removal::tombstone)).ok());
   EXPECT_FALSE(run(ctx, broker.find_key("o\nk"))->has_value());
   EXPECT_FALSE(run(ctx, broker.claim_key("o\nk", KeyedJob{"second", "2"}))->has_value());
   EXPECT_EQ((*run(ctx, broker.find_key("o\nk")))->id, "second");
@@ -284,6 +284,66 @@ TEST_F(JobTest, FailWritesErrorBodyWithRequestId) {
   EXPECT_EQ(v.at("request_id").as_string(), "h");
   EXPECT_EQ(v.at("error").at("type").as_string(), "api_error");
   EXPECT_EQ(v.at("detail").as_string(), "connection refused");
+}
+
+}  // namespace
+}  // namespace spool
+
+namespace spool {
+namespace {
+
+// A delete leaves a tombstone: the id's next stream is its second incarnation, whose frames carry
+// it, and a cursor of the first is refused (the second's and the current one's are not).
+TEST_F(BrokerTest, AnIdCreatedAgainIsItsNextIncarnation) {
+  auto first = create("x");
+  first->append("a", "{}");
+  EXPECT_EQ(run(ctx, broker.info("x"))->incarnation, 1u);
+  ASSERT_TRUE(run(ctx, broker.remove("x", Removal::tombstone)).ok());
+  EXPECT_EQ(broker.tombstones(), 1u);
+  auto second = create("x");
+  EXPECT_EQ(broker.tombstones(), 0u) << "the create took it";
+  EXPECT_EQ(run(ctx, broker.info("x"))->incarnation, 2u);
+  second->append("a", "{}");
+  second->append("b", "{}");
+  auto c = open("x", 1);
+  ASSERT_EQ(next(*c).kind, ReadChunk::Kind::data);
+  EXPECT_EQ(last_text, "event: b\ndata: {}\nid: 2.2\n\n");
+  auto old = run(ctx, broker.open("x", 1, 1, ctx.get_executor()));
+  ASSERT_FALSE(old.ok());
+  EXPECT_EQ(old.error().code, Errc::conflict);
+  EXPECT_EQ(old.error().explanation,
+            "Last-Event-ID 1 belongs to incarnation 1 of stream x, which was deleted; the id now names incarnation 2 "
+            "(resume it from the start, without Last-Event-ID)");
+  EXPECT_TRUE(run(ctx, broker.open("x", 1, 2, ctx.get_executor())).ok());
+  EXPECT_EQ(run(ctx, broker.open("x", 1, 3, ctx.get_executor())).error().code, Errc::conflict);
+  EXPECT_TRUE(run(ctx, broker.open("x", 0, 1, ctx.get_executor())).ok()) << "position 0 names no event";
+  // again: the third; expiry leaves a tombstone too
+  second->set_status(StreamStatus::completed);
+  ASSERT_EQ(broker.sweep_expired(std::chrono::system_clock::now() + std::chrono::seconds(11)), 1u);
+  create("x");
+  EXPECT_EQ(run(ctx, broker.info("x"))->incarnation, 3u);
+  // a removal that forgets (a synchronous reply's internal stream) leaves nothing
+  ASSERT_TRUE(run(ctx, broker.remove("x", Removal::forget)).ok());
+  EXPECT_EQ(broker.tombstones(), 0u);
+  create("x");
+  EXPECT_EQ(run(ctx, broker.info("x"))->incarnation, 1u);
+}
+
+TEST(MemoryBrokerTombstones, TheSweepForgetsThemAfterTheirMemory) {
+  asio::io_context ctx;
+  MemoryBroker broker{ctx.get_executor(), MemoryBrokerOptions{.stream_expiration = std::chrono::seconds(0),
+                                                              .sweep_interval = std::chrono::hours(1),
+                                                              .incarnation_memory = std::chrono::seconds(5)}};
+  ASSERT_TRUE(run(ctx, broker.create(StreamSpec{"y", "m", 1, false, ""})).ok());
+  ASSERT_TRUE(run(ctx, broker.remove("y", Removal::tombstone)).ok());
+  const auto now = std::chrono::system_clock::now();
+  broker.sweep_expired(now + std::chrono::seconds(4));
+  EXPECT_EQ(broker.tombstones(), 1u);
+  broker.sweep_expired(now + std::chrono::seconds(6));
+  EXPECT_EQ(broker.tombstones(), 0u);
+  ASSERT_TRUE(run(ctx, broker.create(StreamSpec{"y", "m", 1, false, ""})).ok());
+  EXPECT_EQ(run(ctx, broker.info("y"))->incarnation, 1u) << "forgotten: the id starts over";
+  broker.stop();
 }
 
 }  // namespace

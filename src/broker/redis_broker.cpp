@@ -116,7 +116,8 @@ asio::awaitable<Result<std::shared_ptr<StreamWriter>>> RedisBroker::create(Strea
     co_return r.error();
   }
   if (auto st = first_refusal(*r, "a create"); !st) co_return st.error();
-  if ((*r)[0].integer != 1) co_return make_error(Errc::invalid_request, "Stream with this message_id already exists");
+  if ((*r)[0].integer < 1) co_return make_error(Errc::invalid_request, "Stream with this message_id already exists");
+  spec.incarnation = static_cast<std::uint32_t>((*r)[0].integer);  // the local copy's frames carry it
   const std::string id = spec.id;
   // A stale local copy (a stream of that id deleted meanwhile) makes way; out of `watched`
   // first, so the mirror sweep leaves the new copy alone.
@@ -124,7 +125,7 @@ asio::awaitable<Result<std::shared_ptr<StreamWriter>>> RedisBroker::create(Strea
     std::lock_guard lk(b.mu);
     b.watched.erase(id);
   }
-  co_await b.mirror.remove(id);
+  co_await b.mirror.remove(id, Removal::forget);
   // Its observers here read an event once it is in Redis, as observers anywhere else do: were this
   // instance to die, what they saw is what the others have.
   auto mirror = co_await b.mirror.create_held(std::move(spec));
@@ -150,6 +151,7 @@ asio::awaitable<Result<StreamInfo>> RedisBroker::info(std::string id) {
 }
 
 asio::awaitable<Result<std::unique_ptr<Cursor>>> RedisBroker::open(std::string id, std::uint64_t after,
+                                                                   std::uint32_t incarnation,
                                                                    asio::any_io_executor ex) {
   auto& b = *impl_;
   for (int attempt = 0;; ++attempt) {
@@ -162,23 +164,36 @@ asio::awaitable<Result<std::unique_ptr<Cursor>>> RedisBroker::open(std::string i
       auto loaded = co_await b.load_copy(id);
       if (!loaded) co_return loaded.error();
     }
-    auto cursor = co_await b.mirror.open(id, after, ex);
+    auto cursor = co_await b.mirror.open(id, after, incarnation, ex);
     if (cursor) {
       co_return std::unique_ptr<Cursor>(std::make_unique<CountedCursor>(impl_, std::move(id), std::move(*cursor)));
     }
+    if (attempt > 0) co_return cursor.error();
+    if (cursor.error().code == Errc::conflict) {
+      // A copy of another instance's stream may be of an incarnation deleted meanwhile (its delete
+      // message not seen yet): Redis decides, once.
+      bool watched = false;
+      {
+        std::lock_guard lk(b.mu);
+        watched = b.watched.erase(id) > 0;
+      }
+      if (!watched) co_return cursor.error();
+      co_await b.mirror.remove(id, Removal::forget);
+      continue;
+    }
     // The mirror sweep dropped an idle local copy just now: copy the stream again, once.
-    if (attempt > 0 || cursor.error().code != Errc::not_found) co_return cursor.error();
+    if (cursor.error().code != Errc::not_found) co_return cursor.error();
   }
 }
 
-asio::awaitable<Status> RedisBroker::remove(std::string id) {
+asio::awaitable<Status> RedisBroker::remove(std::string id, Removal how) {
   auto& b = *impl_;
   std::vector<RedisCommand> cmds;
-  cmds.push_back(redis_args("DEL", b.keys.meta(id), b.keys.log(id), b.keys.observers(id)));
+  cmds.push_back(b.scripts.command(script::Remove{.id = id, .tombstone = how == Removal::tombstone}));
   cmds.push_back(redis_args("ZREM", b.keys.running(), id));
   cmds.push_back(redis_args("PUBLISH", b.keys.control(), "delete " + id));
   cmds.push_back(redis_args("ZREM", b.keys.created(), id));
-  auto r = co_await b.cmd->pipeline(std::move(cmds));
+  auto r = co_await b.scripts.send(*b.cmd, std::move(cmds));
   if (!r) co_return r.error();
   if (auto st = first_refusal(*r, "a delete"); !st) co_return st.error();
   {
@@ -186,7 +201,7 @@ asio::awaitable<Status> RedisBroker::remove(std::string id) {
     b.owned.erase(id);
     b.watched.erase(id);
   }
-  co_await b.mirror.remove(id);
+  co_await b.mirror.remove(id, Removal::forget);
   if ((*r)[0].integer == 0) co_return Impl::not_found(id);
   co_return Ok{};
 }

@@ -53,8 +53,9 @@ class RedisBroker final : public Broker {
   boost::asio::awaitable<Result<std::shared_ptr<StreamWriter>>> create(StreamSpec spec) override;
   boost::asio::awaitable<Result<StreamInfo>> info(std::string id) override;
   boost::asio::awaitable<Result<std::unique_ptr<Cursor>>> open(std::string id, std::uint64_t after,
+                                                               std::uint32_t incarnation,
                                                                boost::asio::any_io_executor ex) override;
-  boost::asio::awaitable<Status> remove(std::string id) override;
+  boost::asio::awaitable<Status> remove(std::string id, Removal how) override;
   boost::asio::awaitable<Result<std::string>> owner(std::string id) override;
   boost::asio::awaitable<Result<HeldStreams>> held(std::string owner, HeldStreams limits) override;
   boost::asio::awaitable<Result<StreamPage>> list(ListQuery q) override;

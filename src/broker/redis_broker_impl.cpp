@@ -21,7 +21,10 @@ RedisBroker::Impl::Impl(asio::any_io_executor e, RedisBrokerOptions o)
       opts(std::move(o)),
       keys{opts.prefix},
       scripts(keys),
-      mirror(ex, MemoryBrokerOptions{std::chrono::seconds(0), std::chrono::milliseconds(60000)}),
+      // Local copies expire with Redis's keys, and take their incarnations from Redis.
+      mirror(ex, MemoryBrokerOptions{.stream_expiration = std::chrono::seconds(0),
+                                     .sweep_interval = std::chrono::milliseconds(60000),
+                                     .most_tombstones = 0}),
       cmd(RedisConnection::create(ex, opts.endpoint, opts.connect_timeout)),
       reader(RedisConnection::create(ex, opts.endpoint, opts.connect_timeout)),
       sub(RedisConnection::create(ex, opts.endpoint, opts.connect_timeout)),
@@ -204,7 +207,7 @@ void RedisBroker::Impl::on_control(const RedisValue& v) {
   }
   if (mine && on_cancel) on_cancel(id);
   if (verb == "delete") {
-    spawn_detached(ex, mirror.remove(id), "redis local copy removal");
+    spawn_detached(ex, mirror.remove(id, Removal::forget), "redis local copy removal");
   }
 }
 

@@ -53,8 +53,9 @@ struct RedisBroker::Impl : std::enable_shared_from_this<Impl> {
   // One stream another instance runs that has observers here.
   struct Watched {
     std::shared_ptr<StreamWriter> mirror;
-    std::uint64_t position = 0;  // last event copied
-    bool loaded = false;         // its log so far is copied; the reader takes over
+    std::uint64_t position = 0;     // last event copied
+    std::uint32_t incarnation = 1;  // of the stream copied
+    bool loaded = false;            // its log so far is copied; the reader takes over
     bool terminal = false;
     int idle_sweeps = 0;  // sweeps that found no observers
   };

@@ -40,7 +40,7 @@ asio::awaitable<void> pause(std::chrono::milliseconds d) {
 // Everything a cursor reads until the stream ends (or `limit` passes), as one string.
 asio::awaitable<std::string> read_all(Broker& b, std::string id, std::chrono::milliseconds limit = 5s) {
   auto ex = co_await asio::this_coro::executor;
-  auto opened = co_await b.open(std::move(id), 0, ex);
+  auto opened = co_await b.open(std::move(id), 0, 0, ex);
   EXPECT_TRUE(opened.ok());
   if (!opened.ok()) co_return std::string();
   Cursor& c = **opened;
@@ -155,7 +155,7 @@ TEST(RedisBroker, CancelAndDeleteReachTheRunningInstance) {
     EXPECT_TRUE(sent.ok() && *sent);
     for (int i = 0; i < 100 && asked.empty(); ++i) co_await pause(10ms);
     EXPECT_EQ(asked, std::vector<std::string>{"s2"});
-    EXPECT_TRUE((co_await b.remove("s2")).ok());
+    EXPECT_TRUE((co_await b.remove("s2", Removal::tombstone)).ok());
     for (int i = 0; i < 100 && asked.size() < 2; ++i) co_await pause(10ms);
     EXPECT_EQ(asked.size(), 2u);
     EXPECT_EQ((co_await a.info("s2")).error().code, Errc::not_found);
@@ -164,7 +164,7 @@ TEST(RedisBroker, CancelAndDeleteReachTheRunningInstance) {
     (*w)->publish(late);
     co_await a.flush("s2");
     EXPECT_EQ((co_await b.info("s2")).error().code, Errc::not_found);
-    EXPECT_EQ((co_await b.remove("s2")).error().code, Errc::not_found);
+    EXPECT_EQ((co_await b.remove("s2", Removal::tombstone)).error().code, Errc::not_found);
     EXPECT_EQ((co_await b.request_cancel("s2")).error().code, Errc::not_found);
   });
 }
@@ -273,9 +273,9 @@ TEST(RedisBroker, ObserversAreCountedOverEveryLiveInstance) {
       }
       co_return false;
     };
-    auto on_b1 = co_await b.open("s6", 0, ex);
-    auto on_b2 = co_await b.open("s6", 0, ex);
-    auto on_c = co_await c.open("s6", 0, ex);
+    auto on_b1 = co_await b.open("s6", 0, 0, ex);
+    auto on_b2 = co_await b.open("s6", 0, 0, ex);
+    auto on_c = co_await c.open("s6", 0, 0, ex);
     EXPECT_TRUE(on_b1.ok() && on_b2.ok() && on_c.ok());
     EXPECT_TRUE(co_await observers_seen(a, 3));
     EXPECT_TRUE(co_await observers_seen(b, 3));
@@ -315,13 +315,75 @@ TEST(RedisBroker, AnIdempotencyKeyBindsOneStreamOnEveryInstance) {
     auto other = co_await b.claim_key("someone\nkey", on_b);
     EXPECT_TRUE(other.ok() && !*other);
     // once k1 is deleted, the key is free again
-    EXPECT_TRUE((co_await a.remove("k1")).ok());
+    EXPECT_TRUE((co_await a.remove("k1", Removal::tombstone)).ok());
     auto freed = co_await b.find_key("owner\nkey");
     EXPECT_TRUE(freed.ok() && !*freed);
     auto rebound = co_await b.claim_key("owner\nkey", on_b);
     EXPECT_TRUE(rebound.ok() && !*rebound);
     auto now_b = co_await a.find_key("owner\nkey");
     EXPECT_TRUE(now_b.ok() && *now_b && (*now_b)->id == "k2");
+  });
+}
+
+// An id deleted on one instance and created again on another is its second incarnation everywhere:
+// its frames carry it and a cursor of the first is refused; an expired one leaves its tombstone too.
+TEST(RedisBroker, AnIdCreatedAgainIsItsNextIncarnationOnEveryInstance) {
+  testing::RedisServer redis;
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    TwoInstances two(ex, redis);
+    auto& [a, b] = two;
+    co_await two.start();
+    const std::vector<NewEvent> ev{{"message_stop", R"({"type":"message_stop"})"}};
+    StreamSpec spec{"s7", "m", 1, false, ""};
+    auto first = co_await a.create(spec);
+    EXPECT_TRUE(first.ok());
+    (*first)->publish(ev, StreamStatus::completed);
+    EXPECT_TRUE((co_await a.flush("s7")).ok());
+    EXPECT_EQ(co_await read_all(b, "s7"), "event: message_stop\ndata: {\"type\":\"message_stop\"}\nid: 1\n\n");
+    EXPECT_TRUE((co_await b.remove("s7", Removal::tombstone)).ok());
+    auto second = co_await b.create(spec);
+    EXPECT_TRUE(second.ok());
+    (*second)->publish(ev, StreamStatus::completed);
+    EXPECT_TRUE((co_await b.flush("s7")).ok());
+    EXPECT_EQ((co_await a.info("s7"))->incarnation, 2u);
+    EXPECT_EQ(co_await read_all(a, "s7"), "event: message_stop\ndata: {\"type\":\"message_stop\"}\nid: 1.2\n\n");
+    EXPECT_EQ(co_await read_all(b, "s7"), co_await read_all(a, "s7"));
+    for (Broker* on : {static_cast<Broker*>(&a), static_cast<Broker*>(&b)}) {
+      auto old = co_await on->open("s7", 1, 1, ex);
+      EXPECT_EQ(old.ok() ? Errc::internal : old.error().code, Errc::conflict);
+      auto current = co_await on->open("s7", 1, 2, ex);
+      EXPECT_TRUE(current.ok());
+    }
+    // A removal that forgets leaves no tombstone: the id starts over.
+    EXPECT_TRUE((co_await a.remove("s7", Removal::forget)).ok());
+    auto fresh = co_await a.create(spec);
+    EXPECT_TRUE(fresh.ok());
+    EXPECT_EQ((co_await b.info("s7"))->incarnation, 1u);
+  });
+}
+
+TEST(RedisBroker, AnExpiredStreamLeavesItsTombstone) {
+  testing::RedisServer redis;
+  run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    auto opts = options(redis);
+    opts.stream_expiration = 1s;
+    RedisBroker a(ex, opts);
+    EXPECT_TRUE((co_await a.start()).ok());
+    StreamSpec spec{"s8", "m", 1, false, ""};
+    auto w = co_await a.create(spec);
+    EXPECT_TRUE(w.ok());
+    (*w)->set_status(StreamStatus::completed);
+    EXPECT_TRUE((co_await a.flush("s8")).ok());
+    bool gone = false;
+    for (int i = 0; i < 400 && !gone; ++i) {  // 4 s at most
+      gone = !(co_await a.info("s8")).ok();
+      if (!gone) co_await pause(10ms);
+    }
+    EXPECT_TRUE(gone);
+    auto again = co_await a.create(spec);
+    EXPECT_TRUE(again.ok());
+    EXPECT_EQ((co_await a.info("s8"))->incarnation, 2u);
+    a.stop();
   });
 }
 

@@ -237,7 +237,7 @@ asio::awaitable<void> RedisBroker::Impl::settle(Settled s, std::chrono::millisec
   for (const auto& id : s.ended_elsewhere) {
     if (on_cancel) on_cancel(id);
     // Its copy here holds events Redis never got: its observers end and resume from Redis.
-    co_await mirror.remove(id);
+    co_await mirror.remove(id, Removal::forget);
   }
   if (!s.reload) co_return;
   {

@@ -17,6 +17,9 @@ struct RedisKeys {
   std::string log(std::string_view id) const { return stream(id, "log"); }
   // A stream's open observers per instance (hash).
   std::string observers(std::string_view id) const { return stream(id, "observers"); }
+  // A removed id's last incarnation (string), kept kIncarnationMemory after the removal (set
+  // ahead, with the expiry, when a stream that expires ends).
+  std::string tomb(std::string_view id) const { return stream(id, "tomb"); }
   // Running streams by lease deadline (sorted set).
   std::string running() const { return prefix + "running"; }
   // Instances by lease deadline (sorted set).

@@ -80,18 +80,21 @@ asio::awaitable<void> RedisBroker::Impl::reader_loop() {
 }
 
 asio::awaitable<Status> RedisBroker::Impl::load_copy(const std::string& id) {
-  auto args = redis_args("HMGET", keys.meta(id), "status", "model");
+  auto args = redis_args("HMGET", keys.meta(id), "status", "model", "incarnation");
   auto meta = co_await cmd->command(std::move(args));
   if (!meta) co_return meta.error();
   if (meta->is_error()) co_return refused(*meta, "a read");
   if (!meta->is_array() || meta->elements.empty() || meta->elements[0].is_nil()) co_return not_found(id);
   std::shared_ptr<StreamWriter> writer;
   {
-    StreamSpec copy{id, meta->elements[1].str, 0, false, ""};
+    const std::int64_t incarnation = meta->elements.size() > 2 ? to_int(meta->elements[2].str, 1) : 1;
+    const auto copied = static_cast<std::uint32_t>(std::clamp<std::int64_t>(incarnation, 1, UINT32_MAX));
+    StreamSpec copy{.id = id, .model = meta->elements[1].str, .incarnation = copied};
     auto created = co_await mirror.create(std::move(copy));
     std::lock_guard lk(mu);
     if (owned.count(id) == 0 && watched.count(id) == 0 && created) {
       watched[id].mirror = *created;
+      watched[id].incarnation = copied;
       writer = *created;
     }
   }
@@ -104,7 +107,7 @@ asio::awaitable<Status> RedisBroker::Impl::load_copy(const std::string& id) {
       std::lock_guard lk(mu);
       watched.erase(id);
     }
-    co_await mirror.remove(id);
+    co_await mirror.remove(id, Removal::forget);
     co_return log.error();
   }
   apply_entries(id, log->elements);

@@ -48,6 +48,7 @@ std::optional<StreamInfo> parse_meta(const std::string& id, const RedisValue& r,
   info.events = static_cast<std::uint64_t>(to_int(get("events")));
   info.usage = Usage{to_int(get("input_tokens")), to_int(get("output_tokens"))};
   if (!get("queue_position").empty()) info.queue_position = static_cast<int>(to_int(get("queue_position")));
+  info.incarnation = static_cast<std::uint32_t>(std::clamp<std::int64_t>(to_int(get("incarnation"), 1), 1, UINT32_MAX));
   if (owner != nullptr) *owner = std::string(get("owner"));
   return info;
 }

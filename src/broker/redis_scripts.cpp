@@ -38,6 +38,9 @@ namespace {
 
 std::string or_empty(const std::optional<std::string>& s) { return s.value_or(""); }
 
+// How long a tombstone outlives its stream, as a script argument.
+std::string memory_ms() { return std::to_string(std::chrono::milliseconds(kIncarnationMemory).count()); }
+
 }  // namespace
 
 const std::string_view Append::lua = R"lua(
@@ -66,6 +69,7 @@ if status ~= '' and status ~= st then
       redis.call('PEXPIRE', meta, expire_ms)
       redis.call('PEXPIRE', log, expire_ms)
       redis.call('PEXPIRE', observers, expire_ms)
+      redis.call('SET', tomb, redis.call('HGET', meta, 'incarnation') or '1', 'PX', expire_ms + memory_ms)
     end
   end
 end
@@ -76,8 +80,9 @@ return last
 // (position, type, data) triples.
 ScriptArgs Append::args(const RedisKeys& k) const {
   ScriptArgs a;
-  a.key("meta", k.meta(id)).key("log", k.log(id)).key("observers", k.observers(id));
+  a.key("meta", k.meta(id)).key("log", k.log(id)).key("observers", k.observers(id)).key("tomb", k.tomb(id));
   a.arg("instance", instance).arg("now", std::to_string(now_ms));
+  a.arg("memory_ms", memory_ms());
   a.arg("status", status ? std::string(to_string(*status)) : "").arg("error_message", or_empty(error_message));
   a.arg("expire_ms", std::to_string(expire.count()));
   a.arg("input_tokens", usage ? std::to_string(usage->input_tokens) : "");
@@ -91,14 +96,16 @@ ScriptArgs Append::args(const RedisKeys& k) const {
 
 const std::string_view Create::lua = R"lua(
 if redis.call('EXISTS', meta) == 1 then return 0 end
-redis.call('HSET', meta, unpack(ARGV, rest))
-return 1
+local incarnation = tonumber(redis.call('GET', tomb) or '0') + 1
+redis.call('DEL', tomb)
+redis.call('HSET', meta, 'incarnation', incarnation, unpack(ARGV, rest))
+return incarnation
 )lua";
 
 // The record's fields follow as (field, value) pairs.
 ScriptArgs Create::args(const RedisKeys& k) const {
   ScriptArgs a;
-  a.key("meta", k.meta(id));
+  a.key("meta", k.meta(id)).key("tomb", k.tomb(id));
   const std::string now = std::to_string(now_ms);
   const std::pair<std::string_view, std::string> fields[] = {
       {"status", std::string(to_string(StreamStatus::pending))},
@@ -132,6 +139,7 @@ if tonumber(expire_ms) > 0 then
   redis.call('PEXPIRE', meta, expire_ms)
   redis.call('PEXPIRE', log, expire_ms)
   redis.call('PEXPIRE', observers, expire_ms)
+  redis.call('SET', tomb, redis.call('HGET', meta, 'incarnation') or '1', 'PX', expire_ms + memory_ms)
 end
 return 1
 )lua";
@@ -139,7 +147,9 @@ return 1
 ScriptArgs Lost::args(const RedisKeys& k) const {
   ScriptArgs a;
   a.key("running", k.running()).key("meta", k.meta(id)).key("log", k.log(id)).key("observers", k.observers(id));
+  a.key("tomb", k.tomb(id));
   a.arg("id", id).arg("now", std::to_string(now_ms)).arg("error_event", error_event);
+  a.arg("memory_ms", memory_ms());
   a.arg("expire_ms", std::to_string(expire.count()));
   a.arg("status", std::string(to_string(StreamStatus::error))).arg("reason", reason);
   a.arg("event_type", std::string(kErrorEventType));
@@ -195,6 +205,7 @@ const std::string_view Abandon::lua = R"lua(
 if redis.call('HGET', meta, 'instance') ~= instance then return 0 end
 if redis.call('HGET', meta, 'status') ~= pending then return 0 end
 if tonumber(redis.call('HGET', meta, 'events') or '0') > 0 then return 0 end
+redis.call('SET', tomb, redis.call('HGET', meta, 'incarnation') or '1', 'PX', memory_ms)
 redis.call('DEL', meta, log, observers)
 redis.call('ZREM', running, id)
 redis.call('ZREM', created, id)
@@ -205,8 +216,28 @@ return 1
 ScriptArgs Abandon::args(const RedisKeys& k) const {
   ScriptArgs a;
   a.key("meta", k.meta(id)).key("log", k.log(id)).key("observers", k.observers(id));
-  a.key("running", k.running()).key("created", k.created()).key("owned", k.owned(owner));
+  a.key("running", k.running()).key("created", k.created()).key("owned", k.owned(owner)).key("tomb", k.tomb(id));
   a.arg("instance", instance).arg("id", id).arg("pending", std::string(to_string(StreamStatus::pending)));
+  a.arg("memory_ms", memory_ms());
+  return a;
+}
+
+const std::string_view Remove::lua = R"lua(
+if redis.call('EXISTS', meta) == 1 then
+  -- (a stream that ended set its tombstone ahead, to outlive its expiry: replaced or dropped)
+  if tombstone == '1' then
+    redis.call('SET', tomb, redis.call('HGET', meta, 'incarnation') or '1', 'PX', memory_ms)
+  else
+    redis.call('DEL', tomb)
+  end
+end
+return redis.call('DEL', meta, log, observers)
+)lua";
+
+ScriptArgs Remove::args(const RedisKeys& k) const {
+  ScriptArgs a;
+  a.key("meta", k.meta(id)).key("log", k.log(id)).key("observers", k.observers(id)).key("tomb", k.tomb(id));
+  a.arg("tombstone", tombstone ? "1" : "0").arg("memory_ms", memory_ms());
   return a;
 }
 

@@ -58,7 +58,8 @@ using Milliseconds = std::chrono::milliseconds;
 // Appends a batch of one stream's events and changes, if `instance` still owns it and it is not
 // terminal. Positions already stored are skipped, so a batch retried after a lost reply is
 // harmless. Returns the last position, -1 when the stream is gone or another instance owns it, -2
-// when it is already terminal (ended by someone else).
+// when it is already terminal (ended by someone else). A batch that ends a stream that expires
+// also sets its id's tombstone, to outlive the record by kIncarnationMemory.
 struct Append {
   std::string id;
   std::string instance;
@@ -75,7 +76,8 @@ struct Append {
   ScriptArgs args(const RedisKeys& k) const;
 };
 
-// Creates a pending stream's record owned by `instance` unless the id is taken. Returns 1 or 0.
+// Creates a pending stream's record owned by `instance` unless the id is taken, at the incarnation
+// after its id's tombstone's (taking the tombstone), else 1. Returns the incarnation, or 0 when taken.
 struct Create {
   std::string id;
   std::string instance;
@@ -90,14 +92,25 @@ struct Create {
   ScriptArgs args(const RedisKeys& k) const;
 };
 
-// Ends stream `id` with `error_event` if it runs and its owner's lease ran out before `now_ms`.
-// Returns 1 when it ended the stream.
+// Ends stream `id` with `error_event` if it runs and its owner's lease ran out before `now_ms`
+// (setting its tombstone ahead as Append does). Returns 1 when it ended the stream.
 struct Lost {
   std::string id;
   std::int64_t now_ms = 0;
   std::string error_event;  // the event's JSON
   std::string reason;       // the record's error_message
   Milliseconds expire{0};   // 0: kept
+
+  static const std::string_view lua;  // the body, after the preamble RedisScripts generates
+  // The call's KEYS and ARGV.
+  ScriptArgs args(const RedisKeys& k) const;
+};
+
+// Removes a stream's record, log and observer counts; with `tombstone`, leaves its id's tombstone
+// for kIncarnationMemory. Returns how many of those keys there were (0: no such stream).
+struct Remove {
+  std::string id;
+  bool tombstone = true;
 
   static const std::string_view lua;  // the body, after the preamble RedisScripts generates
   // The call's KEYS and ARGV.
@@ -140,8 +153,8 @@ struct Rebind {
 };
 
 // Removes a stream whose create got no reply (the connection failed after sending it), so the 503
-// its client got stays true: only while it is still `instance`'s, pending and empty. Returns 1
-// when removed.
+// its client got stays true: only while it is still `instance`'s, pending and empty; its id's
+// tombstone is set again (its incarnation stays used). Returns 1 when removed.
 struct Abandon {
   std::string id;
   std::string owner;
@@ -187,7 +200,7 @@ class RedisScripts {
 
  private:
   using Calls = std::tuple<script::Append, script::Create, script::Lost, script::Cancel, script::Observers,
-                           script::Rebind, script::Abandon>;
+                           script::Rebind, script::Abandon, script::Remove>;
   static constexpr std::size_t kCount = std::tuple_size_v<Calls>;
 
   template <class Call, std::size_t I = 0>

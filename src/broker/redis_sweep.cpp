@@ -23,27 +23,31 @@ asio::awaitable<void> RedisBroker::Impl::mirror_sweep() {
 }
 
 // A followed stream whose record vanished (deleted while this instance missed the message, or
-// lost with a Redis that kept no data) ends for its observers here.
+// lost with a Redis that kept no data), or whose id names a later incarnation now, ends for its
+// observers here.
 asio::awaitable<void> RedisBroker::Impl::drop_vanished_copies() {
-  std::vector<std::string> following;
+  std::vector<std::pair<std::string, std::uint32_t>> following;  // (id, incarnation copied)
   {
     std::lock_guard lk(mu);
     for (const auto& [id, w] : watched) {
-      if (w.loaded && !w.terminal) following.push_back(id);
+      if (w.loaded && !w.terminal) following.emplace_back(id, w.incarnation);
     }
   }
   if (following.empty() || !cmd->connected()) co_return;
   std::vector<RedisCommand> checks;
   checks.reserve(following.size());
-  for (const auto& id : following) checks.push_back(redis_args("EXISTS", keys.meta(id)));
-  auto exists = co_await cmd->pipeline(std::move(checks));
-  for (std::size_t i = 0; exists && i < following.size(); ++i) {
-    if ((*exists)[i].is_error() || (*exists)[i].integer != 0) continue;
+  for (const auto& f : following) checks.push_back(redis_args("HMGET", keys.meta(f.first), "status", "incarnation"));
+  auto records = co_await cmd->pipeline(std::move(checks));
+  for (std::size_t i = 0; records && i < following.size(); ++i) {
+    const RedisValue& r = (*records)[i];
+    if (r.is_error() || !r.is_array() || r.elements.size() < 2) continue;
+    const bool gone = r.elements[0].is_nil();
+    if (!gone && to_int(r.elements[1].str, 1) == following[i].second) continue;
     {
       std::lock_guard lk(mu);
-      watched.erase(following[i]);
+      watched.erase(following[i].first);
     }
-    co_await mirror.remove(following[i]);
+    co_await mirror.remove(following[i].first, Removal::forget);
   }
 }
 

@@ -79,12 +79,11 @@ asio::awaitable<Result<Reply>> ApiClient::list(std::string query, CancelPtr canc
   co_return co_await call(std::move(method), std::move(path), std::move(body), std::move(cancel));
 }
 
-asio::awaitable<Result<Reply>> ApiClient::stream(std::string id, std::uint64_t after,
-                                                 std::function<void(int)> on_status,
+asio::awaitable<Result<Reply>> ApiClient::stream(std::string id, std::string after, std::function<void(int)> on_status,
                                                  std::function<bool(SseEvent&&)> on_event, CancelPtr cancel) {
   http::ClientRequest req = request("GET", job_path(id, "stream"));
   req.headers.emplace_back("Accept", "text/event-stream");
-  if (after > 0) req.headers.emplace_back("Last-Event-ID", std::to_string(after));
+  if (!after.empty()) req.headers.emplace_back("Last-Event-ID", std::move(after));
   req.idle_timeout = ep_.stream_idle_timeout;
   auto reply = std::make_shared<Reply>();
   auto parser = std::make_shared<SseParser>(std::move(on_event));

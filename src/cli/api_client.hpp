@@ -50,12 +50,12 @@ class ApiClient {
   boost::asio::awaitable<Result<Reply>> remove(std::string id, CancelPtr cancel);
   // GET /v1/messages/async{query} (query from list_query()).
   boost::asio::awaitable<Result<Reply>> list(std::string query, CancelPtr cancel);
-  // GET /v1/messages/async/{id}/stream, with Last-Event-ID: after when after > 0. on_status gets
+  // GET /v1/messages/async/{id}/stream, with Last-Event-ID: after unless it is empty. on_status gets
   // the response status as soon as the head arrives (so the caller knows the server was reached
   // even if the connection breaks later). On 200 every parsed event goes to on_event (returning
   // false closes the stream) and the Reply's body is empty; the call returns when the server
   // closes the stream.
-  boost::asio::awaitable<Result<Reply>> stream(std::string id, std::uint64_t after, std::function<void(int)> on_status,
+  boost::asio::awaitable<Result<Reply>> stream(std::string id, std::string after, std::function<void(int)> on_status,
                                                std::function<bool(SseEvent&&)> on_event, CancelPtr cancel);
 
  private:

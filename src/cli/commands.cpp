@@ -75,7 +75,7 @@ struct Commands::Options {
   std::string message_id;  // chat/start --id, or the ID argument of the others
 
   double retry_for = 60;
-  std::uint64_t from = 0;
+  std::string from;  // an SSE id, "N" or "N.I"
 
   std::string statuses;
   std::int64_t limit = 20;
@@ -133,7 +133,8 @@ class Session {
       rc = co_await start_job(which == "chat");
     } else if (which == "watch") {
       std::string id = o_.message_id;
-      rc = co_await follow(std::move(id), o_.from, false, false);
+      std::string from = o_.from;
+      rc = co_await follow(std::move(id), std::move(from), false, false);
     } else if (which == "status") {
       rc = co_await status();
     } else if (which == "cancel" || which == "rm") {
@@ -266,13 +267,14 @@ class Session {
       co_return exit_code::ok;
     }
     if (interrupts_ > 0) co_return co_await stop_following(std::move(id), true, nullptr, StopCause::interrupt);
-    co_return co_await follow(std::move(id), 0, true, true);
+    std::string from;  // from the start
+    co_return co_await follow(std::move(id), std::move(from), true, true);
   }
 
   // Streams job `id` from after event `from` to its end, resuming after dropped connections.
   // `cancel_job`: Ctrl-C cancels the job (chat) rather than only stopping (watch). `reached`: the
   // server was already reached, so a first failure to connect is retried like a drop.
-  asio::awaitable<int> follow(std::string id, std::uint64_t from, bool cancel_job, bool reached) {
+  asio::awaitable<int> follow(std::string id, std::string from, bool cancel_job, bool reached) {
     EventFolder folder;
     const auto retry_for = std::chrono::milliseconds(static_cast<std::int64_t>(o_.retry_for * 1000));
     ResumeTracker resume(from, retry_for, reached, SteadyClock::now());
@@ -299,7 +301,8 @@ class Session {
       };
       CancelPtr c = arm();
       std::string sid = id;
-      auto r = co_await api_.stream(std::move(sid), resume.last_event_id(), std::move(on_status), std::move(on_event),
+      std::string after = resume.last_event_id();
+      auto r = co_await api_.stream(std::move(sid), std::move(after), std::move(on_status), std::move(on_event),
                                     std::move(c));
       if (folder.end() != StreamEnd::open) co_return finish(folder, id);
       if (output_closed_)
@@ -507,7 +510,14 @@ Commands::Commands(CLI::App& app) : opts_(std::make_unique<Options>()) {
                                "Stream a job's reply, resuming after dropped connections (Ctrl-C only stops watching)");
   o.watch->add_option("ID", o.message_id, "The job's message_id")->required();
   o.watch->add_flag("--json", o.json, "Print every event as one JSON line instead of text");
-  o.watch->add_option("--from", o.from, "Start after event number N (1-based, as in SSE id: lines)");
+  o.watch
+      ->add_option("--from", o.from,
+                   "Start after the event of SSE id N (its 1-based position), or N.I (in a reused id's incarnation I)")
+      ->check(CLI::Validator(
+          [](const std::string& v) {
+            return ResumeTracker::is_event_id(v) ? std::string() : "not an event id (N or N.I): " + v;
+          },
+          "N or N.I"));
   o.watch
       ->add_option("--retry-for", o.retry_for, "Give up (exit 3) after this many seconds without reaching the server")
       ->check(CLI::NonNegativeNumber)

@@ -4,24 +4,30 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace spool::cli {
 
-// Tracks the last event id seen (stored events carry consecutive 1-based ids; pings have none),
-// and paces reconnection: 0.2 s doubling to 2 s, back to 0.2 s after an attempt that delivered
-// events, given up once `retry_for` has passed since the server was last reached.
+// Tracks the last event id seen (stored events carry consecutive 1-based positions, "N", or "N.I"
+// in a later incarnation of a reused id; pings have none), and paces reconnection: 0.2 s doubling to 2 s, back to 0.2 s
+// after an attempt that delivered events, given up once `retry_for` has passed since the server was last reached.
 class ResumeTracker {
  public:
   using Clock = std::chrono::steady_clock;
 
-  // `from`: the last event already seen (0: none). `reached`: the server already answered at `now`.
-  ResumeTracker(std::uint64_t from, std::chrono::milliseconds retry_for, bool reached, Clock::time_point now);
+  // `from`: the id of the last event already seen ("" or "0": none; is_event_id). `reached`: the
+  // server already answered at `now`.
+  ResumeTracker(std::string_view from, std::chrono::milliseconds retry_for, bool reached, Clock::time_point now);
 
-  // One stored event arrived with SSE id `id` (its log position); without one, the next position.
+  // True for an SSE id of a stored event: "N" or "N.I" (decimal position, incarnation ≥ 1).
+  static bool is_event_id(std::string_view id);
+
+  // One stored event arrived with SSE id `id`; without one (or one that is not an event id), the
+  // next position.
   void event(std::string_view id);
-  // The Last-Event-ID for the next attempt; 0: send none.
-  std::uint64_t last_event_id() const { return last_id_; }
+  // The Last-Event-ID for the next attempt, the whole id as the server wrote it; empty: send none.
+  std::string last_event_id() const;
   // True once some attempt (or the caller before) reached the server.
   bool reached() const { return reached_; }
 
@@ -31,7 +37,8 @@ class ResumeTracker {
   std::optional<std::chrono::milliseconds> next_delay(Clock::time_point now);
 
  private:
-  std::uint64_t last_id_;
+  std::uint64_t position_ = 0;
+  std::uint32_t incarnation_ = 1;
   std::chrono::milliseconds retry_for_;
   bool reached_;
   bool got_events_ = false;

@@ -11,29 +11,48 @@ using Clock = ResumeTracker::Clock;
 
 TEST(CliResume, LastEventIdIsTheLastSseIdSeen) {
   const auto t0 = Clock::now();
-  ResumeTracker r(0, 60s, false, t0);
-  EXPECT_EQ(r.last_event_id(), 0u) << "first attempt: no Last-Event-ID";
+  ResumeTracker r("", 60s, false, t0);
+  EXPECT_EQ(r.last_event_id(), "") << "first attempt: no Last-Event-ID";
   r.event("1");
   r.event("2");
   r.event("3");
-  EXPECT_EQ(r.last_event_id(), 3u);
+  EXPECT_EQ(r.last_event_id(), "3");
   r.event("17");
-  EXPECT_EQ(r.last_event_id(), 17u) << "the server's id wins over counting";
+  EXPECT_EQ(r.last_event_id(), "17") << "the server's id wins over counting";
 }
 
 TEST(CliResume, WithoutAnIdTheCountGoesOn) {
   const auto t0 = Clock::now();
-  ResumeTracker from(41, 60s, false, t0);
+  ResumeTracker from("41", 60s, false, t0);
   from.event("");
-  EXPECT_EQ(from.last_event_id(), 42u) << "--from N continues after N";
+  EXPECT_EQ(from.last_event_id(), "42") << "--from N continues after N";
   from.event("x7");
   from.event("-1");
-  EXPECT_EQ(from.last_event_id(), 44u) << "an id that is not a position counts as absent";
+  EXPECT_EQ(from.last_event_id(), "44") << "an id that is not a position counts as absent";
+}
+
+TEST(CliResume, AReusedIdsIncarnationIsKept) {
+  const auto t0 = Clock::now();
+  ResumeTracker r("", 60s, false, t0);
+  r.event("1.2");
+  r.event("2.2");
+  EXPECT_EQ(r.last_event_id(), "2.2") << "the whole id, suffix and all";
+  r.event("");
+  EXPECT_EQ(r.last_event_id(), "3.2") << "counting on stays in the incarnation";
+  r.event("4.1");
+  EXPECT_EQ(r.last_event_id(), "4");
+  ResumeTracker from("7.3", 60s, false, t0);
+  EXPECT_EQ(from.last_event_id(), "7.3");
+  EXPECT_TRUE(ResumeTracker::is_event_id("7.3"));
+  EXPECT_TRUE(ResumeTracker::is_event_id("0"));
+  for (const char* bad : {"", "7.", ".3", "7.0", "7.3.1", "x", "-1", "7.3x"}) {
+    EXPECT_FALSE(ResumeTracker::is_event_id(bad)) << bad;
+  }
 }
 
 TEST(CliResume, BackoffDoublesToTwoSecondsAndResetsAfterEvents) {
   const auto t0 = Clock::now();
-  ResumeTracker r(0, 60s, true, t0);
+  ResumeTracker r("", 60s, true, t0);
   std::vector<std::chrono::milliseconds> seen;
   for (int i = 0; i < 6; ++i) {
     r.attempt_ended(false, t0);
@@ -49,19 +68,19 @@ TEST(CliResume, BackoffDoublesToTwoSecondsAndResetsAfterEvents) {
 
 TEST(CliResume, GivesUpAfterRetryForWithoutReachingTheServer) {
   const auto t0 = Clock::now();
-  ResumeTracker r(5, 3s, true, t0);
+  ResumeTracker r("5", 3s, true, t0);
   r.attempt_ended(true, t0 + 10s);  // answered, then dropped at t0+10s: the clock starts there
   EXPECT_TRUE(r.next_delay(t0 + 12s));
   r.attempt_ended(false, t0 + 12s);
   EXPECT_TRUE(r.next_delay(t0 + 12900ms));
   r.attempt_ended(false, t0 + 13s);
   EXPECT_FALSE(r.next_delay(t0 + 13s));
-  EXPECT_EQ(r.last_event_id(), 5u);
+  EXPECT_EQ(r.last_event_id(), "5");
 }
 
 TEST(CliResume, ReachedOnceAnAttemptIsAnswered) {
   const auto t0 = Clock::now();
-  ResumeTracker r(0, 60s, false, t0);
+  ResumeTracker r("", 60s, false, t0);
   EXPECT_FALSE(r.reached());
   r.attempt_ended(false, t0);
   EXPECT_FALSE(r.reached());

@@ -64,7 +64,7 @@ asio::awaitable<Result<Started>> JobService::start(StartJob job) {
     KeyedJob mine{id, job.body_digest};
     auto held = co_await broker_.claim_key(key, std::move(mine));
     if (!held || *held) {
-      co_await broker_.remove(id);
+      co_await broker_.remove(id, Removal::tombstone);  // (its id may have had a tombstone, now taken)
       if (!held) co_return held.error();
       co_return replay(**held, job.body_digest);
     }
@@ -173,7 +173,7 @@ asio::awaitable<Status> JobService::cancel(std::string id) {
 
 asio::awaitable<bool> JobService::wait_until_ended(std::string id, std::uint64_t after) {
   auto ex = co_await asio::this_coro::executor;
-  auto cursor = co_await broker_.open(id, after, ex);
+  auto cursor = co_await broker_.open(id, after, 0, ex);
   if (!cursor) co_return cursor.error().code == Errc::not_found;  // deleted meanwhile: nothing left to cancel
   Cursor& c = **cursor;
   asio::steady_timer deadline(ex);
@@ -194,12 +194,12 @@ asio::awaitable<bool> JobService::wait_until_ended(std::string id, std::uint64_t
   co_return !expired;
 }
 
-asio::awaitable<Status> JobService::remove(std::string id) {
+asio::awaitable<Status> JobService::remove(std::string id, Removal how) {
   if (auto j = find(id)) {
     j->cancel();
     co_await broker_.flush(id);
   }
-  co_return co_await broker_.remove(std::move(id));
+  co_return co_await broker_.remove(std::move(id), how);
 }
 
 asio::awaitable<void> JobService::stop_all(std::optional<Error> reason) {

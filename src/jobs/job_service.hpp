@@ -41,8 +41,8 @@ class JobService final : public Jobs {
   boost::asio::awaitable<Status> cancel(std::string id) override;
 
   // Cancels if active (here or, through the broker, on the instance running it), then removes
-  // the stream and ends its observers everywhere (§1.5).
-  boost::asio::awaitable<Status> remove(std::string id) override;
+  // the stream and ends its observers everywhere (§1.5), leaving a tombstone as `how` says.
+  boost::asio::awaitable<Status> remove(std::string id, Removal how) override;
 
   // Ends every active job (shutdown): cancelled, or failed with `reason` when given, and returns
   // once their terminal events are stored where every instance reads them (broker flush; errors
@@ -59,8 +59,9 @@ class JobService final : public Jobs {
   // The reads the routes need: the API goes through the job service, never around it.
   boost::asio::awaitable<Result<StreamInfo>> info(std::string id) override { return broker_.info(std::move(id)); }
   boost::asio::awaitable<Result<std::unique_ptr<Cursor>>> open(std::string id, std::uint64_t after,
+                                                               std::uint32_t incarnation,
                                                                boost::asio::any_io_executor ex) override {
-    return broker_.open(std::move(id), after, std::move(ex));
+    return broker_.open(std::move(id), after, incarnation, std::move(ex));
   }
   boost::asio::awaitable<Result<StreamPage>> list(ListQuery q) override { return broker_.list(std::move(q)); }
   boost::asio::awaitable<Result<std::string>> owner(std::string id) override { return broker_.owner(std::move(id)); }

@@ -105,7 +105,7 @@ TEST_F(JobServiceTest, ActiveAndRetainedLimitsAreOverloadedAndFreeAgain) {
   auto fourth = run(service.start(job("slow", "4")));
   ASSERT_FALSE(fourth.ok()) << "three streams kept: the retained limit";
   EXPECT_NE(fourth.error().explanation.find("kept"), std::string::npos) << fourth.error().explanation;
-  ASSERT_TRUE(run(service.remove("1")).ok());
+  ASSERT_TRUE(run(service.remove("1", Removal::tombstone)).ok());
   EXPECT_TRUE(run(service.start(job("slow", "4"))).ok());
 }
 

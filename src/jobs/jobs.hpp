@@ -46,12 +46,15 @@ class Jobs {
   virtual boost::asio::awaitable<Result<Started>> start(StartJob job) = 0;
   // Cancels `id` (§1.4): 200-worthy only once it is cancelled (conflict when it ended otherwise).
   virtual boost::asio::awaitable<Status> cancel(std::string id) = 0;
-  // Cancels if active, then removes the stream and ends its observers everywhere (§1.5).
-  virtual boost::asio::awaitable<Status> remove(std::string id) = 0;
+  // Cancels if active, then removes the stream and ends its observers everywhere (§1.5), leaving
+  // a tombstone as `how` says.
+  virtual boost::asio::awaitable<Status> remove(std::string id, Removal how) = 0;
   // A stream's record, or not_found.
   virtual boost::asio::awaitable<Result<StreamInfo>> info(std::string id) = 0;
-  // A cursor on `id` after event `after`, read on `ex`; or not_found.
+  // A cursor on `id` after event `after` of incarnation `incarnation` (0: the current one), read
+  // on `ex`; or not_found, or conflict when `after` belongs to another incarnation (Broker::open).
   virtual boost::asio::awaitable<Result<std::unique_ptr<Cursor>>> open(std::string id, std::uint64_t after,
+                                                                       std::uint32_t incarnation,
                                                                        boost::asio::any_io_executor ex) = 0;
   // One page of the streams `q` asks for.
   virtual boost::asio::awaitable<Result<StreamPage>> list(ListQuery q) = 0;

@@ -110,6 +110,7 @@ void append(std::string& out, const Create& r) {
   put_signed(out, r.message_count);
   out.push_back(r.thinking ? '\1' : '\0');
   put_signed(out, r.created_us);
+  if (r.incarnation > 1) put_varint(out, r.incarnation);
   finish(out, at);
 }
 
@@ -159,6 +160,10 @@ void append(std::string& out, const Key& r) {
 void append(std::string& out, const Remove& r) {
   const std::size_t at = begin(out, RecordType::remove);
   put_varint(out, r.serial);
+  if (r.incarnation > 0) {
+    put_varint(out, r.incarnation);
+    put_signed(out, r.removed_us);
+  }
   finish(out, at);
 }
 
@@ -199,6 +204,11 @@ bool parse(std::string_view body, Create& r) {
     return false;
   }
   r.thinking = thinking != 0;
+  r.incarnation = 1;
+  if (in.done()) return true;
+  std::uint64_t incarnation = 0;
+  if (!in.varint(incarnation) || incarnation < 1 || incarnation > UINT32_MAX) return false;
+  r.incarnation = static_cast<std::uint32_t>(incarnation);
   return in.done();
 }
 
@@ -258,7 +268,16 @@ bool parse(std::string_view body, Key& r) {
 
 bool parse(std::string_view body, Remove& r) {
   Reader in(body);
-  return in.varint(r.serial) && in.done();
+  r.incarnation = 0;
+  r.removed_us = 0;
+  if (!in.varint(r.serial)) return false;
+  if (in.done()) return true;
+  std::uint64_t incarnation = 0;
+  if (!in.varint(incarnation) || incarnation < 1 || incarnation > UINT32_MAX || !in.signed_varint(r.removed_us)) {
+    return false;
+  }
+  r.incarnation = static_cast<std::uint32_t>(incarnation);
+  return in.done();
 }
 
 bool parse(std::string_view body, Table& r) {

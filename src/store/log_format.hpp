@@ -40,13 +40,14 @@ enum class RecordType : std::uint8_t {
   progress = 7
 };
 
-// A new stream.
+// A new stream. Its incarnation is a trailing field written only past the first (absent: 1).
 struct Create {
   std::uint64_t serial = 0;
   std::string id, model, owner;
   std::int64_t message_count = 0;
   bool thinking = false;
   std::int64_t created_us = 0;
+  std::uint32_t incarnation = 1;
 };
 
 // Events first .. first + count - 1 of a stream, as SSE frames (with the stream's usage after
@@ -75,9 +76,12 @@ struct Key {
   std::string key, digest;
 };
 
-// A stream deleted or expired.
+// A stream deleted or expired; with a tombstone (trailing fields, absent in older records), its
+// id's incarnation is remembered from `removed_us` on.
 struct Remove {
   std::uint64_t serial = 0;
+  std::uint32_t incarnation = 0;  // 0: no tombstone
+  std::int64_t removed_us = 0;
 };
 
 // Where an events record is: its segment, offset and size, and the events it holds.

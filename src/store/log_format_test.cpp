@@ -122,6 +122,47 @@ TEST(LogFormat, EveryRecordRoundTrips) {
   EXPECT_EQ(t2.extents[1].first, 4u);
 }
 
+TEST(LogFormat, IncarnationsAndTombstonesAreTrailingFieldsOlderRecordsLack) {
+  Create c{.serial = 3, .id = "x", .model = "m", .owner = "", .message_count = 1, .created_us = 5};
+  std::string first;
+  append(first, c);  // the first incarnation: the record an older Spool wrote, byte for byte
+  Create got;
+  ASSERT_TRUE(parse(only_record(first, RecordType::create).body, got));
+  EXPECT_EQ(got.incarnation, 1u);
+  c.incarnation = 4;
+  std::string later;
+  append(later, c);
+  EXPECT_EQ(later.size(), first.size() + 1);
+  ASSERT_TRUE(parse(only_record(later, RecordType::create).body, got));
+  EXPECT_EQ(got.incarnation, 4u);
+  EXPECT_EQ(got.created_us, 5);
+
+  std::string bare;
+  append(bare, Remove{.serial = 3});  // as older records are: no tombstone
+  Remove rm{.serial = 0, .incarnation = 9, .removed_us = 9};
+  ASSERT_TRUE(parse(only_record(bare, RecordType::remove).body, rm));
+  EXPECT_EQ(rm.serial, 3u);
+  EXPECT_EQ(rm.incarnation, 0u);
+  std::string tomb;
+  append(tomb, Remove{.serial = 3, .incarnation = 2, .removed_us = 1'700'000'000'000'000});
+  ASSERT_TRUE(parse(only_record(tomb, RecordType::remove).body, rm));
+  EXPECT_EQ(rm.serial, 3u);
+  EXPECT_EQ(rm.incarnation, 2u);
+  EXPECT_EQ(rm.removed_us, 1'700'000'000'000'000);
+
+  // An incarnation of 0 or one past 32 bits is damage.
+  std::string body;
+  put_varint(body, 3);
+  put_varint(body, 0);
+  put_signed(body, 1);
+  EXPECT_FALSE(parse(body, rm));
+  body.clear();
+  put_varint(body, 3);
+  put_varint(body, std::uint64_t{1} << 32);
+  put_signed(body, 1);
+  EXPECT_FALSE(parse(body, rm));
+}
+
 TEST(LogFormat, ATornTailAtEveryByteIsTruncatedNeverWrong) {
   std::string log;
   append(log, Create{.serial = 1, .id = "a", .model = "m", .owner = ""});

@@ -10,7 +10,8 @@ namespace {
 using namespace logfmt;
 
 constexpr std::string_view kCheckpointMagic = "SPOOLIDX";
-constexpr std::uint32_t kCheckpointVersion = 2;  // 2 added each entry's progress record (1 is read too)
+// 2 added each entry's progress record, 3 the tombstones after the entries (1 and 2 are read too).
+constexpr std::uint32_t kCheckpointVersion = 3;
 
 void put_loc(std::string& out, const RecordLoc& l) {
   put_varint(out, l.segment);
@@ -70,6 +71,7 @@ void LogIndex::apply(const Record& r, std::uint32_t segment, std::uint64_t offse
     }
     if (auto old = serial_of_.find(c.id); old != serial_of_.end()) erase(old->second);  // never both
     erase(serial);
+    tombstones_.erase(c.id);  // the id's incarnation is in its create record now
     IndexEntry& e = by_serial_[serial];
     e.serial = serial;
     e.id = c.id;
@@ -114,9 +116,12 @@ void LogIndex::apply(const Record& r, std::uint32_t segment, std::uint64_t offse
       e.extents.clear();
       e.extents.shrink_to_fit();
       break;
-    case RecordType::remove:
+    case RecordType::remove: {
+      Remove rm;
+      if (parse(r.body, rm) && rm.incarnation > 0) tombstones_[e.id] = Tomb{rm.incarnation, rm.removed_us};
       erase(serial);
       return;
+    }
     case RecordType::create:
       break;
   }
@@ -172,7 +177,20 @@ std::vector<std::uint32_t> LogIndex::live_segments() const {
   return out;
 }
 
-// magic, version, crc32c of the rest, then: position, next serial, entry count, entries.
+void LogIndex::prune_tombstones(std::int64_t before_us, std::size_t most) {
+  std::erase_if(tombstones_, [&](const auto& t) { return t.second.removed_us < before_us; });
+  if (tombstones_.size() <= most) return;
+  std::vector<std::int64_t> times;
+  times.reserve(tombstones_.size());
+  for (const auto& [id, t] : tombstones_) times.push_back(t.removed_us);
+  const auto cut = times.begin() + static_cast<std::ptrdiff_t>(times.size() - most);
+  std::nth_element(times.begin(), cut, times.end());
+  const std::int64_t oldest_kept = *cut;
+  std::erase_if(tombstones_, [&](const auto& t) { return t.second.removed_us < oldest_kept; });
+}
+
+// magic, version, crc32c of the rest, then: position, next serial, entry count, entries,
+// tombstone count, tombstones.
 std::string LogIndex::checkpoint(std::uint32_t segment, std::uint64_t offset) const {
   std::string body;
   put_varint(body, segment);
@@ -196,6 +214,12 @@ std::string LogIndex::checkpoint(std::uint32_t segment, std::uint64_t offset) co
       put_varint(body, n);
     }
   }
+  put_varint(body, tombstones_.size());
+  for (const auto& [id, t] : tombstones_) {
+    put_string(body, id);
+    put_varint(body, t.incarnation);
+    put_signed(body, t.removed_us);
+  }
   std::string out(kCheckpointMagic);
   put_u32(out, kCheckpointVersion);
   put_u32(out, crc32c(body));
@@ -203,11 +227,28 @@ std::string LogIndex::checkpoint(std::uint32_t segment, std::uint64_t offset) co
   return out;
 }
 
+bool LogIndex::restore_tombstones(Reader& in) {
+  std::uint64_t n = 0;
+  if (!in.varint(n) || n > in.rest().size()) return false;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    std::string id;
+    std::uint64_t incarnation = 0;
+    Tomb t;
+    if (!in.string(id) || !in.varint(incarnation) || incarnation < 1 || incarnation > UINT32_MAX ||
+        !in.signed_varint(t.removed_us)) {
+      return false;
+    }
+    t.incarnation = static_cast<std::uint32_t>(incarnation);
+    tombstones_[std::move(id)] = t;
+  }
+  return true;
+}
+
 Result<std::pair<std::uint32_t, std::uint64_t>> LogIndex::restore(std::string_view bytes) {
   auto bad = [](const std::string& why) { return make_error(Errc::internal, why); };
   if (bytes.size() < 16 || bytes.substr(0, 8) != kCheckpointMagic) return bad("not a Spool index checkpoint");
   const std::uint32_t version = get_u32(bytes.substr(8));
-  if (version != 1 && version != kCheckpointVersion) return bad("an index checkpoint of another version");
+  if (version < 1 || version > kCheckpointVersion) return bad("an index checkpoint of another version");
   const std::string_view body = bytes.substr(16);
   if (crc32c(body) != get_u32(bytes.substr(12))) return bad("the index checkpoint fails its checksum");
   Reader in(body);
@@ -251,6 +292,7 @@ Result<std::pair<std::uint32_t, std::uint64_t>> LogIndex::restore(std::string_vi
     IndexEntry& stored = by_serial_[serial] = std::move(e);
     serial_of_[stored.id] = serial;
   }
+  if (version >= 3 && !restore_tombstones(in)) return bad("the index checkpoint is malformed");
   if (!in.done()) return bad("the index checkpoint is malformed");
   return std::pair{static_cast<std::uint32_t>(segment), offset};
 }

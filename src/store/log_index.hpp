@@ -60,6 +60,15 @@ class LogIndex {
   // Segments with records of a stored stream.
   std::vector<std::uint32_t> live_segments() const;
 
+  // Ids removed with a tombstone (their last incarnation, and when), until a create of the id.
+  struct Tomb {
+    std::uint32_t incarnation = 1;
+    std::int64_t removed_us = 0;
+  };
+  const std::unordered_map<std::string, Tomb>& tombstones() const { return tombstones_; }
+  // Forgets the tombstones removed before `before_us`, then the oldest past `most`.
+  void prune_tombstones(std::int64_t before_us, std::size_t most);
+
   // The index as a checkpoint file's bytes, covering the log up to (segment, offset).
   std::string checkpoint(std::uint32_t segment, std::uint64_t offset) const;
   // Reads a checkpoint; the position it covers up to, or an error saying what is wrong with it.
@@ -68,11 +77,13 @@ class LogIndex {
  private:
   void add_bytes(IndexEntry& e, std::uint32_t segment, std::uint64_t n);
   void erase(std::uint64_t serial);
+  bool restore_tombstones(logfmt::Reader& in);
 
   std::unordered_map<std::uint64_t, IndexEntry> by_serial_;
   std::unordered_map<std::string_view, std::uint64_t> serial_of_;  // keys view their entry's id
   std::map<std::uint32_t, std::uint64_t> live_;                    // segment → bytes of stored streams' records
   std::uint64_t next_serial_ = 1;
+  std::unordered_map<std::string, Tomb> tombstones_;
 };
 
 }  // namespace spool

@@ -123,6 +123,7 @@ Result<StoredStream> LogStore::Impl::load(const IndexEntry& e) const {
   s.info.message_count = static_cast<int>(c.message_count);
   s.info.thinking_enabled = c.thinking;
   s.info.created_at = from_us(c.created_us);
+  s.info.incarnation = c.incarnation;
   s.info.status = u.status;
   s.info.updated_at = e.update.size > 0 ? from_us(u.updated_us) : s.info.created_at;
   if (u.completed_us) s.info.completed_at = from_us(*u.completed_us);
@@ -163,6 +164,15 @@ Result<std::vector<StoredStream>> LogStore::load_all() {
   return out;
 }
 
+std::vector<Tombstone> LogStore::tombstones() const {
+  std::vector<Tombstone> out;
+  std::lock_guard lk(impl_->index_mu);
+  out.reserve(impl_->index.tombstones().size());
+  for (const auto& [id, t] : impl_->index.tombstones())
+    out.push_back(Tombstone{id, t.incarnation, from_us(t.removed_us)});
+  return out;
+}
+
 void LogStore::create(const StreamInfo& info, const std::string& owner, Written done) {
   Op op;
   op.kind = Op::Kind::create;
@@ -173,6 +183,7 @@ void LogStore::create(const StreamInfo& info, const std::string& owner, Written 
   op.create.message_count = info.message_count;
   op.create.thinking = info.thinking_enabled;
   op.create.created_us = to_us(info.created_at);
+  op.create.incarnation = info.incarnation;
   op.update = update_of(info);
   op.done = std::move(done);
   impl_->push(std::move(op));
@@ -212,10 +223,14 @@ void LogStore::bind_key(const std::string& id, const std::string& key, const std
   impl_->push(std::move(op));
 }
 
-void LogStore::remove(const std::string& id, Written done) {
+void LogStore::remove(const std::string& id, std::optional<Tombstone> tombstone, Written done) {
   Op op;
   op.kind = Op::Kind::remove;
   op.id = id;
+  if (tombstone) {
+    op.remove.incarnation = tombstone->incarnation;
+    op.remove.removed_us = to_us(tombstone->removed_at);
+  }
   op.done = std::move(done);
   impl_->push(std::move(op));
 }

@@ -39,6 +39,8 @@ class LogStore final : public StreamStore {
   // Every stored stream's record, oldest first, with its event count in info.events and no
   // events (they stay on disk: open_log reads them). Call before writing.
   Result<std::vector<StoredStream>> load_all();
+  // The ids removed with a tombstone (and not created again), as stored.
+  std::vector<Tombstone> tombstones() const;
 
   // StreamStore: a write's `done` runs on the writer thread once it is written (and synced with
   // fsync_each).
@@ -47,7 +49,7 @@ class LogStore final : public StreamStore {
               Change change, Written done) override;
   void update(const StreamInfo& info, Written done) override;
   void bind_key(const std::string& id, const std::string& key, const std::string& digest, Written done) override;
-  void remove(const std::string& id, Written done) override;
+  void remove(const std::string& id, std::optional<Tombstone> tombstone, Written done) override;
   void barrier(Written done) override;
   std::optional<std::string> failure() const override;
   bool reads_back() const override { return true; }

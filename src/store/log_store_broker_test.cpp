@@ -40,7 +40,7 @@ T run(boost::asio::io_context& ctx, boost::asio::awaitable<T> aw) {
 
 // Everything a new cursor on `id` reads, from `after` on.
 std::string read_all(boost::asio::io_context& ctx, Broker& broker, const std::string& id, std::uint64_t after = 0) {
-  auto cursor = run(ctx, broker.open(id, after, ctx.get_executor()));
+  auto cursor = run(ctx, broker.open(id, after, 0, ctx.get_executor()));
   EXPECT_TRUE(cursor.ok());
   if (!cursor.ok()) return {};
   std::string out;
@@ -77,7 +77,7 @@ TEST(LogStoreBroker, AFinishedLogIsReadFromDiskAsItWasFromMemory) {
   auto w = run(ctx, broker.create(StreamSpec{"s", "m", 1, false, "o"}));
   ASSERT_TRUE(w.ok());
   // a cursor open while it runs keeps the log in memory and reads it there
-  auto live = run(ctx, broker.open("s", 0, ctx.get_executor()));
+  auto live = run(ctx, broker.open("s", 0, 0, ctx.get_executor()));
   (*w)->publish(tokens(500), StreamStatus::processing);
   (*w)->publish(std::vector<NewEvent>{{"message_stop", R"({"type":"message_stop"})"}}, StreamStatus::completed);
   EXPECT_TRUE(run(ctx, broker.flush("s")).ok());
@@ -104,8 +104,8 @@ TEST(LogStoreBroker, AFinishedLogIsReadFromDiskAsItWasFromMemory) {
   auto info = run(ctx, broker.info("s"));
   EXPECT_EQ(info->events, 502u);
   EXPECT_EQ(info->observers, 0);
-  EXPECT_TRUE(run(ctx, broker.remove("s")).ok());
-  EXPECT_EQ(run(ctx, broker.open("s", 0, ctx.get_executor())).error().code, Errc::not_found);
+  EXPECT_TRUE(run(ctx, broker.remove("s", Removal::tombstone)).ok());
+  EXPECT_EQ(run(ctx, broker.open("s", 0, 0, ctx.get_executor())).error().code, Errc::not_found);
   broker.stop();
 }
 

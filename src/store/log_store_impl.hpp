@@ -36,6 +36,7 @@ struct Op {
   std::string id;
   logfmt::Create create;  // create (serial given when written)
   logfmt::Update update;  // create (its first record), update, append when with_update
+  logfmt::Remove remove;  // remove (serial given when written), with its tombstone if any
   bool with_update = false;
   std::optional<Usage> usage;  // append: the usage it changes, when that is all it changes
   std::uint64_t first = 0, count = 0;

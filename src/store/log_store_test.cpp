@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <map>
 #include <span>
 
 namespace spool {
@@ -35,6 +36,10 @@ StreamInfo info_of(const std::string& id, StreamStatus status = StreamStatus::pr
   return i;
 }
 
+std::int64_t logstore_us(SysTime t) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+}
+
 std::vector<NewEvent> events(std::uint64_t n, const std::string& tag) {
   std::vector<NewEvent> out;
   for (std::uint64_t i = 0; i < n; ++i) {
@@ -46,7 +51,7 @@ std::vector<NewEvent> events(std::uint64_t n, const std::string& tag) {
 // The frames an observer of those events receives from position `first` on.
 std::string frames_of(std::span<const NewEvent> evs, std::uint64_t first) {
   std::string out;
-  for (std::size_t i = 0; i < evs.size(); ++i) append_frame(out, evs[i].type, evs[i].json, first + i);
+  for (std::size_t i = 0; i < evs.size(); ++i) append_frame(out, evs[i].type, evs[i].json, EventId{first + i});
   return out;
 }
 
@@ -130,6 +135,55 @@ TEST(LogStore, WhatIsWrittenIsReadBackAfterReopeningByteForByte) {
   }
 }
 
+// A stream's incarnation and the tombstones of removed ids survive a reopen, from the checkpoint
+// and from a replay of the log alike; a create of the id ends its tombstone, an old one is forgotten.
+TEST(LogStore, IncarnationsAndTombstonesSurviveAReopen) {
+  TempDir dir;
+  const SysTime now = std::chrono::system_clock::now();
+  {
+    auto store = open_store(dir.path);
+    StreamInfo later = info_of("later");
+    later.incarnation = 3;
+    store->create(later, "", {});
+    store->create(info_of("gone"), "", {});
+    store->create(info_of("again"), "", {});
+    store->create(info_of("old"), "", {});
+    store->create(info_of("quiet"), "", {});
+    store->remove("gone", Tombstone{"gone", 1, now}, {});
+    store->remove("again", Tombstone{"again", 4, now}, {});
+    store->remove("old", Tombstone{"old", 2, now - kIncarnationMemory - 1h}, {});
+    store->remove("quiet", std::nullopt, {});  // leaves nothing behind
+    StreamInfo again = info_of("again");
+    again.incarnation = 5;
+    store->create(again, "", {});
+    drain(*store);
+  }
+  auto check = [](LogStore& store, bool old_kept) {
+    auto all = store.load_all();
+    ASSERT_TRUE(all.ok());
+    std::map<std::string, std::uint32_t> incarnations;
+    for (const auto& s : *all) incarnations[s.info.id] = s.info.incarnation;
+    EXPECT_EQ(incarnations, (std::map<std::string, std::uint32_t>{{"again", 5}, {"later", 3}}));
+    std::map<std::string, std::uint32_t> tombs;
+    for (const auto& t : store.tombstones()) tombs[t.id] = t.incarnation;
+    std::map<std::string, std::uint32_t> want{{"gone", 1}};
+    if (old_kept) want["old"] = 2;
+    EXPECT_EQ(tombs, want);
+  };
+  {
+    auto store = open_store(dir.path);  // from the checkpoint written at close, which forgot "old"
+    check(*store, false);
+  }
+  fs::remove(dir.path + "/index");  // the same from a replay of the whole log
+  auto store = open_store(dir.path);
+  check(*store, true);
+  const auto tombs = store->tombstones();
+  ASSERT_FALSE(tombs.empty());
+  for (const auto& t : tombs) {
+    if (t.id == "gone") EXPECT_EQ(logstore_us(t.removed_at), logstore_us(now));
+  }
+}
+
 // Events that change only the usage are one progress record; the usage read back is the latest,
 // whichever record (progress or update) stated it, within a batch and across batches and reopens.
 TEST(LogStore, TheUsageWrittenWithEventsIsTheOneReadBack) {
@@ -179,7 +233,7 @@ TEST(LogStore, ARemovedStreamStaysGoneAndItsSegmentsAreReclaimed) {
   }
   const std::size_t full = store->segments();
   EXPECT_GT(full, 3u);
-  for (int i = 0; i < 20; ++i) store->remove("s" + std::to_string(i), {});
+  for (int i = 0; i < 20; ++i) store->remove("s" + std::to_string(i), std::nullopt, {});
   store->create(info_of("last"), "", {});
   drain(*store);
   EXPECT_LE(store->segments(), 2u) << "from " << full;
@@ -215,7 +269,7 @@ TEST(LogStore, MostlyDeadSegmentsAreCompactedAndNothingLiveIsLost) {
   }
   const std::size_t full = store->segments();
   for (int i = 0; i < 30; ++i) {
-    if (i % 5 != 0) store->remove("s" + std::to_string(i), {});
+    if (i % 5 != 0) store->remove("s" + std::to_string(i), std::nullopt, {});
   }
   for (int round = 0; round < 2 * static_cast<int>(full); ++round) drain(*store);  // a batch compacts one segment
   EXPECT_LE(store->segments(), full / 2) << "from " << full;

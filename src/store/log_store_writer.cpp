@@ -54,7 +54,8 @@ class BatchEncoder {
     if (op.kind == Op::Kind::key) {
       logfmt::append(out_, logfmt::Key{*serial, op.key, op.digest});
     } else if (op.kind == Op::Kind::remove) {
-      logfmt::append(out_, logfmt::Remove{*serial});
+      op.remove.serial = *serial;
+      logfmt::append(out_, op.remove);
       created_.erase(op.id);
       removed_.insert(op.id);
     }
@@ -388,6 +389,8 @@ Status LogStore::Impl::write_checkpoint() {
   std::string bytes;
   {
     std::lock_guard lk(index_mu);
+    const auto forgotten = std::chrono::system_clock::now() - kIncarnationMemory;
+    index.prune_tombstones(logstore::to_us(forgotten), kMostTombstones);
     bytes = index.checkpoint(active->number(), active->size());
   }
   const std::string tmp = checkpoint_path() + ".tmp";

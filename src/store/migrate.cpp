@@ -25,7 +25,8 @@ Result<std::size_t> migrate_sqlite_store(const std::string& dir, LogStore& to) {
     to.create(s.info, s.owner, {});
     if (!s.events.empty()) {
       std::string frames;
-      for (std::size_t i = 0; i < s.events.size(); ++i) append_frame(frames, s.events[i].type, s.events[i].json, i + 1);
+      for (std::size_t i = 0; i < s.events.size(); ++i)
+        append_frame(frames, s.events[i].type, s.events[i].json, EventId{i + 1});
       to.append(s.info, 1, s.events.size(), std::move(frames), StreamStore::Change::none, {});
     }
     if (!s.key.empty()) to.bind_key(s.info.id, s.key, s.digest, {});

@@ -15,33 +15,43 @@ char* put(char* p, std::string_view s) {
   return p + s.size();
 }
 
-std::string_view id_text(std::uint64_t position, char (&buf)[24]) {
-  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, position);
+// The one place an event id is spelled (20 digits, '.', 10 digits at most).
+std::string_view id_text(EventId id, char (&buf)[32]) {
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, id.position);
+  if (id.incarnation > 1) {
+    *end++ = '.';
+    end = std::to_chars(end, buf + sizeof buf, id.incarnation).ptr;
+  }
   return {buf, static_cast<std::size_t>(end - buf)};
 }
 
 }  // namespace
 
-std::size_t frame_size(std::string_view type, std::string_view json, std::uint64_t position) {
-  char buf[24];
-  return 7 + type.size() + 7 + json.size() + 5 + id_text(position, buf).size() + 2;
+std::string to_string(EventId id) {
+  char buf[32];
+  return std::string(id_text(id, buf));
 }
 
-char* write_frame(char* out, std::string_view type, std::string_view json, std::uint64_t position) {
-  char buf[24];
+std::size_t frame_size(std::string_view type, std::string_view json, EventId id) {
+  char buf[32];
+  return 7 + type.size() + 7 + json.size() + 5 + id_text(id, buf).size() + 2;
+}
+
+char* write_frame(char* out, std::string_view type, std::string_view json, EventId id) {
+  char buf[32];
   char* p = put(out, "event: ");
   p = put(p, type);
   p = put(p, "\ndata: ");
   p = put(p, json);
   p = put(p, "\nid: ");
-  p = put(p, id_text(position, buf));
+  p = put(p, id_text(id, buf));
   return put(p, "\n\n");
 }
 
-void append_frame(std::string& out, std::string_view type, std::string_view json, std::uint64_t position) {
+void append_frame(std::string& out, std::string_view type, std::string_view json, EventId id) {
   const std::size_t at = out.size();
-  out.resize(at + frame_size(type, json, position));
-  write_frame(out.data() + at, type, json, position);
+  out.resize(at + frame_size(type, json, id));
+  write_frame(out.data() + at, type, json, id);
 }
 
 char* EventLog::reserve(std::size_t n) {
@@ -63,8 +73,9 @@ char* EventLog::reserve(std::size_t n) {
 }
 
 std::uint64_t EventLog::append(std::string_view type, std::string_view json) {
-  const std::uint64_t pos = index_.size() + 1;
-  write_frame(reserve(frame_size(type, json, pos)), type, json, pos);
+  const EventId id{index_.size() + 1, incarnation_};
+  write_frame(reserve(frame_size(type, json, id)), type, json, id);
+  const std::uint64_t pos = id.position;
   return pos;
 }
 

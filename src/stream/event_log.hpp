@@ -12,24 +12,39 @@
 
 namespace spool {
 
-// Bytes of the SSE frame of event `position`: "event: <type>\ndata: <json>\nid: <position>\n\n".
-std::size_t frame_size(std::string_view type, std::string_view json, std::uint64_t position);
+// Where an event is: its 1-based position in the log of one incarnation of its stream's id.
+struct EventId {
+  std::uint64_t position = 0;
+  std::uint32_t incarnation = 1;
+};
+
+// The SSE id of an event (SPEC §1.2): "<position>" in an id's first incarnation, else
+// "<position>.<incarnation>".
+std::string to_string(EventId id);
+
+// Bytes of the SSE frame of event `id`: "event: <type>\ndata: <json>\nid: <to_string(id)>\n\n".
+std::size_t frame_size(std::string_view type, std::string_view json, EventId id);
 // Writes that frame at `out` (frame_size bytes); returns the end.
-char* write_frame(char* out, std::string_view type, std::string_view json, std::uint64_t position);
+char* write_frame(char* out, std::string_view type, std::string_view json, EventId id);
 // Appends that frame to `out`.
-void append_frame(std::string& out, std::string_view type, std::string_view json, std::uint64_t position);
+void append_frame(std::string& out, std::string_view type, std::string_view json, EventId id);
 
 // Frames are stored back to back in segments that never move or change once written, so a
 // reader may keep pointers into them for as long as it keeps the log alive. Not thread-safe:
 // the owner serializes append() and gather() (readers then use the bytes without the lock).
 class EventLog {
  public:
-  EventLog() = default;
+  // The log of incarnation `incarnation` of its stream's id (its frames' ids carry it).
+  explicit EventLog(std::uint32_t incarnation = 1) : incarnation_(incarnation) {}
   EventLog(const EventLog&) = delete;
   EventLog& operator=(const EventLog&) = delete;
 
-  // Appends `event: <type>\ndata: <json>\nid: <n>\n\n` where n is the new event's 1-based
-  // position, and returns n.
+  // The incarnation its frames name; set before the first append.
+  std::uint32_t incarnation() const { return incarnation_; }
+  void set_incarnation(std::uint32_t incarnation) { incarnation_ = incarnation; }
+
+  // Appends `event: <type>\ndata: <json>\nid: <id>\n\n` where id names the new event's 1-based
+  // position n (and the incarnation, after the first), and returns n.
   std::uint64_t append(std::string_view type, std::string_view json);
 
   // Number of events.
@@ -70,6 +85,7 @@ class EventLog {
   std::vector<Segment> segments_;
   std::vector<Where> index_;
   std::size_t bytes_ = 0;
+  std::uint32_t incarnation_ = 1;
 };
 
 }  // namespace spool

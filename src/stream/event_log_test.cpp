@@ -23,6 +23,20 @@ TEST(EventLog, AppendFramesWithPositions) {
   EXPECT_EQ(log.frame(3), "");
 }
 
+TEST(EventLog, ALaterIncarnationsIdsCarryIt) {
+  EventLog log(2);
+  EXPECT_EQ(log.append("ping", "{}"), 1u);
+  EXPECT_EQ(log.frame(1), "event: ping\ndata: {}\nid: 1.2\n\n");
+  EXPECT_EQ(log.bytes(), log.frame(1).size());
+  EXPECT_EQ(to_string(EventId{8, 1}), "8") << "the first incarnation keeps plain positions";
+  EXPECT_EQ(to_string(EventId{8, 3}), "8.3");
+  EXPECT_EQ(to_string(EventId{UINT64_MAX, UINT32_MAX}), "18446744073709551615.4294967295");
+  std::string out;
+  append_frame(out, "a", "{}", EventId{12, 7});
+  EXPECT_EQ(out, "event: a\ndata: {}\nid: 12.7\n\n");
+  EXPECT_EQ(out.size(), frame_size("a", "{}", EventId{12, 7}));
+}
+
 TEST(EventLog, GatherFromEveryPositionAcrossSegments) {
   EventLog log;
   std::string all;

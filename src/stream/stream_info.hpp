@@ -3,6 +3,8 @@
 
 #include "core/clock.hpp"
 
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -19,6 +21,12 @@ std::string_view to_string(StreamStatus s);
 // True for completed, cancelled and error.
 inline bool is_terminal(StreamStatus s) { return s != StreamStatus::pending && s != StreamStatus::processing; }
 
+// How long an id's incarnation is remembered after its stream is removed (deleted or expired):
+// a stream created again under the id within this time gets the next incarnation (SPEC §1.2).
+inline constexpr std::chrono::hours kIncarnationMemory{24};
+// The most removed ids whose incarnation is remembered at once (the oldest are forgotten first).
+inline constexpr std::size_t kMostTombstones = 1'000'000;
+
 // Token counts of one reply.
 struct Usage {
   std::int64_t input_tokens = 0;
@@ -34,7 +42,6 @@ struct NewEvent {
 // A snapshot of one stream's record, as /status shows it.
 struct StreamInfo {
   std::string id;
-  std::uint32_t incarnation = 1;  // which use of the id: 1, then +1 after each delete (§1.2)
   StreamStatus status = StreamStatus::pending;
   SysTime created_at{};
   SysTime updated_at{};
@@ -47,6 +54,7 @@ struct StreamInfo {
   int observers = 0;
   Usage usage;
   std::optional<int> queue_position;
+  std::uint32_t incarnation = 1;  // which use of the id this is (1 = first; SPEC §1.2)
 };
 
 }  // namespace spool

@@ -27,6 +27,14 @@ struct StoredStream {
   std::vector<NewEvent> events;
 };
 
+// What a removed stream leaves behind for kIncarnationMemory: its id's incarnation, so the id's
+// next stream gets the one after it (SPEC §1.2).
+struct Tombstone {
+  std::string id;
+  std::uint32_t incarnation = 1;
+  SysTime removed_at{};
+};
+
 // A stored log read back; one read at a time, on a thread that may block on the disk.
 class StoredLog {
  public:
@@ -44,7 +52,7 @@ class StreamStore {
   using Written = std::function<void()>;
 
   virtual ~StreamStore() = default;
-  // Stores a new stream's record and its owner.
+  // Stores a new stream's record (its incarnation too) and its owner.
   virtual void create(const StreamInfo& info, const std::string& owner, Written done) = 0;
   // What a write of events also changes in the stream's record.
   enum class Change {
@@ -61,8 +69,9 @@ class StreamStore {
   virtual void update(const StreamInfo& info, Written done) = 0;
   // Stores the Idempotency-Key bound to `id`.
   virtual void bind_key(const std::string& id, const std::string& key, const std::string& digest, Written done) = 0;
-  // Forgets `id` and its log.
-  virtual void remove(const std::string& id, Written done) = 0;
+  // Forgets `id` and its log; with `tombstone` (of `id`), remembers it until kIncarnationMemory
+  // after its removed_at, across restarts.
+  virtual void remove(const std::string& id, std::optional<Tombstone> tombstone, Written done) = 0;
   // `done` runs once everything queued before it is stored.
   virtual void barrier(Written done) = 0;
   // Why the last write failed, while writes fail (they are retried), or nullopt.

@@ -183,12 +183,13 @@ test('delete of a running stream closes its observers, answers 200 null, then ev
     assert.equal(res.status, 404, `${name} after delete: ${res.status} ${res.text}`);
     assert.deepEqual(res.json, notFound(id), name);
   }
-  // The id may be used again, and it is a fresh stream.
+  // The id may be used again, and it is a fresh stream: its second incarnation (§1.2).
   assert.equal((await c.start(chat('second life'), id)).status, 200);
   const s = await waitStatus(c, id, 'completed');
   const log = await readSSE(streamUrl(srv.url, id));
   assert.equal(textOf(log.events), 'second life');
-  assert.equal(log.stored[0].id, '1');
+  assert.equal(log.stored[0].id, '1.2');
+  assert.equal(s.metadata.incarnation, 2);
   assert.equal(s.metadata.events, log.stored.length);
 });
 

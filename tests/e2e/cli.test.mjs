@@ -323,6 +323,46 @@ test('watch resumes through a dropped connection with Last-Event-ID, printing ev
   }
 });
 
+test('watch of a reused id resumes with the whole id (N.I); --from takes one; an old position is refused', async () => {
+  const c = client(slow.url);
+  const id = newId('reused');
+  assert.equal((await c.start(chat('gone'), id)).status, 200);
+  await waitStatus(c, id);
+  assert.equal((await c.remove(id)).status, 200);
+  const prompt = words(40);
+  assert.equal((await c.start(chat(prompt), id)).status, 200);
+  const proxy = await startProxy(slow.url);
+  try {
+    let cut = false;
+    let seen = 0;
+    proxy.onResponse((pair, bytes) => {
+      if (cut || !bytes.toString().includes('content_block_delta')) return;
+      seen += 1;
+      if (seen >= 3) {
+        cut = true;
+        pair.down.destroy();
+        pair.up.destroy();
+      }
+    });
+    const r = await run(['watch', id], { url: proxy.url });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(cut);
+    assert.equal(r.stdout, prompt, 'no token lost, none twice');
+    const resumes = proxy.requests().filter((h) => /^last-event-id: \d+\.2$/im.test(h));
+    assert.equal(resumes.length, 1, proxy.requests().join('\n---\n'));
+  } finally {
+    await proxy.close();
+  }
+  let r = await run(['watch', '--from', '4.2', id], { url: slow.url });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, prompt.split(' ').slice(2).join(' '), 'after event 4: two deltas skipped');
+  r = await run(['watch', '--from', '4', id], { url: slow.url });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /incarnation 1 of stream .* now names incarnation 2/, r.stderr);
+  r = await run(['watch', '--from', '4.x', id], { url: slow.url });
+  assert.notEqual(r.code, 0);
+});
+
 test('watch gives up with exit 3 after --retry-for seconds without reaching the server', async () => {
   const proxy = await startProxy(slow.url);
   const id = newId('giveup');

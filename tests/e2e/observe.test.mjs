@@ -162,7 +162,8 @@ test('resume beyond the current end waits for new events, skipping nothing after
   assert.ok(full.text.endsWith(r.text), 'resumed body must be a suffix of the full log');
 });
 
-for (const bad of ['abc', '-1', '1.5', '0x10', '12abc']) {
+// ("1.5" is well formed since ids name their incarnation: position 1 of the fifth; incarnation.test.mjs)
+for (const bad of ['abc', '-1', '1.', '1.0', '.5', '1.5.1', '0x10', '12abc']) {
   test(`malformed resume position ${JSON.stringify(bad)} is 400`, async () => {
     const { id } = await completedStream('bad position');
     const h = await c.get(`${ASYNC}/${id}/stream`, { headers: { 'Last-Event-ID': bad } });
