@@ -1,6 +1,7 @@
 #include "engine/mock_engine.hpp"
 
 #include "core/spawn.hpp"
+#include "engine/schema_instance.hpp"
 #include "engine/stop_matcher.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -102,9 +103,18 @@ asio::awaitable<void> MockRun::run(std::shared_ptr<const ChatRequest> req, std::
     co_return;
   }
 
+  std::string reply = prompt;
+  if (req->output_format) {  // checked at start (check_output_format), so an instance exists
+    auto instance = schema_instance(req->output_format->schema);
+    if (!instance) {
+      sink->fail(instance.error());
+      co_return;
+    }
+    reply = spaced_json(*instance);
+  }
   StopMatcher matcher(req->stop_sequences);
   std::int64_t out = 0;
-  for (auto t : tokens) {
+  for (auto t : mock_tokens(reply)) {
     if (req->max_tokens > 0 && out >= req->max_tokens) {
       sink->finish(StopReason::max_tokens, std::nullopt);
       co_return;
@@ -168,5 +178,11 @@ std::shared_ptr<EngineRun> MockEngine::start(std::shared_ptr<const ChatRequest> 
 }
 
 Result<std::int64_t> MockEngine::count_tokens(const ChatRequest& req) { return mock_input_tokens(req); }
+
+Status MockEngine::check_output_format(const OutputFormat& format) const {
+  auto instance = schema_instance(format.schema);
+  if (!instance) return instance.error();
+  return Ok{};
+}
 
 }  // namespace spool
