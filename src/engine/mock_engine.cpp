@@ -32,6 +32,16 @@ std::int64_t count_words(std::string_view text) {
   return n;
 }
 
+// The input of a mock call of tool `name`: a minimal instance of its input_schema ({} when it
+// requires nothing, or when no instance can be made), so a forced JSON tool gets valid JSON.
+std::string tool_input(const ChatRequest& req, const std::string& name) {
+  for (const auto& t : req.tools) {
+    if (t.name != name || !t.input_schema.is_object()) continue;
+    if (auto v = schema_instance(t.input_schema.as_object(), true); v && v->is_object()) return spaced_json(*v);
+  }
+  return "{}";
+}
+
 class MockRun final : public EngineRun, public std::enable_shared_from_this<MockRun> {
  public:
   MockRun(const asio::any_io_executor& ex, std::chrono::milliseconds delay) : timer_(ex), delay_(delay) {}
@@ -98,7 +108,7 @@ asio::awaitable<void> MockRun::run(std::shared_ptr<const ChatRequest> req, std::
     if (emitted++ > 0) co_await pause(emitted);
     if (stop(*sink)) co_return;
     sink->tool_use(name);
-    sink->tool_input("{}");
+    sink->tool_input(tool_input(*req, name));
     sink->finish(StopReason::tool_use, std::nullopt);
     co_return;
   }

@@ -85,7 +85,7 @@ void fold_into(json::object& a, const json::object& b) {
 
 class Generator {
  public:
-  explicit Generator(const json::object& root) : root_(root) {}
+  Generator(const json::object& root, bool minimal) : root_(root), minimal_(minimal) {}
 
   // An instance of `schema`, `depth` levels into the value; nullopt with why_ set when none fits.
   std::optional<json::value> make(const json::value& schema, std::size_t depth);
@@ -102,6 +102,7 @@ class Generator {
   }
 
   json::value root_;
+  bool minimal_;           // only what is required
   std::size_t steps_ = 0;  // subschemas visited, failed attempts included: bounds the work and the size
   std::string why_;
 };
@@ -200,6 +201,7 @@ std::optional<json::value> Generator::make_object(const json::object& s, std::si
   };
   if (const json::value* props = s.if_contains("properties"); props && props->is_object()) {
     for (const auto& kv : props->as_object()) {
+      if (minimal_ && !required(kv.key())) continue;
       auto v = make(kv.value(), depth + 1);
       if (v) {
         out[kv.key()] = std::move(*v);
@@ -232,8 +234,8 @@ std::optional<json::value> Generator::make_array(const json::object& s, std::siz
   const std::size_t min_items = size_keyword(s, "minItems", 0);
   const std::size_t max_items = size_keyword(s, "maxItems", std::numeric_limits<std::size_t>::max());
   if (min_items > max_items) return fail("an array's minItems exceeds its maxItems");
-  const std::size_t count =
-      std::min(std::max(min_items, std::max(kDefaultItems, tuple ? tuple->size() : 0)), max_items);
+  const std::size_t shown = minimal_ ? 0 : std::max(kDefaultItems, tuple ? tuple->size() : 0);
+  const std::size_t count = std::min(std::max(min_items, shown), max_items);
   const json::value any(true);
   const json::value& rest = items && !items->is_array() ? *items : any;
   for (std::size_t i = 0; i < count; ++i) {
@@ -279,8 +281,8 @@ void append_spaced(const json::value& v, std::string& out) {
 
 }  // namespace
 
-Result<json::value> schema_instance(const json::object& schema) {
-  Generator g(schema);
+Result<json::value> schema_instance(const json::object& schema, bool minimal) {
+  Generator g(schema, minimal);
   auto v = g.make(json::value(schema), 0);
   if (!v) return make_error(Errc::invalid_request, "no instance of the schema fits the mock's limits: " + g.why());
   return std::move(*v);

@@ -22,7 +22,9 @@ inline constexpr std::size_t kMaxInstanceSteps = 2000;
 // string (formats, lengths), number/integer (bounds), boolean, null, enum, const,
 // anyOf/oneOf/allOf and local $ref; patterns and multipleOf are not honoured.
 // invalid_request when no instance fits within the limits (e.g. a required recursion).
-Result<boost::json::value> schema_instance(const boost::json::object& schema);
+// With `minimal`, only required properties and minItems items are made (a tool call's input:
+// `{}` when nothing is required).
+Result<boost::json::value> schema_instance(const boost::json::object& schema, bool minimal = false);
 
 // `v` as JSON text with a space after each ',' and ':', so the mock streams it word by word.
 std::string spaced_json(const boost::json::value& v);

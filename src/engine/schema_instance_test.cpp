@@ -161,6 +161,16 @@ TEST(SchemaInstance, NoInstanceIsAnError) {
   }
 }
 
+TEST(SchemaInstance, MinimalMakesOnlyWhatIsRequired) {
+  const auto schema = json::parse(R"({"type":"object","properties":{"a":{"type":"string"},
+      "b":{"type":"array","items":{"type":"integer"}},"c":{"type":"array","minItems":1,"items":{"type":"integer"}}},
+      "required":["b","c"]})");
+  auto r = schema_instance(schema.as_object(), true);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(json::serialize(*r), R"({"b":[],"c":[0]})");
+  EXPECT_EQ(json::serialize(*schema_instance(json::object{{"type", "object"}}, true)), "{}");
+}
+
 TEST(SchemaInstance, SpacedJsonSplitsIntoWords) {
   EXPECT_EQ(spaced_json(json::parse(R"({"a":[1,"x y"],"b":{}})")), R"({"a": [1, "x y"], "b": {}})");
 }
