@@ -34,6 +34,7 @@ declare -A owners=(
   ["sqlite3.h"]="^src/store/sqlite_store\\.cpp$"
   ["llama.h"]="^src/engine/llama_"
   ["chat.h"]="^src/engine/llama_"
+  ["json-schema-to-grammar.h"]="^src/engine/llama_"
   ["ggml"]="^src/engine/llama_"
   ["toml++/"]="^src/app/config"
   ["CLI/"]="^src/(app|cli)/"

@@ -1,6 +1,7 @@
 #include "api/chat_parser.hpp"
 
 #include "api/chat_schema.hpp"
+#include "api/structured_output.hpp"
 
 #include <boost/json/parser.hpp>
 
@@ -524,6 +525,7 @@ Result<ChatRequest> parse_chat_request(std::string_view body) {
   parse_metadata(o, loc, req, is);
   const ToolNames tools = parse_tools(o, loc, req, is);
   parse_tool_choice(o, loc, req, is);
+  parse_structured_output(o, loc, req, is);
   const json::array* raw_msgs = parse_messages(o, loc, req, is);
   if (!is.empty()) return is.error();
   if (auto ok = check_rules(req, *raw_msgs, tools); !ok) return ok.error();

@@ -332,6 +332,7 @@ Result<StartJob> Router::job_of(Call& call) const {
   if (!req) return req.error();
   auto model = jobs_.models().resolve(req->model);
   if (!model) return model.error();
+  if (auto takes = check_model_takes(*model.value(), *req); !takes) return takes.error();
   take_trace_context(call.req, *req);
   StartJob job;
   job.request_id = call.request_id;
@@ -509,6 +510,8 @@ asio::awaitable<http::Response> Router::validate(Call& call) {
     failure = req.error();
   } else if (auto model = jobs_.models().resolve(req->model); !model) {
     failure = model.error();
+  } else if (auto takes = check_model_takes(*model.value(), *req); !takes) {
+    failure = takes.error();
   }
   if (!failure) co_return json_response(200, R"({"valid":true,"errors":null})");
   if (!failure->detail.is_null()) co_return error_response(*failure);

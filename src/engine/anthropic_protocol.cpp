@@ -69,10 +69,19 @@ json::object anthropic_request_body(const ChatRequest& req, std::string_view ups
       body["tool_choice"] = std::move(choice);
     }
   }
+  if (auto oc = anthropic_output_config(req); !oc.empty()) body["output_config"] = std::move(oc);
   if (const auto* uid = req.metadata.if_contains("user_id"); uid && uid->is_string()) {
     body["metadata"] = json::object{{"user_id", *uid}};
   }
   return body;
+}
+
+json::object anthropic_output_config(const ChatRequest& req) {
+  json::object oc = req.output_config;
+  if (req.output_format && !oc.contains("format")) {  // it came as output_format or response_format
+    oc["format"] = json::object{{"type", "json_schema"}, {"schema", req.output_format->schema}};
+  }
+  return oc;
 }
 
 void AnthropicStream::finish() {

@@ -15,6 +15,10 @@ namespace spool {
 // The /v1/messages body for `req` (stream: true), naming `upstream_model`.
 boost::json::object anthropic_request_body(const ChatRequest& req, std::string_view upstream_model);
 
+// The output_config to send: the request's as sent (format, effort, ...), with
+// {format: {type: json_schema, schema}} added when the format came in another field; empty for none.
+boost::json::object anthropic_output_config(const ChatRequest& req);
+
 // Feeds one streamed Anthropic reply into a sink.
 class AnthropicStream final : public UpstreamReply {
  public:

@@ -106,6 +106,22 @@ TEST(AnthropicRequest, BodyKeepsBlocksAndSettings) {
   EXPECT_FALSE(anthropic_request_body(r, "m").contains("thinking"));  // budget must stay below max_tokens
 }
 
+TEST(AnthropicRequest, ForwardsOutputConfigAsSent) {
+  ChatRequest r;
+  r.messages.push_back(ChatMessage{"user", {ContentBlock{"text", "hi", "", "", {}}}});
+  EXPECT_FALSE(anthropic_request_body(r, "m").contains("output_config"));
+  const boost::json::object schema{{"type", "object"}, {"properties", {{"a", {{"type", "string"}}}}}};
+  r.output_config = boost::json::object{{"effort", "low"}, {"format", {{"type", "json_schema"}, {"schema", schema}}}};
+  r.output_format = OutputFormat{OutputFormat::Kind::json_schema, schema, {}, std::nullopt};
+  EXPECT_EQ(anthropic_request_body(r, "m").at("output_config"), r.output_config);
+
+  r.output_config = boost::json::object{{"effort", "high"}};  // the format came as output_format or response_format
+  const boost::json::object oc = anthropic_request_body(r, "m").at("output_config").as_object();
+  EXPECT_EQ(oc.at("effort").as_string(), "high");
+  EXPECT_EQ(oc.at("format").at("type").as_string(), "json_schema");
+  EXPECT_EQ(oc.at("format").at("schema"), schema);
+}
+
 }  // namespace
 }  // namespace spool
 

@@ -66,6 +66,11 @@ class Engine {
   virtual Result<std::int64_t> count_tokens(const ChatRequest& req) = 0;
   // Why the engine cannot serve now (for /health), or nullopt when it can.
   virtual std::optional<std::string> unready_reason() const { return std::nullopt; }
+  // Whether replies can be constrained to ChatRequest::output_format (a JSON schema).
+  virtual bool follows_output_format() const { return false; }
+  // Why this engine cannot follow `format` although it follows formats (a schema it cannot
+  // turn into a constraint), as invalid_request; Ok when it can. Cheap: called before a job starts.
+  virtual Status check_output_format(const OutputFormat& format) const { return Ok{}; }
 };
 
 }  // namespace spool

@@ -4,6 +4,7 @@
 #include "engine/reply_splitter.hpp"
 
 #include <chat.h>  // llama.cpp's common library: Jinja chat templates
+#include <json-schema-to-grammar.h>
 #include <llama.h>
 
 #include <boost/json/serialize.hpp>
@@ -116,6 +117,18 @@ Result<common_chat_templates_inputs> template_inputs(const ChatRequest& req) {
   return in;
 }
 
+// The GBNF grammar (root rule "root") that only lets through JSON valid against `format`'s schema,
+// by llama.cpp's json_schema_to_grammar; invalid_request saying why it cannot convert the schema.
+Result<std::string> format_grammar(const OutputFormat& format) {
+  try {
+    return json_schema_to_grammar(common_json::parse(boost::json::serialize(format.schema)), true);
+  } catch (const std::exception& e) {
+    std::string why = e.what();
+    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    return make_error(Errc::invalid_request, "llama.cpp cannot turn the schema into a grammar: " + why);
+  }
+}
+
 std::optional<Error> check_gguf(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) return engine_error("model file not found or unreadable: " + path);
@@ -153,7 +166,15 @@ struct LlamaEngine::Impl {
   void finish(Slot& s, std::size_t seq, StopReason reason);
   void step(llama_batch& batch);
   llama_token top_logit(int batch_index) const;
+  llama_sampler* grammar_sampler(const OutputFormat& format) const;
 };
+
+// A grammar sampler for `format`, or nullptr when llama.cpp cannot build one.
+llama_sampler* LlamaEngine::Impl::grammar_sampler(const OutputFormat& format) const {
+  auto grammar = format_grammar(format);
+  if (!grammar) return nullptr;
+  return llama_sampler_init_grammar(vocab, grammar->c_str(), "root");
+}
 
 // What llama.cpp's greedy sampler picks, without its copy of every logit into a candidate array
 // (on small models that copy costs as much as a decode step).
@@ -252,6 +273,16 @@ void LlamaEngine::Impl::admit(Slot& s, std::size_t seq) {
   s.splitter.emplace(r.stop_sequences);
   s.sampler = llama_sampler_chain_init(llama_sampler_chain_default_params());
   s.argmax = false;
+  if (r.output_format) {  // first in the chain: the others only ever see tokens the grammar allows
+    llama_sampler* grammar = grammar_sampler(*r.output_format);
+    if (!grammar) {
+      s.job.sink->fail(make_error(Errc::invalid_request, "llama.cpp rejected the grammar made from the schema"));
+      llama_sampler_free(s.sampler);
+      s = Slot{};
+      return;
+    }
+    llama_sampler_chain_add(s.sampler, grammar);
+  }
   const bool penalties = r.repetition_penalty || r.frequency_penalty || r.presence_penalty;
   if (penalties) {
     llama_sampler_chain_add(s.sampler,
@@ -263,7 +294,7 @@ void LlamaEngine::Impl::admit(Slot& s, std::size_t seq) {
   const double temperature = r.temperature.value_or(1.0);
   if (temperature <= 0.0) {
     llama_sampler_chain_add(s.sampler, llama_sampler_init_greedy());
-    s.argmax = !penalties;
+    s.argmax = !penalties && !r.output_format;
   } else {
     if (r.top_k && *r.top_k > 0)
       llama_sampler_chain_add(s.sampler, llama_sampler_init_top_k(static_cast<int32_t>(*r.top_k)));
@@ -450,6 +481,12 @@ std::shared_ptr<EngineRun> LlamaEngine::start(std::shared_ptr<const ChatRequest>
   }
   impl_->q->cv.notify_all();
   return run;
+}
+
+Status LlamaEngine::check_output_format(const OutputFormat& format) const {
+  auto grammar = format_grammar(format);
+  if (!grammar) return grammar.error();
+  return Ok{};
 }
 
 std::optional<std::string> LlamaEngine::unready_reason() const {

@@ -34,6 +34,10 @@ class LlamaEngine final : public Engine {
   Result<std::int64_t> count_tokens(const ChatRequest& req) override;
   // "loading ..." until the model is loaded, then the load error if it failed.
   std::optional<std::string> unready_reason() const override;
+  // Sampling is then constrained by a grammar made from the schema (llama.cpp's json_schema_to_grammar).
+  bool follows_output_format() const override { return true; }
+  // Whether json_schema_to_grammar can convert the schema.
+  Status check_output_format(const OutputFormat& format) const override;
 
   // Blocks until the model is loaded or failed to load; the load error, if any. (Tests and
   // start-up only: never on a network thread.)

@@ -3,6 +3,7 @@
 #include "tiny_gguf.hpp"
 
 #include <gtest/gtest.h>
+#include <boost/json/parse.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -216,6 +217,43 @@ TEST_F(LlamaEngineTest, ImageBlocksAreAClearError) {
   ASSERT_TRUE(sink->wait());
   ASSERT_TRUE(sink->error);
   EXPECT_NE(sink->error->explanation.find("image"), std::string::npos);
+}
+
+TEST_F(LlamaEngineTest, OutputFormatConstrainsTheRandomModelToTheSchema) {
+  LlamaEngine engine(options(2));
+  const auto schema = boost::json::parse(R"({"type":"object","properties":{
+      "ok":{"type":"boolean"},"color":{"enum":["red","green"]},"n":{"type":"integer"}},
+      "required":["ok","color","n"],"additionalProperties":false})");
+  const OutputFormat format{OutputFormat::Kind::json_schema, schema.as_object(), {}, std::nullopt};
+  ASSERT_TRUE(engine.check_output_format(format).ok());
+  for (double temperature : {0.0, 1.0}) {
+    auto r = std::make_shared<ChatRequest>(*request("give me json", 200));
+    r->output_format = format;
+    r->temperature = temperature;
+    auto sink = std::make_shared<RecordingSink>();
+    engine.start(r, sink);
+    ASSERT_TRUE(sink->wait());
+    ASSERT_FALSE(sink->error) << sink->error->explanation;
+    ASSERT_EQ(sink->reason, StopReason::end_turn) << sink->reply;  // the grammar ends the reply, not max_tokens
+    boost::system::error_code ec;
+    const auto v = boost::json::parse(sink->reply, ec);
+    ASSERT_FALSE(ec) << sink->reply;
+    ASSERT_TRUE(v.is_object()) << sink->reply;
+    EXPECT_TRUE(v.at("ok").is_bool()) << sink->reply;
+    EXPECT_TRUE(v.at("color") == "red" || v.at("color") == "green") << sink->reply;
+    EXPECT_TRUE(v.at("n").is_int64()) << sink->reply;
+    EXPECT_EQ(v.as_object().size(), 3u) << sink->reply;
+  }
+}
+
+TEST_F(LlamaEngineTest, ASchemaWithoutAGrammarIsRefused) {
+  LlamaEngine engine(options(1));
+  const auto schema = boost::json::parse(R"({"type":"string","pattern":"^(ab$"})");
+  auto ok =
+      engine.check_output_format(OutputFormat{OutputFormat::Kind::json_schema, schema.as_object(), {}, std::nullopt});
+  ASSERT_FALSE(ok.ok());
+  EXPECT_EQ(ok.error().code, Errc::invalid_request);
+  EXPECT_NE(ok.error().explanation.find("grammar"), std::string::npos) << ok.error().explanation;
 }
 
 }  // namespace

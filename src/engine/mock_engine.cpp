@@ -1,6 +1,7 @@
 #include "engine/mock_engine.hpp"
 
 #include "core/spawn.hpp"
+#include "engine/schema_instance.hpp"
 #include "engine/stop_matcher.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -29,6 +30,16 @@ std::int64_t count_words(std::string_view text) {
     }
   }
   return n;
+}
+
+// The input of a mock call of tool `name`: a minimal instance of its input_schema ({} when it
+// requires nothing, or when no instance can be made), so a forced JSON tool gets valid JSON.
+std::string tool_input(const ChatRequest& req, const std::string& name) {
+  for (const auto& t : req.tools) {
+    if (t.name != name || !t.input_schema.is_object()) continue;
+    if (auto v = schema_instance(t.input_schema.as_object(), true); v && v->is_object()) return spaced_json(*v);
+  }
+  return "{}";
 }
 
 class MockRun final : public EngineRun, public std::enable_shared_from_this<MockRun> {
@@ -97,14 +108,23 @@ asio::awaitable<void> MockRun::run(std::shared_ptr<const ChatRequest> req, std::
     if (emitted++ > 0) co_await pause(emitted);
     if (stop(*sink)) co_return;
     sink->tool_use(name);
-    sink->tool_input("{}");
+    sink->tool_input(tool_input(*req, name));
     sink->finish(StopReason::tool_use, std::nullopt);
     co_return;
   }
 
+  std::string reply = prompt;
+  if (req->output_format) {  // checked at start (check_output_format), so an instance exists
+    auto instance = schema_instance(req->output_format->schema);
+    if (!instance) {
+      sink->fail(instance.error());
+      co_return;
+    }
+    reply = spaced_json(*instance);
+  }
   StopMatcher matcher(req->stop_sequences);
   std::int64_t out = 0;
-  for (auto t : tokens) {
+  for (auto t : mock_tokens(reply)) {
     if (req->max_tokens > 0 && out >= req->max_tokens) {
       sink->finish(StopReason::max_tokens, std::nullopt);
       co_return;
@@ -168,5 +188,11 @@ std::shared_ptr<EngineRun> MockEngine::start(std::shared_ptr<const ChatRequest> 
 }
 
 Result<std::int64_t> MockEngine::count_tokens(const ChatRequest& req) { return mock_input_tokens(req); }
+
+Status MockEngine::check_output_format(const OutputFormat& format) const {
+  auto instance = schema_instance(format.schema);
+  if (!instance) return instance.error();
+  return Ok{};
+}
 
 }  // namespace spool

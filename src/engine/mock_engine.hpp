@@ -1,4 +1,5 @@
-// The `mock` engine (§7): deterministic echo of the last user message, for tests, demos and benchmarks.
+// The `mock` engine (§7): deterministic echo of the last user message, for tests, demos and benchmarks;
+// with an output format, a deterministic instance of its JSON schema instead.
 #pragma once
 
 #include "engine/engine.hpp"
@@ -20,6 +21,10 @@ class MockEngine final : public Engine {
   MockEngine(boost::asio::any_io_executor engine_executor, MockOptions opts);
   std::shared_ptr<EngineRun> start(std::shared_ptr<const ChatRequest> req, std::shared_ptr<EngineSink> sink) override;
   Result<std::int64_t> count_tokens(const ChatRequest& req) override;
+  // The reply's text is then a JSON instance of the schema (schema_instance), instead of the echo.
+  bool follows_output_format() const override { return true; }
+  // Whether an instance of the schema fits schema_instance's limits.
+  Status check_output_format(const OutputFormat& format) const override;
 
  private:
   boost::asio::any_io_executor ex_;

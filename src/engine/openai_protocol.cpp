@@ -98,7 +98,15 @@ json::object openai_request_body(const ChatRequest& req, std::string_view upstre
       }
     }
   }
+  if (req.output_format) body["response_format"] = openai_response_format(*req.output_format);
   return body;
+}
+
+json::object openai_response_format(const OutputFormat& format) {
+  if (format.kind == OutputFormat::Kind::json_object) return json::object{{"type", "json_object"}};
+  json::object schema{{"name", format.name.empty() ? std::string("response") : format.name}, {"schema", format.schema}};
+  if (format.strict) schema["strict"] = *format.strict;
+  return json::object{{"type", "json_schema"}, {"json_schema", std::move(schema)}};
 }
 
 namespace {

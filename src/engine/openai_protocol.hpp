@@ -19,6 +19,10 @@ namespace spool {
 // Stop sequences are not sent: Spool applies them itself so it can report which one matched.
 boost::json::object openai_request_body(const ChatRequest& req, std::string_view upstream_model);
 
+// The response_format that asks an OpenAI-compatible server for `format`: {type: json_object}, or
+// {type: json_schema, json_schema: {name ("response" when unnamed), schema, strict when given}}.
+boost::json::object openai_response_format(const OutputFormat& format);
+
 // Feeds one streamed reply into a sink.
 class OpenAiStream final : public UpstreamReply {
  public:

@@ -115,6 +115,23 @@ TEST(OpenAiRequest, TranslatesConversationToolsAndSampling) {
   EXPECT_EQ(upstream_error_message(R"({"error":{"message":"bad key"}})"), "bad key");
 }
 
+TEST(OpenAiRequest, OutputFormatBecomesResponseFormat) {
+  ChatRequest r;
+  r.messages.push_back(ChatMessage{"user", {ContentBlock{"text", "hi", "", "", {}}}});
+  EXPECT_FALSE(openai_request_body(r, "m").contains("response_format"));
+  const json::object schema{{"type", "object"}, {"required", json::array{"a"}}};
+  r.output_format = OutputFormat{OutputFormat::Kind::json_schema, schema, {}, std::nullopt};
+  EXPECT_EQ(json::serialize(openai_request_body(r, "m").at("response_format")),
+            R"({"type":"json_schema","json_schema":{"name":"response","schema":{"type":"object","required":["a"]}}})");
+  r.output_format->name = "person";
+  r.output_format->strict = true;
+  const json::value rf = openai_request_body(r, "m").at("response_format");
+  EXPECT_EQ(rf.at("json_schema").at("name").as_string(), "person");
+  EXPECT_TRUE(rf.at("json_schema").at("strict").as_bool());
+  r.output_format = OutputFormat{OutputFormat::Kind::json_object, json::object{{"type", "object"}}, {}, std::nullopt};
+  EXPECT_EQ(json::serialize(openai_request_body(r, "m").at("response_format")), R"({"type":"json_object"})");
+}
+
 }  // namespace
 }  // namespace spool
 

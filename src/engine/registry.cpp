@@ -29,6 +29,19 @@ Result<const Model*> ModelRegistry::resolve(std::string_view requested) const {
                     "Unknown model '" + std::string(requested) + "'; available models: " + names + " (or 'default')");
 }
 
+Status check_model_takes(const Model& m, const ChatRequest& req) {
+  if (!req.output_format) return Ok{};
+  if (!m.impl->follows_output_format()) {
+    return make_error(Errc::invalid_request,
+                      "model '" + m.name + "' (engine " + m.engine + ") cannot constrain output to a JSON schema");
+  }
+  if (auto ok = m.impl->check_output_format(*req.output_format); !ok) {
+    return make_error(Errc::invalid_request, "model '" + m.name + "' (engine " + m.engine +
+                                                 ") cannot follow this output format: " + ok.error().explanation);
+  }
+  return Ok{};
+}
+
 bool is_upstream_kind(std::string_view kind) { return kind == "openai" || kind == "anthropic"; }
 
 Result<std::shared_ptr<Engine>> make_engine(const EngineSpec& spec,

@@ -40,6 +40,10 @@ class ModelRegistry {
   std::size_t default_ = 0;
 };
 
+// Whether `m` can serve `req` as asked: invalid_request saying why when the request has an
+// output format that model's engine cannot follow (SPEC §2: never plain text instead).
+Status check_model_takes(const Model& m, const ChatRequest& req);
+
 // How to build one model's engine: its kind and the settings of that kind.
 struct EngineSpec {
   std::string kind;          // mock, llama, openai, anthropic

@@ -52,6 +52,9 @@ class UpstreamEngine final : public Engine {
   Result<std::int64_t> count_tokens(const ChatRequest& req) override;
   // Why the last request could not reach the upstream, until one does again.
   std::optional<std::string> unready_reason() const override;
+  // The protocol sends the format on (anthropic: output_config, openai: response_format); the
+  // upstream enforces it.
+  bool follows_output_format() const override { return true; }
 
   // Whether the upstream answered lately (shared with the requests in flight).
   struct Reachability {

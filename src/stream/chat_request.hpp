@@ -39,6 +39,16 @@ struct ToolChoice {
   std::string name;  // for type tool
 };
 
+// The JSON the reply's text must be (output_config.format, or the older output_format and
+// OpenAI-style response_format): an instance of `schema`, checked by the parser to be bounded.
+struct OutputFormat {
+  enum class Kind { json_schema, json_object };
+  Kind kind = Kind::json_schema;
+  boost::json::object schema;  // for json_object, {"type":"object"}
+  std::string name;            // response_format.json_schema.name, or empty
+  std::optional<bool> strict;  // response_format.json_schema.strict, as sent
+};
+
 // Everything an engine needs to produce one reply.
 struct ChatRequest {
   std::string model = "default";  // as requested; resolved by the engine registry
@@ -52,6 +62,8 @@ struct ChatRequest {
   std::vector<ToolSpec> tools;
   std::optional<ToolChoice> tool_choice;
   bool thinking = false;
+  std::optional<OutputFormat> output_format;  // the shape the reply's text must take
+  boost::json::object output_config;          // output_config as sent (format, effort, ...), for the anthropic engine
   boost::json::object metadata;
   int message_count = 0;    // messages after moving system messages out
   std::string traceparent;  // W3C trace context of the request that started it (validated), or empty
