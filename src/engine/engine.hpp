@@ -68,6 +68,9 @@ class Engine {
   virtual std::optional<std::string> unready_reason() const { return std::nullopt; }
   // Whether replies can be constrained to ChatRequest::output_format (a JSON schema).
   virtual bool follows_output_format() const { return false; }
+  // True when thinking signatures come from an upstream, known only as a thinking block ends
+  // (its signature_delta); false when the job makes them.
+  virtual bool signs_thinking() const { return false; }
   // Why this engine cannot follow `format` although it follows formats (a schema it cannot
   // turn into a constraint), as invalid_request; Ok when it can. Cheap: called before a job starts.
   virtual Status check_output_format(const OutputFormat& format) const { return Ok{}; }

@@ -113,6 +113,7 @@ UpstreamProtocol openai_protocol() {
 UpstreamProtocol anthropic_protocol() {
   UpstreamProtocol p;
   p.route = "/v1/messages";
+  p.signs_thinking = true;
   p.headers = [](const UpstreamOptions& o) {
     std::vector<std::pair<std::string, std::string>> h{{"anthropic-version", "2023-06-01"}};
     if (!o.api_key.empty()) h.emplace_back("x-api-key", o.api_key);

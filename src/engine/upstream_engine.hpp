@@ -35,6 +35,7 @@ struct UpstreamProtocol {
   std::function<std::vector<std::pair<std::string, std::string>>(const UpstreamOptions&)> headers;
   std::function<std::string(const UpstreamOptions&, const ChatRequest&)> body;
   std::function<std::unique_ptr<UpstreamReply>(EngineSink&, const ChatRequest&)> reply;
+  bool signs_thinking = false;  // the upstream signs its thinking blocks (anthropic)
 };
 
 // The OpenAI chat-completions protocol (vLLM, Ollama, llama-server, LM Studio, OpenAI).
@@ -55,6 +56,7 @@ class UpstreamEngine final : public Engine {
   // The protocol sends the format on (anthropic: output_config, openai: response_format); the
   // upstream enforces it.
   bool follows_output_format() const override { return true; }
+  bool signs_thinking() const override { return protocol_.signs_thinking; }
 
   // Whether the upstream answered lately (shared with the requests in flight).
   struct Reachability {

@@ -66,8 +66,8 @@ void Job::open_block(BlockKind kind, std::string_view tool_name) {
       block = {{"type", "text"}, {"text", ""}};
       break;
     case BlockKind::thinking:
-      signature_ = prefixed_hex_id("sig_");
-      block = {{"type", "thinking"}, {"thinking", ""}, {"signature", signature_}};
+      signature_ = prefixed_hex_id("sig_");  // unless the upstream gives one
+      block = {{"type", "thinking"}, {"thinking", ""}, {"signature", opts_.upstream_signatures ? "" : signature_}};
       break;
     case BlockKind::tool_use:
       block = {{"type", "tool_use"}, {"id", prefixed_hex_id("tool_")}, {"name", tool_name}, {"input", json::object{}}};

@@ -14,8 +14,10 @@ namespace spool {
 
 // Settings of one job.
 struct JobOptions {
-  std::uint64_t max_events = 100000;                    // log cap (§4.2); the last slot is kept for the error event
-  bool fold = false;                                    // keep the folded message for a synchronous reply
+  std::uint64_t max_events = 100000;  // log cap (§4.2); the last slot is kept for the error event
+  bool fold = false;                  // keep the folded message for a synchronous reply
+  bool upstream_signatures =
+      false;  // thinking blocks start with "signature": "" (as Anthropic's): the upstream's comes last
   std::atomic<std::uint64_t>* output_tokens = nullptr;  // where produced tokens are also counted (metrics)
 };
 

@@ -107,8 +107,9 @@ std::shared_ptr<Job> JobService::launch(const StartJob& job, std::shared_ptr<Str
     log_event(failure ? spdlog::level::warn : spdlog::level::info, failure ? "job failed" : "job ended",
               {{"message_id", id}, {"request_id", request_id}, {"error", failure ? failure->explanation : ""}});
   };
-  auto j = std::make_shared<Job>(id, job.model->name, std::move(writer),
-                                 JobOptions{opts_.maximum_stream_length, job.fold, tokens}, std::move(on_end));
+  auto j = std::make_shared<Job>(
+      id, job.model->name, std::move(writer),
+      JobOptions{opts_.maximum_stream_length, job.fold, job.model->impl->signs_thinking(), tokens}, std::move(on_end));
   *self = j;
   log_event(spdlog::level::info, "job started",
             {{"message_id", id},

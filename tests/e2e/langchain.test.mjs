@@ -17,15 +17,17 @@ const T = 15_000; // deadline of any one call
 
 let srv; // 3 ms per token
 let slow; // 50 ms per token: a 200-word reply takes 10 s, so an abort lands mid-way
+let proxy; // the anthropic engine in front of srv: its thinking signatures are an upstream's
 let rec;
 before(async () => {
   [srv, slow] = await Promise.all([
     startServer(['--mock-token-delay-ms', '3']),
     startServer(['--mock-token-delay-ms', '50']),
   ]);
+  proxy = await startServer(['--model', `default=anthropic:${srv.url}`]);
   rec = recordingFetch();
 });
-after(async () => { await Promise.all([srv.stop(), slow.stop()]); });
+after(async () => { await Promise.all([proxy.stop(), srv.stop(), slow.stop()]); });
 
 const chat = (opts = {}, on = srv) => new ChatAnthropic({
   model: 'default', apiKey: 'x', anthropicApiUrl: on.url, maxRetries: 0, maxTokens: 1000,
@@ -85,9 +87,13 @@ test('invoke with thinking: a thinking block with its signature, then the text',
   assert.deepEqual(rec.last().thinking, { type: 'enabled', budget_tokens: 1024 });
 });
 
+// Through the anthropic engine, whose signatures are the upstream's: LangChain folds chunks by
+// joining each string field of a block, so the signature is whole because the block's
+// content_block_start has "signature": "" as Anthropic's has (a Spool-made signature is in both,
+// §3.2, and LangChain doubles it; no upstream checks those).
 test('stream with thinking: the thinking arrives, its signature is kept, and the next turn sends it back', async () => {
   const prompt = 'one two three four five six';
-  const llm = chat(THINKING);
+  const llm = chat(THINKING, proxy);
   const { chunks, full } = await fold(llm.stream(prompt), 'the thinking stream');
   const thinkingDeltas = chunks.flatMap((c) => (Array.isArray(c.content) ? c.content : []))
     .filter((b) => b.type === 'thinking' && b.thinking).map((b) => b.thinking);
@@ -110,9 +116,6 @@ test('stream with thinking: the thinking arrives, its signature is kept, and the
   assert.deepEqual(r2.content.map((b) => b.type), ['thinking', 'text']);
   assert.equal(r2.content[1].text, 'and then?');
   assert.equal(r2.usage_metadata.input_tokens, 6 + 7 + 6 + 2, 'user, thinking, text, user: Spool read the thinking block');
-  // LangChain folds chunks by concatenating each string field of a block: the signature of the
-  // content_block_start and that of the signature_delta are joined, so it is whole only when the
-  // server sends it once (Anthropic's content_block_start has "signature": "").
   assert.match(blocks[0].signature, SIGNATURE_RE, 'the folded thinking block has one whole signature');
 });
 
