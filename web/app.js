@@ -287,16 +287,6 @@ async function pollStatus(job) {
       jobGone(job, 'This job does not exist: it was deleted or has expired.');
       return;
     }
-    if (e instanceof ApiError && e.status === 409 && job.model.position !== 0) {
-      // The id was deleted and used again since this tab saved it: what it shows is of the
-      // earlier job. Show the new one from its start.
-      sessionStorage.removeItem(SAVED_PREFIX + job.id);
-      job.model = new MessageModel();
-      $('output').replaceChildren();
-      render($('output'), job.model);
-      watchJob(job);
-      return;
-    }
     showError(e);
     job.statusTimer = setTimeout(() => pollStatus(job), 2000);
   }
