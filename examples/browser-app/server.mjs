@@ -68,7 +68,7 @@ async function ask(req, res) {
       return send(res, 502, { error: `Spool refused the job: ${typeof why === 'string' ? why : JSON.stringify(why)}` });
     }
   } catch (e) {
-    return send(res, 502, { error: `Spool cannot be reached at ${SPOOL_URL}: ${e.cause?.code ?? e.message}` });
+    return send(res, 502, { error: `Spool cannot be reached at ${SPOOL_URL}: ${e.cause?.code ?? e.cause?.errors?.[0]?.code ?? e.message}` });
   }
   if (!answer.read_token) {
     return send(res, 502, { error: 'Spool gave no read_token: start it with an auth secret (--auth-secret)' });
