@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { startServer } from '../e2e/lib/harness.mjs';
 import { textOf } from '../e2e/lib/sse.mjs';
 import { launch, newPage, shot, serverEvents, words } from './lib.mjs';
-import { startExample, freePort, waitFor, metric, cuttableProxy } from './example.mjs';
+import { startExample, freePort, metric, cuttableProxy } from './example.mjs';
 
 const SECRET = 'Bearer sk-browser-test-7f3a';
 const auth = { Authorization: SECRET };
@@ -64,7 +64,7 @@ async function openPage(url) {
   return page;
 }
 
-/** Submits `prompt` on the page with a backend; returns the job id once the page shows it. */
+/** Submits `prompt` on the page with a backend; returns /api/ask's answer once the page shows the job. */
 async function ask(page, prompt) {
   await page.fill('#prompt', prompt);
   const answer = page.waitForResponse((r) => r.url().endsWith('/api/ask'));

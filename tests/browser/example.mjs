@@ -44,17 +44,6 @@ export function startExample({ port, spoolUrl, publicUrl, secret }) {
   });
 }
 
-/** Polls `check` every 25 ms until it returns truthy; throws after `ms` naming `what`. */
-export async function waitFor(check, what, ms = 20_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 /** The value of one spool_requests_total{…} series in /metrics (0 when absent). */
 export async function metric(baseUrl, headers, labels) {
   const text = await (await fetch(`${baseUrl}/metrics`, { headers })).text();
