@@ -380,11 +380,13 @@ asio::awaitable<http::Response> Router::observe(Call& call) {
   std::uint64_t after = 0;
   std::uint32_t incarnation = 0;  // of the cursor resumed from (0: none, any incarnation)
   bool resumed = false;
+  // The header wins: a browser sends it when its EventSource reconnects by itself, to the URL
+  // (with the ?last_event_id= the page began from) it was opened with.
   std::optional<std::string> raw;
-  if (auto it = call.url.params().find("last_event_id"); it != call.url.params().end() && !(*it).value.empty()) {
-    raw = std::string((*it).value);
-  } else if (const std::string* h = call.req.header("last-event-id"); h && !h->empty()) {
+  if (const std::string* h = call.req.header("last-event-id"); h && !h->empty()) {
     raw = *h;
+  } else if (auto it = call.url.params().find("last_event_id"); it != call.url.params().end() && !(*it).value.empty()) {
+    raw = std::string((*it).value);
   }
   if (raw) {
     auto n = parse_event_id(*raw);

@@ -123,6 +123,15 @@ async function completedStream(prompt = 'resume me please now') {
   return { id, full };
 }
 
+test('with both a Last-Event-ID header and ?last_event_id=, the header wins (a browser\'s own reconnection)', async () => {
+  const c = client(srv.url);
+  const id = `both-${process.pid}`;
+  assert.equal((await c.start(chat(words(8)), id)).status, 200);
+  await waitStatus(c, id, 'completed');
+  const r = await readSSE(streamUrl(srv.url, id, '?last_event_id=2'), { headers: { 'Last-Event-ID': '6' } });
+  assert.equal(r.stored[0].id, '7');
+});
+
 test('resume with Last-Event-ID / ?last_event_id=N gives exactly the events after N', async () => {
   const { id, full } = await completedStream();
   const total = full.stored.length;
