@@ -218,6 +218,21 @@ TEST_F(ConfigTest, ListsTakeCommasOrRepeatsAndALaterSourceReplacesThem) {
   EXPECT_EQ(load({"--config", file, "--allowed-hosts", "flag.test"}).allowed_hosts, Hosts{"flag.test"});
 }
 
+TEST_F(ConfigTest, CorsAndReadTokenSettingsReachTheRoutes) {
+  EXPECT_TRUE(api_options(load({})).cors.origins.empty()) << "CORS is off by default";
+  set_env("SPOOL_CORS_ORIGINS", "https://App.test/,http://localhost:5173");
+  const Config cfg = load({"--cors-max-age", "60", "--read-token-ttl", "30", "--read-token-secret", "k"});
+  const ApiOptions api = api_options(cfg);
+  EXPECT_EQ(api.cors.origins, (std::vector<std::string>{"https://app.test", "http://localhost:5173"}));
+  EXPECT_EQ(api.origins.allowed_origins, api.cors.origins) << "without auth a CORS origin may send unsafe methods";
+  EXPECT_EQ(api.cors.max_age, std::chrono::seconds(60));
+  EXPECT_EQ(api.read_token_ttl, std::chrono::seconds(30));
+  EXPECT_EQ(api.read_token_key, "k");
+  EXPECT_EQ(load_error({"--cors-origins", "app.test"}),
+            "cors_origins: 'app.test' is not an origin (scheme://host[:port], e.g. https://app.example.com) or '*'");
+  EXPECT_EQ(load_error({"--read-token-ttl", "0"}), "read_token_ttl must be at least 1 second");
+}
+
 TEST_F(ConfigTest, ModelsFromFileThenFlags) {
   const std::string file = write_toml(
       "[[models]]\nname = \"up\"\nengine = \"openai\"\nurl = \"http://127.0.0.1:1/v1\"\nidle_timeout = 5\n"
